@@ -1,0 +1,117 @@
+"""Wiring: builds one ChatGuard instance from a ``Config`` and runs it.
+
+What it owns: which codec, pipeline, store and listeners an instance has, and
+their start and stop order. It holds no logic of its own; the order of steps
+on a message is in ``pipeline.py``, the I/O in ``relay/``.
+
+Stop order: stop accepting, close sessions with 1001 (bounded by
+``limits.drain_timeout``), then release the listeners and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+
+from aiohttp import web
+
+from .admin import admin_app
+from .codecs import JsonChatCodec
+from .config import Config
+from .identity import IdentityResolver
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .relay import Relay
+from .stores import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+class ChatGuard:
+    """One sidecar instance: relay listener, admin listener, shared state."""
+
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        self.config = config
+        self.instance_id = config.instance_id or socket.gethostname()
+        self.metrics = Metrics()
+        self.codec = JsonChatCodec.from_name_or_path(config.codec.mapping)
+        self.identity = IdentityResolver(config.identity)
+        self._own_store = store is None
+        self.store = store or open_store(
+            config.store.backend,
+            redis_url=config.store.redis_url,
+            key_prefix=config.store.key_prefix,
+            max_keys=config.store.max_keys,
+            clock=time.time,
+        )
+        self.pipeline = Pipeline.pass_through(self.metrics)
+        self.relay = Relay(config, self.codec, self.pipeline, self.metrics, self.identity)
+        self.admin = admin_app(
+            self.metrics,
+            {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
+        )
+        self._runners: list[web.AppRunner] = []
+        self.relay_address: tuple[str, int] | None = None
+        self.admin_address: tuple[str, int] | None = None
+
+    @property
+    def relay_url(self) -> str:
+        assert self.relay_address is not None, "not started"
+        return f"http://{self.relay_address[0]}:{self.relay_address[1]}"
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_address is not None, "not started"
+        return f"http://{self.admin_address[0]}:{self.admin_address[1]}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.relay_address = await self._listen(self.relay.app, cfg.listen.host, cfg.listen.port)
+        if cfg.admin.enabled:
+            self.admin_address = await self._listen(self.admin, cfg.admin.host, cfg.admin.port)
+
+    async def _listen(self, app: web.Application, host: str, port: int) -> tuple[str, int]:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        await site.start()
+        self._runners.append(runner)
+        address = runner.addresses[0]
+        return str(address[0]), int(address[1])
+
+    async def stop(self) -> None:
+        """Drain sessions (bounded), then release everything."""
+        drained = await self.relay.drain(self.config.limits.drain_timeout)
+        if not drained:
+            log.warning("%d sessions still open after the drain timeout", len(self.relay.sessions))
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self._own_store:
+            await self.store.close()
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and stop."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info(
+            "relay on %s -> %s; admin on %s",
+            self.relay_url,
+            self.config.upstream.url,
+            self.admin_url if self.admin_address else "off",
+        )
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            await self.stop()

@@ -1,0 +1,54 @@
+"""The interface every wire-protocol codec implements.
+
+A ``Codec`` is configuration (compiled once, shared by all sessions); a
+``CodecSession`` is the per-connection part, holding whatever the protocol
+needs to remember about one connection, most importantly the identity the
+upstream attested.
+
+Invariants every codec keeps:
+
+* ``decode`` never raises on any input: a frame it cannot map yields ``None``
+  and the relay passes it through byte for byte.
+* An event originating from the client carries the session's attested
+  identity as its sender, never a sender named in the frame.
+* ``render`` produces one frame the client's protocol understands natively.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from ..events import ChatEvent, Frame, Identity, Notice, Side
+
+
+class MappingError(ValueError):
+    """A codec mapping file is invalid; the message names file, key and reason."""
+
+
+class CodecSession(abc.ABC):
+    """Per-connection codec state."""
+
+    identity: Identity | None
+
+    @abc.abstractmethod
+    def decode(self, frame: Frame, origin: Side) -> ChatEvent | None:
+        """The chat event this frame means, or None to pass it through untouched."""
+
+    @abc.abstractmethod
+    def render(self, notice: Notice) -> Frame:
+        """A frame carrying ``notice`` toward the client."""
+
+
+class Codec(abc.ABC):
+    """A compiled protocol mapping; ``open`` makes a session for one connection."""
+
+    name: str
+
+    @abc.abstractmethod
+    def open(self, identity: Identity | None, *, use_welcome: bool = True) -> CodecSession:
+        """A session for one connection.
+
+        ``identity`` is set when a gateway header or JWT attested one; then it
+        stands, otherwise (with ``use_welcome``) the upstream's welcome frame
+        attests it.
+        """

@@ -1,0 +1,338 @@
+"""Configuration: one YAML file plus environment overrides.
+
+What it owns: the schema of every key (type, default, one line of doc), loading
+and validating a file, and applying ``CHATGUARD__SECTION__KEY=value``
+environment overrides.
+
+Invariants:
+
+* Every key has a default, so an empty file is a valid configuration.
+* Unknown keys and bad values are refused with ``ConfigError`` naming the
+  file, the dotted key and the reason; nothing is silently ignored.
+* The loaded ``Config`` is frozen: a reload builds a new one.
+* ``docs/configuration.md`` documents every key; a test checks that it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "CHATGUARD__"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming where it is."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.source = source
+        self.key = key
+        self.reason = reason
+
+
+def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    host: str = _doc("Address the relay listens on.", "127.0.0.1")
+    port: int = _doc("Port the relay listens on; 0 picks a free port.", 8000)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    enabled: bool = _doc("Serve the admin listener (/healthz, /readyz, /metrics).", True)
+    host: str = _doc("Address of the admin listener.", "127.0.0.1")
+    port: int = _doc("Port of the admin listener; 0 picks a free port.", 8081)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    url: str = _doc(
+        "The one chat service ChatGuard fronts (ws:// or wss://). Clients never choose it.",
+        "ws://127.0.0.1:9000",
+    )
+    connect_timeout: float = _doc("Seconds to open the upstream connection.", 5.0)
+    tls_verify: bool = _doc("Verify the upstream's TLS certificate (wss://, https://).", True)
+    http: bool = _doc("Reverse-proxy ordinary HTTP requests to the upstream.", True)
+    forwarded_headers: bool = _doc("Add X-Forwarded-For / -Proto / -Host.", True)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_frame_bytes: int = _doc(
+        "Largest WebSocket message accepted from either side; larger closes with 1009.",
+        1_048_576,
+    )
+    max_connections: int = _doc(
+        "Most concurrent client WebSocket sessions; beyond it upgrades get HTTP 503.", 10_000
+    )
+    idle_timeout: float = _doc(
+        "Close a session (1001) when neither side sent anything for this many seconds; 0 = never.",
+        300.0,
+    )
+    heartbeat: float = _doc(
+        "Seconds between the relay's own pings on each leg; an unanswered ping closes the "
+        "session. 0 disables.",
+        30.0,
+    )
+    write_buffer_bytes: int = _doc(
+        "Bytes buffered toward a slow reader before the relay stops reading from the other side.",
+        65_536,
+    )
+    drain_timeout: float = _doc(
+        "On SIGTERM, seconds to wait for sessions to close (code 1001) before exiting.", 10.0
+    )
+    max_http_body_bytes: int = _doc(
+        "Largest HTTP request body reverse-proxied to the upstream; larger gets HTTP 413.",
+        10_485_760,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderIdentityConfig:
+    user: str = _doc(
+        "Header a trusted auth gateway sets to the user id; empty disables. The gateway "
+        "must strip any client-supplied copy.",
+        "",
+    )
+    name: str = _doc("Header carrying the display name (optional).", "")
+    attrs: Mapping[str, str] = _doc(
+        "Attribute name -> header, e.g. {age_band: X-Age-Band}.", factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JwtIdentityConfig:
+    enabled: bool = _doc("Take identity from a verified JWT.", False)
+    algorithms: tuple[str, ...] = _doc("Accepted signing algorithms.", ("RS256", "ES256", "EdDSA"))
+    key: str = _doc(
+        "Verification key: a PEM public key, or the HMAC secret for HS256. Use key_file instead "
+        "to keep it out of the config.",
+        "",
+    )
+    key_file: str = _doc("File holding the verification key.", "")
+    audience: str = _doc("Required `aud` claim; empty = not checked.", "")
+    issuer: str = _doc("Required `iss` claim; empty = not checked.", "")
+    header: str = _doc("Header carrying `Bearer <token>`.", "Authorization")
+    query: str = _doc("Query parameter carrying the token (browsers cannot set headers).", "")
+    cookie: str = _doc("Cookie carrying the token.", "")
+    user_claim: str = _doc("Claim holding the user id.", "sub")
+    name_claim: str = _doc("Claim holding the display name.", "name")
+    attr_claims: Mapping[str, str] = _doc(
+        "Attribute name -> claim, e.g. {age_band: age_band}.", factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    welcome: bool = _doc(
+        "Take identity from the upstream's welcome frame (as the codec mapping describes).", True
+    )
+    header: HeaderIdentityConfig = _doc(
+        "Identity from a trusted gateway header.", factory=HeaderIdentityConfig
+    )
+    jwt: JwtIdentityConfig = _doc("Identity from a verified JWT.", factory=JwtIdentityConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class CodecConfig:
+    type: Literal["jsonchat"] = _doc("Wire protocol of the upstream.", "jsonchat")
+    mapping: str = _doc(
+        "jsonchat mapping: a built-in name (`example`) or a path to a mapping YAML file.",
+        "example",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    backend: Literal["memory", "redis"] = _doc(
+        "Shared state backend; redis when several replicas must share state.", "memory"
+    )
+    redis_url: str = _doc("Redis URL for backend redis.", "redis://127.0.0.1:6379/0")
+    key_prefix: str = _doc("Prefix of every key ChatGuard writes to Redis.", "chatguard:")
+    max_keys: int = _doc("Bound on keys held by the memory backend.", 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
+    upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
+    admin: AdminConfig = _doc("Health and metrics listener.", factory=AdminConfig)
+    limits: LimitsConfig = _doc(
+        "Bounds on frames, buffers, connections and time.", factory=LimitsConfig
+    )
+    codec: CodecConfig = _doc("How frames map to chat events.", factory=CodecConfig)
+    identity: IdentityConfig = _doc(
+        "Where a connection's identity comes from.", factory=IdentityConfig
+    )
+    store: StoreConfig = _doc("Shared state.", factory=StoreConfig)
+    data_dir: str = _doc("Directory for durable data (evidence, keys).", "./data")
+    instance_id: str = _doc(
+        "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = _doc("Log verbosity.", "info")
+
+
+# -- loading ---------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (or only defaults when None), then apply environment overrides."""
+    source = str(path) if path is not None else "<defaults>"
+    raw: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "<file>", f"cannot read: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(source, "<file>", f"not valid YAML: {exc}") from exc
+        if raw is None:
+            raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "<file>", "the top level must be a mapping")
+    merged = _apply_env(raw, os.environ if env is None else env, source)
+    config: Config = _build(Config, merged, "", source)
+    _check(config, source)
+    return config
+
+
+def from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Config:
+    """Build a Config from an already-parsed mapping (used by the demo and tests)."""
+    config: Config = _build(Config, dict(data), "", source)
+    _check(config, source)
+    return config
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+    merged = dict(raw)
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = merged
+        for part in path[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[part] = child
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment {name}", ".".join(path), f"bad value: {exc}") from exc
+    return merged
+
+
+def _build(cls: type[Any], data: Any, prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(source, prefix or "<top>", "expected a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            where = f"{prefix}{key}"
+            raise ConfigError(source, where, f"unknown key (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for name in known:
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, key + ".", source)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(source, key, f"must be one of {', '.join(map(str, allowed))}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, "must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, key, "must be an integer")
+        if value < 0:
+            raise ConfigError(source, key, "must not be negative")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(source, key, "must be a number")
+        if value < 0:
+            raise ConfigError(source, key, "must not be negative")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(source, key, "must be a string")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(source, key, "must be a list of strings")
+        return tuple(value)
+    if origin in (Mapping, dict) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(source, key, "must be a mapping of strings to strings")
+        return types.MappingProxyType(dict(value))
+    raise ConfigError(source, key, f"unsupported type {tp!r}")  # pragma: no cover
+
+
+def _check(config: Config, source: str) -> None:
+    """Cross-field checks that types alone cannot express."""
+    url = urlsplit(config.upstream.url)
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        raise ConfigError(source, "upstream.url", "must be a ws:// or wss:// URL with a host")
+    for key, port in (("listen.port", config.listen.port), ("admin.port", config.admin.port)):
+        if port > 65535:
+            raise ConfigError(source, key, "must be a port number (0-65535)")
+    if config.limits.max_frame_bytes < 1024:
+        raise ConfigError(source, "limits.max_frame_bytes", "must be at least 1024")
+    if config.limits.max_connections < 1:
+        raise ConfigError(source, "limits.max_connections", "must be at least 1")
+    jwt = config.identity.jwt
+    if jwt.enabled and not (jwt.key or jwt.key_file):
+        raise ConfigError(
+            source, "identity.jwt.key", "jwt is enabled but no key or key_file is set"
+        )
+    if jwt.key and jwt.key_file:
+        raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
+
+
+# -- documentation ---------------------------------------------------------
+
+
+def iter_keys(cls: type[Any] = Config, prefix: str = "") -> typing.Iterator[tuple[str, Any, str]]:
+    """Every leaf key as (dotted name, default, doc), for docs and their test."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from iter_keys(typing.cast(type[Any], tp), f"{prefix}{f.name}.")
+            continue
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        else:
+            default = typing.cast(Callable[[], Any], f.default_factory)()
+        yield f"{prefix}{f.name}", default, f.metadata.get("doc", "")

@@ -1,0 +1,88 @@
+"""``chatguard demo``: the example chat service, the sidecar in front of it and
+the admin endpoints, all on loopback with embedded defaults.
+
+Nothing here is needed in production; it exists so a newcomer sees ChatGuard
+working with one command. Defaults: memory store, data under a temporary
+folder (or ``--data-dir``), no Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from pathlib import Path
+
+from chatguard_examples.bots import run_bots
+from chatguard_examples.chat_service import ChatService
+
+from . import config as config_mod
+from .app import ChatGuard
+
+
+async def run_demo(
+    *,
+    listen: tuple[str, int],
+    upstream_listen: tuple[str, int],
+    admin: tuple[str, int],
+    data_dir: str | None,
+    scripted: bool,
+    stop: asyncio.Event | None = None,
+    announce: bool = True,
+) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="chatguard-demo-"))
+        await asyncio.to_thread(Path(data_dir).mkdir, parents=True, exist_ok=True)
+
+        service = ChatService(upstream_listen[0], upstream_listen[1])
+        await service.start()
+        cfg = config_mod.from_mapping(
+            {
+                "listen": {"host": listen[0], "port": listen[1]},
+                "admin": {"host": admin[0], "port": admin[1]},
+                "upstream": {"url": service.url},
+                "data_dir": data_dir,
+                "instance_id": "demo",
+                "limits": {"drain_timeout": 3.0},
+            },
+            source="demo defaults",
+        )
+        guard = ChatGuard(cfg)
+        await guard.start()
+        bots: asyncio.Task[None] | None = None
+        try:
+            relay_ws = guard.relay_url.replace("http://", "ws://") + "/ws"
+            if announce:
+                print(
+                    "ChatGuard demo is running.\n"
+                    f"  chat (through ChatGuard): {guard.relay_url}/\n"
+                    f"  chat (direct, no ChatGuard): http://{service.host}:{service.port}/\n"
+                    f"  health and metrics: {guard.admin_url}/healthz  {guard.admin_url}/metrics\n"
+                    f"  data directory: {data_dir}\n"
+                    "Open the chat page in two browser windows (one with an age under 18)."
+                    + ("\nTwo scripted users are chatting in 'lobby'." if scripted else "")
+                    + "\nPress Ctrl-C to stop.",
+                    flush=True,
+                )
+            if scripted:
+                bots = asyncio.create_task(run_bots(relay_ws, stop=stop))
+            await stop.wait()
+        finally:
+            stop.set()
+            if bots is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bots
+            await guard.stop()
+            await service.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+    return 0

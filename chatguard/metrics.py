@@ -1,0 +1,110 @@
+"""Prometheus metrics of one ChatGuard instance.
+
+What it owns: every metric name, its labels and its help text, in one place,
+registered in a registry owned by the instance (no module-level registry, so
+several instances in one process — as in tests — never collide).
+
+Invariants: label values come from small closed sets (sides, event kinds,
+reasons), never from user input, so cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+# Pipeline time is normally microseconds; buckets reach into milliseconds to
+# show a slow step or store.
+_PIPELINE_BUCKETS = (
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
+
+
+class Metrics:
+    """All metrics of one instance, registered in ``self.registry``."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connections_open = Gauge(
+            "chatguard_connections_open", "Client sessions currently open.", registry=r
+        )
+        self.connections_total = Counter(
+            "chatguard_connections", "Client sessions accepted.", registry=r
+        )
+        self.connections_refused = Counter(
+            "chatguard_connections_refused",
+            "Client sessions refused before pairing, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.frames = Counter(
+            "chatguard_frames",
+            "WebSocket frames relayed, by the side that sent them.",
+            ["origin"],
+            registry=r,
+        )
+        self.bytes = Counter(
+            "chatguard_bytes",
+            "Payload bytes relayed, by the side that sent them.",
+            ["origin"],
+            registry=r,
+        )
+        self.events = Counter(
+            "chatguard_chat_events",
+            "Chat events decoded, by kind and origin.",
+            ["kind", "origin"],
+            registry=r,
+        )
+        self.verdicts = Counter(
+            "chatguard_verdicts",
+            "Pipeline verdicts that changed a frame: dropped, replaced, injected.",
+            ["effect"],
+            registry=r,
+        )
+        self.pipeline_seconds = Histogram(
+            "chatguard_pipeline_seconds",
+            "Time spent in the pipeline per decoded event.",
+            buckets=_PIPELINE_BUCKETS,
+            registry=r,
+        )
+        self.pipeline_errors = Counter(
+            "chatguard_pipeline_errors",
+            "Pipeline steps that raised; the frame was passed on unchanged.",
+            ["step"],
+            registry=r,
+        )
+        self.upstream_connect_failures = Counter(
+            "chatguard_upstream_connect_failures",
+            "Failed attempts to open the upstream connection, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.closes = Counter(
+            "chatguard_session_closes",
+            "Sessions closed, by which side or limit ended them.",
+            ["cause"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "chatguard_http_requests",
+            "Plain HTTP requests reverse-proxied, by response status class.",
+            ["status"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,155 @@
+"""The order of steps on every chat event — written down once, here.
+
+Every frame a codec decodes into a ``ChatEvent``, from either side, runs
+through one ``Pipeline``. The pipeline asks each step in ``ORDER`` for a
+``Verdict`` and combines them:
+
+1. ``control``   — ChatGuard control frames from the client are consumed here
+                   and never forwarded (hold confirmations, reports, ...).
+2. ``sanctions`` — muted or banned users' messages stop here.
+3. ``policy``    — normalise, match rules, update conversation risk.
+4. ``banners``   — speed bumps chosen from the policy's signals.
+5. ``evidence``  — capture when an action asks for it.
+6. ``escalate``  — open or update a case for moderators.
+
+Only ``control`` exists in the pass-through default; later parts register
+their steps under these names and the order stays the one above, whatever
+order they are registered in.
+
+Combining rule (like an Envoy filter chain): steps run in order; each
+returns a verdict; injections accumulate; a replacement is seen by later
+steps as the frame to forward; the first verdict that drops the frame stops
+the chain. A step that raises is counted and skipped: a policy bug must never
+stop chat from flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: The order of steps. Steps not configured are skipped.
+ORDER = ("control", "sanctions", "policy", "banners", "evidence", "escalate")
+
+
+@dataclass(slots=True)
+class SessionContext:
+    """What a step may know about the session an event belongs to.
+
+    Owned and updated by the relay (the identity becomes known when the
+    upstream attests it); steps read it and never hold on to it.
+    """
+
+    session_id: str
+    peer: str
+    connected_at: float
+    user_agent: str = ""
+    identity: Identity | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+class Step(Protocol):
+    """One pipeline step. Return ``PASS`` to leave the frame alone."""
+
+    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict: ...
+
+
+ControlHandler = Callable[[ChatEvent, SessionContext], Awaitable[Verdict]]
+
+
+class ControlStep:
+    """Consumes client control frames; dispatches the known ones by type.
+
+    Unknown control types are answered with an error notice so a client (or a
+    forger) gets a clear answer; nothing is forwarded upstream either way.
+    """
+
+    def __init__(self, type_field: str = "type") -> None:
+        self.type_field = type_field
+        self.handlers: dict[str, ControlHandler] = {}
+
+    def register(self, control_type: str, handler: ControlHandler) -> None:
+        self.handlers[control_type] = handler
+
+    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        if event.kind is not EventKind.CONTROL:
+            return PASS
+        control = event.control or {}
+        kind = control.get(self.type_field)
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            return Verdict(
+                forward=False,
+                inject=(error_notice(f"unknown control frame type {kind!r}"),),
+                reason="control",
+            )
+        verdict = await handler(event, session)
+        # Whatever the handler says, a control frame never goes upstream.
+        return replace(verdict, forward=False, replacement=None)
+
+
+def error_notice(text: str) -> Inject:
+    return Inject(Side.CLIENT, Notice(kind="error", text=text, severity=Severity.WARNING))
+
+
+class Pipeline:
+    """Runs the configured steps in ``ORDER`` on each event."""
+
+    def __init__(
+        self,
+        steps: Mapping[str, Step],
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        unknown = set(steps) - set(ORDER)
+        if unknown:
+            raise ValueError(f"unknown pipeline steps: {', '.join(sorted(unknown))}")
+        self.steps: tuple[tuple[str, Step], ...] = tuple(
+            (name, steps[name]) for name in ORDER if name in steps
+        )
+        self.metrics = metrics
+        self.clock = clock
+
+    @classmethod
+    def pass_through(cls, metrics: Metrics | None = None) -> Pipeline:
+        """The default pipeline: control frames are consumed, all else passes."""
+        return cls({"control": ControlStep()}, metrics)
+
+    async def run(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        started = self.clock()
+        result = PASS
+        for name, step in self.steps:
+            try:
+                verdict = await step(event, session)
+            except Exception:
+                log.exception("pipeline step %s failed; frame passed on", name)
+                if self.metrics is not None:
+                    self.metrics.pipeline_errors.labels(step=name).inc()
+                continue
+            if verdict is PASS:
+                continue
+            result = _combine(result, verdict)
+            if not result.forward:
+                break
+            if verdict.replacement is not None:
+                event = replace(event, raw=verdict.replacement)
+        if self.metrics is not None:
+            self.metrics.pipeline_seconds.observe(self.clock() - started)
+        return result
+
+
+def _combine(before: Verdict, after: Verdict) -> Verdict:
+    return Verdict(
+        forward=after.forward,
+        replacement=after.replacement if after.replacement is not None else before.replacement,
+        inject=before.inject + after.inject,
+        reason=after.reason or before.reason,
+    )
