@@ -16,6 +16,7 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ from .codecs import JsonChatCodec
 from .config import Config
 from .identity import IdentityResolver
 from .metrics import Metrics
-from .pipeline import Pipeline
+from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
 from .stores import Store, open_store
 
@@ -34,7 +35,13 @@ log = logging.getLogger(__name__)
 class ChatGuard:
     """One sidecar instance: relay listener, admin listener, shared state."""
 
-    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        steps: Mapping[str, Step] | None = None,
+    ) -> None:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
         self.metrics = Metrics()
@@ -48,7 +55,10 @@ class ChatGuard:
             max_keys=config.store.max_keys,
             clock=time.time,
         )
-        self.pipeline = Pipeline.pass_through(self.metrics)
+        # The pass-through default consumes control frames only; callers (and
+        # later, the policy and banner configuration) add steps by name.
+        self.control = ControlStep()
+        self.pipeline = Pipeline({"control": self.control, **(steps or {})}, self.metrics)
         self.relay = Relay(config, self.codec, self.pipeline, self.metrics, self.identity)
         self.admin = admin_app(
             self.metrics,

@@ -59,7 +59,7 @@ async def run_demo(
         await guard.start()
         bots: asyncio.Task[None] | None = None
         try:
-            relay_ws = guard.relay_url.replace("http://", "ws://") + "/ws"
+            relay_ws = guard.relay_url.replace("http://", "ws://", 1)
             if announce:
                 print(
                     "ChatGuard demo is running.\n"

@@ -3,4 +3,6 @@
 
 pytest_plugins = [
     "tests.support.redis_server",
+    "tests.support.probe",
+    "tests.support.relay",
 ]

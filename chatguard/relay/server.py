@@ -275,13 +275,13 @@ class Relay:
             forwarded=self.config.upstream.forwarded_headers,
             keep_length=True,
         )
-        body = _limited(request, limit) if request.body_exists else None
+        body = _LimitedBody(request, limit) if request.body_exists else None
         try:
             async with self._http_client.request(
                 request.method,
                 self._target(self.http_base, request),
                 headers=forward,
-                data=body,
+                data=body.__aiter__() if body is not None else None,
                 allow_redirects=False,
             ) as upstream:
                 response = web.StreamResponse(
@@ -295,29 +295,37 @@ class Relay:
                 await response.write_eof()
                 self.metrics.http_requests.labels(status=f"{upstream.status // 100}xx").inc()
                 return response
-        except _BodyTooLarge:
-            self.metrics.http_requests.labels(status="4xx").inc()
-            return web.Response(status=413, text="request body too large\n")
         except TimeoutError:
             self.metrics.http_requests.labels(status="5xx").inc()
             return web.Response(status=504, text="upstream timed out\n")
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError, ValueError):
+            if body is not None and body.exceeded:
+                self.metrics.http_requests.labels(status="4xx").inc()
+                return web.Response(status=413, text="request body too large\n")
             self.metrics.http_requests.labels(status="5xx").inc()
             return web.Response(status=502, text="upstream unavailable\n")
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _LimitedBody:
+    """The request body as a stream that stops once it passes ``limit`` bytes.
 
+    The HTTP client wraps whatever the body iterator raises, so the
+    reason is kept here for the handler to find.
+    """
 
-async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
-    """Stream the request body, refusing it once it passes ``limit`` bytes."""
-    seen = 0
-    async for chunk in request.content.iter_any():
-        seen += len(chunk)
-        if seen > limit:
-            raise _BodyTooLarge
-        yield chunk
+    def __init__(self, request: web.Request, limit: int) -> None:
+        self.request = request
+        self.limit = limit
+        self.exceeded = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.request.content.iter_any():
+            seen += len(chunk)
+            if seen > self.limit:
+                self.exceeded = True
+                raise ValueError("request body over the limit")
+            yield chunk
 
 
 def _peer(request: web.Request) -> str | None:

@@ -133,6 +133,9 @@ class RelaySession:
 
     async def _relay(self, data: Frame, origin: Side, target: Leg) -> None:
         event = self.codec.decode(data, origin)
+        if origin is Side.UPSTREAM:
+            # The upstream may just have attested who this connection is.
+            self.context.identity = self.codec.identity
         if event is None:
             await _send(target, data)
             return

@@ -1,0 +1,76 @@
+"""``chatguard demo`` as a newcomer runs it: one command, URLs printed, traffic, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+
+import aiohttp
+import websockets
+
+from tests.support.timing import unit
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_scripted_demo_runs_and_stops_cleanly(tmp_path) -> None:
+    listen, upstream, admin = free_port(), free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatguard",
+        "demo",
+        "--scripted",
+        "--listen",
+        f"127.0.0.1:{listen}",
+        "--upstream-listen",
+        f"127.0.0.1:{upstream}",
+        "--admin",
+        f"127.0.0.1:{admin}",
+        "--data-dir",
+        str(tmp_path / "demo"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        banner = ""
+        async with asyncio.timeout(unit(20)):
+            while "Ctrl-C" not in banner:
+                line = await proc.stdout.readline()
+                assert line, "demo exited early"
+                banner += line.decode()
+        assert f"http://127.0.0.1:{listen}/" in banner
+        assert f"http://127.0.0.1:{admin}/metrics" in banner
+
+        # A newcomer joins the lobby through the sidecar and sees the bots talk.
+        url = f"ws://127.0.0.1:{listen}/ws?user=newcomer&age=16"
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "join", "room": "lobby"}))
+            senders: set[str] = set()
+            async with asyncio.timeout(unit(20)):
+                while len(senders) < 1:
+                    frame = json.loads(await ws.recv())
+                    if frame.get("type") == "message":
+                        senders.add(frame["from"])
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{admin}/metrics") as response,
+        ):
+            metrics = await response.text()
+        assert 'chatguard_chat_events_total{kind="message",origin="client"}' in metrics
+
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(unit(10)):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
