@@ -1,0 +1,24 @@
+# ChatGuard sidecar image.
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY chatguard ./chatguard
+COPY examples ./examples
+RUN pip install --no-compile . \
+    && useradd --system --uid 10001 --home-dir /var/lib/chatguard --create-home chatguard
+
+USER chatguard
+WORKDIR /var/lib/chatguard
+# The configuration is mounted at /etc/chatguard/chatguard.yaml. Listen on
+# 0.0.0.0 there (listen.host, admin.host) so the ports are reachable.
+EXPOSE 8000 8081
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8081/healthz', timeout=2).status == 200 else 1)"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["chatguard"]
+CMD ["run", "--config", "/etc/chatguard/chatguard.yaml"]
