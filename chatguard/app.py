@@ -57,7 +57,7 @@ class ChatGuard:
         )
         # The pass-through default consumes control frames only; callers (and
         # later, the policy and banner configuration) add steps by name.
-        self.control = ControlStep()
+        self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.pipeline = Pipeline({"control": self.control, **(steps or {})}, self.metrics)
         self.relay = Relay(config, self.codec, self.pipeline, self.metrics, self.identity)
         self.admin = admin_app(

@@ -58,8 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     from .codecs import JsonChatCodec
+    from .identity import IdentityResolver
 
     JsonChatCodec.from_name_or_path(cfg.codec.mapping)
+    IdentityResolver(cfg.identity)
     if args.json:
         print(json.dumps({"ok": True, "config": args.config}))
     else:

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -199,6 +200,8 @@ def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = No
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(source, "<file>", f"cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, "<file>", f"not UTF-8 text: {exc.reason}") from exc
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -207,9 +210,17 @@ def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = No
             raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(source, "<file>", "the top level must be a mapping")
-    merged = _apply_env(raw, os.environ if env is None else env, source)
-    config: Config = _build(Config, merged, "", source)
-    _check(config, source)
+    merged, from_env = _apply_env(raw, os.environ if env is None else env)
+    try:
+        config: Config = _build(Config, merged, "", source)
+        _check(config, source)
+    except ConfigError as exc:
+        # A bad value that came from the environment is the variable's fault,
+        # not the file's: say so.
+        variable = next((v for k, v in from_env.items() if exc.key.startswith(k)), None)
+        if variable is None:
+            raise
+        raise ConfigError(f"environment {variable}", exc.key, exc.reason) from exc
     return config
 
 
@@ -220,8 +231,12 @@ def from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Config:
     return config
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+def _apply_env(
+    raw: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's data with overrides applied, and which dotted key came from which variable."""
     merged = dict(raw)
+    from_env: dict[str, str] = {}
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -238,12 +253,13 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], source: str) -> dict
             node[path[-1]] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"environment {name}", ".".join(path), f"bad value: {exc}") from exc
-    return merged
+        from_env[".".join(path)] = name
+    return merged, from_env
 
 
 def _build(cls: type[Any], data: Any, prefix: str, source: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(source, prefix or "<top>", "expected a mapping")
+        raise ConfigError(source, prefix.rstrip(".") or "<top>", "expected a mapping")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -279,6 +295,8 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(source, key, "must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(source, key, "must be a finite number")
         if value < 0:
             raise ConfigError(source, key, "must not be negative")
         return float(value)

@@ -73,8 +73,10 @@ class Identity:
 class ChatEvent:
     """One decoded chat event.
 
-    ``conversation`` groups events for risk and evidence: a room's id for room
-    messages, ``dm:<a>:<b>`` (sorted pair) for direct messages.
+    ``conversation`` groups events for risk and evidence: ``room:<name>`` for
+    room events, ``dm:<a>:<b>`` (sorted pair) for direct messages. The two
+    prefixes keep the namespaces apart, so a room that a user names
+    ``dm:alice:bob`` never shares state with alice and bob's direct messages.
     """
 
     kind: EventKind
@@ -99,7 +101,7 @@ def conversation_id(
     if kind is EventKind.DIRECT and sender is not None and recipients:
         a, b = sorted((sender, recipients[0]))
         return f"dm:{a}:{b}"
-    return room
+    return None if room is None else f"room:{room}"
 
 
 class Severity(enum.Enum):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jwt
 
-from .config import IdentityConfig
+from .config import ConfigError, IdentityConfig
 from .events import Identity
 
 
@@ -39,7 +39,12 @@ class IdentityResolver:
         if config.jwt.enabled:
             key = config.jwt.key
             if config.jwt.key_file:
-                key = Path(config.jwt.key_file).read_text(encoding="utf-8")
+                try:
+                    key = Path(config.jwt.key_file).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(
+                        config.jwt.key_file, "identity.jwt.key_file", f"cannot read: {exc}"
+                    ) from exc
             self._jwt_key = key
 
     @property
@@ -98,7 +103,9 @@ class IdentityResolver:
                 algorithms=list(spec.algorithms),
                 audience=spec.audience or None,
                 issuer=spec.issuer or None,
-                options={"require": ["exp", spec.user_claim]},
+                # An empty audience means "not checked", as documented; PyJWT
+                # would otherwise refuse every token that carries `aud`.
+                options={"require": ["exp", spec.user_claim], "verify_aud": bool(spec.audience)},
                 leeway=30,
             )
         except jwt.PyJWTError as exc:

@@ -69,6 +69,7 @@ class Metrics:
             ["kind", "origin"],
             registry=r,
         )
+        self._event_children: dict[tuple[str, str], Counter] = {}
         self.verdicts = Counter(
             "chatguard_verdicts",
             "Pipeline verdicts that changed a frame: dropped, replaced, injected.",
@@ -105,6 +106,14 @@ class Metrics:
             ["status"],
             registry=r,
         )
+
+    def event_counter(self, kind: str, origin: str) -> Counter:
+        """The pre-bound child for one (kind, origin): label lookup per event is costly."""
+        key = (kind, origin)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(kind=kind, origin=origin)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

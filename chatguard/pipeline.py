@@ -20,7 +20,8 @@ Combining rule (like an Envoy filter chain): steps run in order; each
 returns a verdict; injections accumulate; a replacement is seen by later
 steps as the frame to forward; the first verdict that drops the frame stops
 the chain. A step that raises is counted and skipped: a policy bug must never
-stop chat from flowing.
+stop chat from flowing. The one exception: a client control frame is never
+forwarded, even when the step handling it fails.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
 from .metrics import Metrics
@@ -73,7 +74,8 @@ class ControlStep:
     """
 
     def __init__(self, type_field: str = "type") -> None:
-        self.type_field = type_field
+        # The same dotted field path the codec mapping uses (``meta.type``).
+        self.type_path = tuple(type_field.split("."))
         self.handlers: dict[str, ControlHandler] = {}
 
     def register(self, control_type: str, handler: ControlHandler) -> None:
@@ -82,8 +84,9 @@ class ControlStep:
     async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
         if event.kind is not EventKind.CONTROL:
             return PASS
-        control = event.control or {}
-        kind = control.get(self.type_field)
+        kind: Any = event.control or {}
+        for part in self.type_path:
+            kind = kind.get(part) if isinstance(kind, Mapping) else None
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return Verdict(
@@ -133,6 +136,10 @@ class Pipeline:
                 log.exception("pipeline step %s failed; frame passed on", name)
                 if self.metrics is not None:
                     self.metrics.pipeline_errors.labels(step=name).inc()
+                if event.kind is EventKind.CONTROL:
+                    # Whatever failed, a control frame never goes upstream.
+                    result = Verdict(forward=False, inject=result.inject, reason="control")
+                    break
                 continue
             if verdict is PASS:
                 continue

@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,8 +105,10 @@ class JsonChatCodec(Codec):
             self._fail("type_field", "must be a non-empty field path")
         self.type_path = _path(type_field)
         self.control_prefix = mapping.get("control_prefix", "chatguard.")
-        if not isinstance(self.control_prefix, str):
-            self._fail("control_prefix", "must be a string")
+        if not isinstance(self.control_prefix, str) or not self.control_prefix:
+            # An empty prefix would make every typed client frame a control
+            # frame that never reaches the upstream.
+            self._fail("control_prefix", "must be a non-empty string")
         self.rules: dict[Side, dict[Any, tuple[_Rule, ...]]] = {}
         for side in Side:
             self.rules[side] = self._compile_rules(side.value, mapping.get(side.value, []))
@@ -127,6 +130,8 @@ class JsonChatCodec(Codec):
                 text, source = Path(spec).read_text(encoding="utf-8"), spec
             except OSError as exc:
                 raise MappingError(f"{spec}: cannot read: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise MappingError(f"{spec}: not UTF-8 text: {exc.reason}") from exc
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -141,6 +146,9 @@ class JsonChatCodec(Codec):
     def _match(self, where: str, spec: Any) -> tuple[tuple[tuple[str, ...], Any], ...]:
         if not isinstance(spec, dict) or not spec:
             self._fail(where, "match must be a non-empty mapping of field path to value")
+        for key, value in spec.items():
+            if not isinstance(value, str | int | float | bool) and value is not None:
+                self._fail(f"{where}.{key}", "a match value must be a scalar (text, number, bool)")
         return tuple((_path(str(k)), v) for k, v in spec.items())
 
     def _field(self, where: str, spec: Any) -> tuple[str, ...] | None:
@@ -161,7 +169,8 @@ class JsonChatCodec(Codec):
             unknown = set(spec) - _RULE_FIELDS
             if unknown:
                 self._fail(f"{where}.{sorted(unknown)[0]}", "unknown rule field")
-            kind = _KINDS.get(spec.get("kind", ""))
+            kind_name = spec.get("kind", "")
+            kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
             if kind is None:
                 self._fail(f"{where}.kind", f"must be one of {', '.join(_KINDS)}")
             assert kind is not None
@@ -210,9 +219,16 @@ class JsonChatCodec(Codec):
     def _compile_notices(self, spec: Any) -> dict[str, Any]:
         if not isinstance(spec, dict):
             self._fail("notices", "must map notice kinds to frame templates")
+        probe = dict.fromkeys(_NOTICE_FIELDS, "x")
         for kind, template in spec.items():
             if not isinstance(template, dict):
                 self._fail(f"notices.{kind}", "a template must be a JSON object")
+            # Render once now, so a malformed format string fails at load and
+            # not on every notice sent.
+            try:
+                _fill(template, probe)
+            except (ValueError, IndexError, KeyError, AttributeError) as exc:
+                self._fail(f"notices.{kind}", f"bad template text: {exc}")
         return dict(spec)
 
     # -- sessions -----------------------------------------------------------
@@ -323,15 +339,26 @@ class JsonChatSession(CodecSession):
         values.update(notice.extra)
         template = self.codec.notices.get(notice.kind)
         if template is None:
-            # No template for this kind: a generic control-prefixed frame, so
-            # a client that does not know it can still ignore it by type.
-            body = {"type": f"{self.codec.control_prefix}{notice.kind}"}
-            body.update({k: v for k, v in values.items() if k != "kind"})
+            # No template for this kind: a generic control-prefixed frame under
+            # the mapping's own type field, so a client that does not know it
+            # can still ignore it by type.
+            body: dict[str, Any] = {}
+            node = body
+            *parents, last = self.codec.type_path
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = f"{self.codec.control_prefix}{notice.kind}"
+            for key, value in values.items():
+                if key != "kind":
+                    body.setdefault(key, value)
             return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return json.dumps(_fill(template, values), ensure_ascii=False, separators=(",", ":"))
 
 
 _FORMATTER = string.Formatter()
+_EXACT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Fields every notice offers to templates (plus its ``extra`` fields).
+_NOTICE_FIELDS = ("kind", "text", "banner", "severity", "room", "with", "hold", "choices")
 
 
 def _fill(template: Any, values: Mapping[str, Any]) -> Any:
@@ -340,9 +367,12 @@ def _fill(template: Any, values: Mapping[str, Any]) -> Any:
     if isinstance(template, list):
         return [_fill(v, values) for v in template]
     if isinstance(template, str):
-        if template.startswith("{") and template.endswith("}") and template[1:-1] in values:
-            return values[template[1:-1]]
-        if "{" in template:
+        exact = _EXACT.fullmatch(template)
+        if exact is not None:
+            # A whole-value placeholder keeps the value's JSON type; a field
+            # the notice does not carry is null.
+            return values.get(exact.group(1))
+        if "{" in template or "}" in template:
             return _FORMATTER.vformat(template, (), _Defaulting(values))
     return template
 

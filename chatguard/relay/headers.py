@@ -73,8 +73,9 @@ def request_headers(
         out.add(name, value)
     if forwarded:
         if peer:
-            prior = headers.get("X-Forwarded-For")
-            out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+            # Every earlier hop is kept, whether sent as one line or several.
+            hops = [*headers.getall("X-Forwarded-For", []), peer]
+            out["X-Forwarded-For"] = ", ".join(hops)
         out["X-Forwarded-Proto"] = scheme
         if host:
             out["X-Forwarded-Host"] = host

@@ -139,7 +139,7 @@ class RelaySession:
         if event is None:
             await _send(target, data)
             return
-        self.metrics.events.labels(kind=event.kind.value, origin=origin.value).inc()
+        self.metrics.event_counter(event.kind.value, origin.value).inc()
         verdict = await self.pipeline.run(event, self.context)
         await self._apply(verdict, event, target)
 

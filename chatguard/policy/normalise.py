@@ -1,0 +1,606 @@
+"""Text normalisation: what a message says once the disguises are taken off.
+
+``normalise(text)`` returns a ``Normalised``: the normalised text that rules
+match against, a map from every normalised character back to the characters
+the user typed (so a match can be highlighted or redacted in the original),
+and the set of evasion techniques that were undone. Evasion is itself a
+signal, but only as a hint: each technique below also occurs in ordinary chat.
+
+The steps, in order (each is skipped unless a cheap check says it applies):
+
+1. Bound: only the first ``max_chars`` characters are read (``truncated``).
+2. Lone surrogates become U+FFFD; C0/C1 controls other than tab and newline
+   become a space.
+3. Invisible characters (zero-width, bidi controls, soft hyphen, variation
+   selectors, tags) are removed. ``invisible`` is recorded when one sat inside
+   a word of Latin/Greek/Cyrillic letters or digits, for any bidi override,
+   and for tag characters outside a flag. A zero-width joiner between emoji
+   (👩‍👩‍👧) or a joiner inside Arabic or Indic text is ordinary.
+4. Emoji in ``confusables.EMOJI_WORDS`` become ``emoji_<name>`` tokens; this is
+   the ``emoji_word`` *feature*, not an evasion. Skin tones and keycaps are
+   absorbed (1️⃣3️⃣ reads as 13).
+5. NFKC. ``compat`` is recorded when it turned a non-ASCII letter or digit
+   into an ASCII one (fullwidth ｓｎａｐ, math 𝐬𝐧𝐚𝐩, circled ⓢ), except for
+   superscripts and fractions, a few symbols (™, №) and fullwidth forms in
+   CJK text.
+6. Case folding (so "ß" becomes "ss").
+7. Look-alike letters: small capitals and IPA letters always fold to Latin.
+   Cyrillic/Greek look-alikes fold inside a word that also has Latin letters
+   (``mixed_script``), or everywhere when the message has no other
+   Cyrillic/Greek letters and either has Latin letters or uses a look-alike
+   no Slavic or Greek writer types (ѕ, һ, ԁ ...). Real Russian or Greek text
+   is never rewritten. ``homoglyph`` is recorded when anything folded.
+8. Whitespace runs become one space; the ends are trimmed.
+9. Split words: three or more single letters joined by one repeated
+   separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
+   (``split``). Leet digits count as letters here ("s 3 x"), but at least two
+   real letters are needed, and a space-split run made only of chat
+   one-letter words ("u r a", "x x x") stays. Known false positive:
+   "I a m" becomes "iam".
+10. Leetspeak, word by word: ``s3nd p1cs`` reads ``send pics``. A word is
+    read as leet only if it has a letter, has a leet character *between*
+    letters (or begins with ``$`` before a letter: ``$ex``), holds no digit
+    outside 0 1 3 4 5 7 9, is not part of a link or e-mail address, and
+    still has a vowel once read. Numbers with units and ordinals ("13yo",
+    "8th", "2pm", "$20", "555-1234") therefore keep their digits. ``@`` at
+    the start of a word is a mention and is never read.
+11. Runs of three or more identical letters squeeze to two ("sooooo" ->
+    "soo", "pleeease" -> "pleease"), outside links (``repeat``); "good",
+    "cool" and "too" are untouched. Rules should allow doubled letters.
+
+``folded`` is ``text`` with diacritics and generic combining marks removed
+(ę -> e, ł -> l, æ -> ae). Rule authors write words as spelled ("zdjęcie");
+a matcher may also try the same rule, folded, against ``folded``.
+
+Invariants: ``normalise`` never raises on any ``str``; it is pure (no I/O, no
+clock, no global state); every offset is an index into ``original`` within
+the bounded prefix; offsets never decrease; ``text`` has no invisible or
+control characters and no double, leading or trailing spaces. On ``text``
+itself normalisation is idempotent for inputs shorter than ``max_chars``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from chatguard.policy import confusables as t
+
+DEFAULT_MAX_CHARS = 4096
+
+
+class Evasion(enum.StrEnum):
+    """Techniques that hide words from a matcher (see the module docstring)."""
+
+    HOMOGLYPH = "homoglyph"
+    INVISIBLE = "invisible"
+    LEET = "leet"
+    SPLIT = "split"
+    REPEAT = "repeat"
+    COMPAT = "compat"
+    MIXED_SCRIPT = "mixed_script"
+
+
+class Feature(enum.StrEnum):
+    """Things worth knowing about a message that are not evasion."""
+
+    EMOJI_WORD = "emoji_word"
+
+
+Offsets = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """A normalised message. Offsets of ``None`` mean the identity map."""
+
+    original: str
+    text: str
+    folded: str
+    evasions: frozenset[Evasion] = frozenset()
+    features: frozenset[Feature] = frozenset()
+    truncated: bool = False
+    _starts: Offsets | None = field(default=None, repr=False)
+    _ends: Offsets | None = field(default=None, repr=False)
+    _folded_starts: Offsets | None = field(default=None, repr=False)
+    _folded_ends: Offsets | None = field(default=None, repr=False)
+
+    @property
+    def offsets(self) -> Offsets:
+        """For each character of ``text``, the index in ``original`` it came from."""
+        return self._starts if self._starts is not None else tuple(range(len(self.text)))
+
+    @property
+    def folded_offsets(self) -> Offsets:
+        """As ``offsets``, for ``folded``."""
+        fs = self._folded_starts
+        return fs if fs is not None else tuple(range(len(self.folded)))
+
+    def span_to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a half-open span of ``text`` to the half-open span of ``original``
+        covering every character that contributed to it, including separators
+        and invisible characters removed from inside it."""
+        return _span(len(self.text), self._starts, self._ends, start, end)
+
+    def folded_span_to_original(self, start: int, end: int) -> tuple[int, int]:
+        """As ``span_to_original``, for a span of ``folded``."""
+        return _span(len(self.folded), self._folded_starts, self._folded_ends, start, end)
+
+
+def _span(
+    n: int, starts: Offsets | None, ends: Offsets | None, start: int, end: int
+) -> tuple[int, int]:
+    if not 0 <= start <= end <= n:
+        raise ValueError(f"span ({start}, {end}) is outside 0..{n}")
+    if starts is None or ends is None:
+        return start, end
+    if start == end:
+        pos = starts[start] if start < n else (ends[-1] if n else 0)
+        return pos, pos
+    return starts[start], ends[end - 1]
+
+
+# --- Character classes built from the tables --------------------------------------
+
+
+def _class(ranges: Iterable[tuple[int, int]], chars: Iterable[str] = ()) -> str:
+    spans: list[list[int]] = []
+    for a, b in sorted([*ranges, *((ord(c), ord(c)) for c in chars)]):
+        if spans and a <= spans[-1][1] + 1:
+            spans[-1][1] = max(b, spans[-1][1])
+        else:
+            spans.append([a, b])
+    return "[" + "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in spans) + "]"
+
+
+def _codepoints(ranges: t.Ranges) -> Iterable[str]:
+    return (chr(c) for a, b in ranges for c in range(a, b + 1))
+
+
+def _letters(ranges: t.Ranges) -> frozenset[str]:
+    # Script blocks also hold marks and punctuation; only letters count.
+    return frozenset(c for c in _codepoints(ranges) if c.isalpha())
+
+
+_CONTROL, _INVISIBLE, _OVERRIDE, _TAG, _MODIFIER, _KEYCAP, _EMOJI = range(7)
+_KINDS: dict[str, int] = {
+    **dict.fromkeys(_codepoints(t.CONTROL_RANGES), _CONTROL),
+    **dict.fromkeys(_codepoints(t.INVISIBLE_RANGES), _INVISIBLE),
+    **dict.fromkeys(t.BIDI_OVERRIDES, _OVERRIDE),
+    **dict.fromkeys(_codepoints(t.TAG_RANGES), _TAG),
+    **dict.fromkeys(_codepoints(t.EMOJI_MODIFIER_RANGES), _MODIFIER),
+    t.KEYCAP: _KEYCAP,
+    **dict.fromkeys(t.EMOJI_WORDS, _EMOJI),
+}
+_SPECIAL = frozenset(_KINDS)
+# Skipped when looking for the characters either side of an invisible one.
+_HIDDEN = frozenset((_INVISIBLE, _OVERRIDE, _TAG, _MODIFIER))
+_TAG_CONTEXT = frozenset((t.TAG_BASE, *_codepoints(t.TAG_RANGES)))
+_EMOJI_RE = re.compile(_class(t.EMOJI_RANGES))
+_FULLWIDTH_RE = re.compile(_class(t.FULLWIDTH_RANGES))
+_CJK_RE = re.compile(_class(t.CJK_RANGES))
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+_LATIN_LETTERS = _letters(t.LATIN_LETTER_RANGES)
+_CG_LETTERS = _letters(t.CYRILLIC_GREEK_RANGES)
+_LATIN_RE = re.compile(_class((), _LATIN_LETTERS))
+_CG_RE = re.compile(_class((), _CG_LETTERS))
+_LETTER = _class((), _LATIN_LETTERS | _CG_LETTERS)
+_WORD_CHAR_RE = re.compile(f"{_LETTER}|[0-9]")
+_WORD_RE = re.compile(r"\w+")
+_EMOJI_TOKEN_RE = re.compile(r"emoji_[a-z0-9]+")
+_LATIN_LOOKALIKE_KEYS = frozenset(t.LATIN_LOOKALIKES)
+_LATIN_LOOKALIKE_TABLE = str.maketrans(t.LATIN_LOOKALIKES)
+_LOWER_KEYS = frozenset(t.LOOKALIKE_LOWER)
+_LOWER_TABLE = str.maketrans(t.LOOKALIKE_LOWER)
+_MIXED_TABLE = str.maketrans({**t.LOOKALIKE_LOWER, **t.LOOKALIKE_UPPER_ONLY})
+
+_WS_RE = re.compile(r"\s+")
+_SPLIT_EL = f"(?:{_LETTER}|[0134579@$])"
+_SPLIT_SEPS = "".join(re.escape(c) for c in t.SPLIT_SEPARATORS)
+_SPLIT_RE = re.compile(
+    rf"(?<![\w@$]){_SPLIT_EL}(?P<sep> ?[{_SPLIT_SEPS}] ?| ){_SPLIT_EL}"
+    rf"(?:(?P=sep){_SPLIT_EL})+(?![\w@$])"
+)
+_LEET_CHARS = re.escape("".join(t.LEET))
+_LEET_CHAR_RE = re.compile(f"[{_LEET_CHARS}]")
+_LEET_RUN_RE = re.compile(f"[{_LEET_CHARS}]+")
+_LEET_GATE = re.compile(rf"[^\W\d_][{_LEET_CHARS}]+[^\W\d_]|\$[^\W\d_]")
+_LEET_WORD_RE = re.compile(rf"[\w{_LEET_CHARS}]+")
+_LEET_READABLE_RE = re.compile(rf"(?=.*[^\W\d_])(?:[^\W\d_]|[{_LEET_CHARS}])+")
+_PUNCT_RUN_RE = re.compile(r"[!|]")
+_VOWEL_RE = re.compile(r"[aeiouy]|[^\x00-\x7f]")
+_LINK_RE = re.compile(r"://|^www\.|@\w[\w.-]*\.\w|\w\.(?:com|net|org|io|me|gg|ly|app)\b")
+_TRIPLE_RE = re.compile(r"(.)\1\1")
+_ASCII_REPEAT_RE = re.compile(r"([a-z])\1\1")
+_REPEAT_RE = re.compile(rf"({_LETTER})\1{{2,}}")
+
+
+def _fold_table() -> dict[str, str]:
+    fold = dict(t.FOLD_SPECIAL)
+    for ch in _codepoints(t.FOLD_DECOMPOSABLE_RANGES):
+        base = unicodedata.normalize("NFD", ch)
+        if len(base) > 1 and base[0].isascii() and all(map(unicodedata.combining, base[1:])):
+            fold.setdefault(ch, base[0])
+    fold.update(dict.fromkeys(_codepoints(t.COMBINING_MARK_RANGES), ""))
+    return fold
+
+
+_FOLD = _fold_table()
+_FOLD_KEYS = frozenset(_FOLD)
+_FOLD_TABLE = str.maketrans(_FOLD)
+_FOLD_UNEVEN = frozenset(k for k, v in _FOLD.items() if len(v) != 1)
+
+
+# --- The pipeline ------------------------------------------------------------------
+
+
+def normalise(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> Normalised:
+    """Normalise one chat message (see the module docstring for the steps)."""
+    if max_chars < 0:
+        raise ValueError("max_chars must not be negative")
+    truncated = len(text) > max_chars
+    src = text[:max_chars] if truncated else text
+    if src.isascii() and src.isprintable():
+        # Plain ASCII chat: when no later step applies the map is the identity.
+        # Each check is a cheap superset of the step it stands for.
+        low = src.lower()
+        if (
+            "  " not in low
+            and low[:1] != " "
+            and low[-1:] != " "
+            and not (_LEET_CHAR_RE.search(low) and _LEET_GATE.search(low))
+            and not (_TRIPLE_RE.search(low) and _ASCII_REPEAT_RE.search(low))
+            and not _SPLIT_RE.search(low)
+        ):
+            return Normalised(text, low, low, truncated=truncated)
+    return _normalise_slow(text, src, truncated)
+
+
+_Map = tuple[str, list[int], list[int]]  # text, and for each character its start and end
+
+
+def _normalise_slow(original: str, s: str, truncated: bool) -> Normalised:
+    evasions: set[Evasion] = set()
+    features: set[Feature] = set()
+    if _SURROGATE_RE.search(s):
+        s = _SURROGATE_RE.sub("\ufffd", s)
+    st, en = list(range(len(s))), list(range(1, len(s) + 1))
+    if not _SPECIAL.isdisjoint(s):
+        s, st, en = _strip_specials(s, st, en, evasions, features)
+    s, st, en = _compat(s, st, en, evasions)
+    s, st, en = _casefold(s, st, en)
+    s = _fold_lookalikes(s, evasions)
+    s, st, en = _squash_whitespace(s, st, en)
+    s, st, en = _join_split_words(s, st, en, evasions)
+    s = _read_leet(s, evasions)
+    s, st, en = _squeeze(s, st, en, evasions)
+    folded, fst, fen = _fold_diacritics(s, st, en)
+    starts, ends = tuple(st), tuple(en)
+    fstarts, fends = (starts, ends) if fst is st else (tuple(fst), tuple(fen))
+    return Normalised(
+        original,
+        s,
+        folded,
+        frozenset(evasions),
+        frozenset(features),
+        truncated,
+        _starts=starts,
+        _ends=ends,
+        _folded_starts=fstarts,
+        _folded_ends=fends,
+    )
+
+
+_Edit = tuple[int, int, str, Sequence[tuple[int, int]]]
+
+
+def _rebuild(s: str, st: list[int], en: list[int], edits: Sequence[_Edit]) -> _Map:
+    """Apply sorted, disjoint edits ``(a, b, out, src)``: ``s[a:b]`` becomes
+    ``out``, whose k-th character came from ``s[src[k][0]:src[k][1]]``."""
+    parts: list[str] = []
+    nst: list[int] = []
+    nen: list[int] = []
+    last = 0
+    for a, b, out, src in edits:
+        parts += (s[last:a], out)
+        nst += st[last:a]
+        nen += en[last:a]
+        for i, j in src:
+            nst.append(st[i])
+            nen.append(en[j - 1])
+        last = b
+    parts.append(s[last:])
+    nst += st[last:]
+    nen += en[last:]
+    return "".join(parts), nst, nen
+
+
+def _strip_specials(
+    s: str, st: list[int], en: list[int], evasions: set[Evasion], features: set[Feature]
+) -> _Map:
+    n = len(s)
+    # Each edit is (a, b, out): every character of ``out`` covers all of s[a:b].
+    # A removed character joins the edit of the character before it, so that
+    # redacting that character also removes what was hidden after it.
+    edits: list[tuple[int, int, str]] = []
+    before = after = ""
+    run_end = -1
+    for i in [i for i, c in enumerate(s) if c in _SPECIAL]:
+        kind = _KINDS[s[i]]
+        if kind in _HIDDEN and i >= run_end:
+            # The neighbours of a run of hidden characters are shared by all of
+            # them; finding them once per run keeps this linear.
+            run_end = i + 1
+            while run_end < n and _KINDS.get(s[run_end]) in _HIDDEN:
+                run_end += 1
+            before = s[i - 1] if i else ""
+            after = s[run_end] if run_end < n else ""
+        if kind == _CONTROL:
+            edits.append((i, i + 1, " "))
+        elif kind == _EMOJI:
+            edits.append((i, i + 1, f" {t.EMOJI_WORDS[s[i]]} "))
+            features.add(Feature.EMOJI_WORD)
+        elif kind == _MODIFIER and not _EMOJI_RE.match(before):
+            continue  # a skin tone on its own is an emoji itself
+        else:
+            if (
+                kind == _OVERRIDE
+                or (kind == _TAG and (i == 0 or s[i - 1] not in _TAG_CONTEXT))
+                or (kind == _INVISIBLE and _in_word(before, after))
+            ):
+                evasions.add(Evasion.INVISIBLE)
+            if edits and edits[-1][1] == i:
+                a, _, out = edits[-1]
+                edits[-1] = (a, i + 1, out)
+            elif i:
+                edits.append((i - 1, i + 1, s[i - 1]))
+            else:
+                edits.append((0, 1, ""))
+    return _rebuild(s, st, en, [(a, b, out, ((a, b),) * len(out)) for a, b, out in edits])
+
+
+def _in_word(before: str, after: str) -> bool:
+    return bool(before and after and _WORD_CHAR_RE.match(before) and _WORD_CHAR_RE.match(after))
+
+
+def _nfkc_pieces(s: str, st: list[int], en: list[int], fine: bool) -> tuple[_Map, list[str]]:
+    """NFKC piece by piece so each output character keeps its source. Fine
+    pieces start at every combining class 0 character; coarse pieces at every
+    ASCII character, which never composes with what precedes it."""
+    parts: list[str] = []
+    nst: list[int] = []
+    nen: list[int] = []
+    changed: list[str] = []
+    a, n = 0, len(s)
+    for b in range(1, n + 1):
+        if b < n and (unicodedata.combining(s[b]) if fine else not s[b].isascii()):
+            continue
+        piece = s[a:b]
+        out = piece if piece.isascii() else unicodedata.normalize("NFKC", piece)
+        parts.append(out)
+        if out == piece:
+            nst += st[a:b]
+            nen += en[a:b]
+        else:
+            nst += [st[a]] * len(out)
+            nen += [en[b - 1]] * len(out)
+            changed.append(piece)
+        a = b
+    return ("".join(parts), nst, nen), changed
+
+
+def _compat(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
+    if s.isascii() or unicodedata.is_normalized("NFKC", s):
+        return s, st, en
+    mapped, changed = _nfkc_pieces(s, st, en, fine=True)
+    if mapped[0] != unicodedata.normalize("NFKC", s):  # composed across pieces
+        mapped, changed = _nfkc_pieces(s, st, en, fine=False)
+    cjk = _CJK_RE.search(s) is not None
+    if any(_is_evasive_compat(c, cjk) for piece in changed for c in piece):
+        evasions.add(Evasion.COMPAT)
+    return mapped
+
+
+def _is_evasive_compat(c: str, cjk: bool) -> bool:
+    if c.isascii() or c in t.BENIGN_COMPAT or unicodedata.category(c) == "No":
+        return False
+    n = unicodedata.normalize("NFKC", c)
+    if n == c or not any(x.isascii() and x.isalnum() for x in n):
+        return False
+    return not (cjk and _FULLWIDTH_RE.match(c))
+
+
+def _casefold(s: str, st: list[int], en: list[int]) -> _Map:
+    folded = s.casefold()
+    if len(folded) == len(s):  # every character folded to exactly one
+        return folded, st, en
+    edits: list[_Edit] = []
+    for m in _NON_ASCII_RE.finditer(s):
+        f = m.group().casefold()
+        if len(f) != 1:
+            i = m.start()
+            edits.append((i, i + 1, f, ((i, i + 1),) * len(f)))
+    _, st, en = _rebuild(s, st, en, edits)
+    return folded, st, en
+
+
+def _fold_lookalikes(s: str, evasions: set[Evasion]) -> str:
+    if s.isascii():
+        return s
+    if not _LATIN_LOOKALIKE_KEYS.isdisjoint(s):
+        evasions.add(Evasion.HOMOGLYPH)
+        s = s.translate(_LATIN_LOOKALIKE_TABLE)
+    if not _CG_RE.search(s):
+        return s
+    letters = _CG_LETTERS.intersection(s)
+    latin = _LATIN_RE.search(_EMOJI_TOKEN_RE.sub(" ", s)) is not None
+    strong = not t.STRONG_LOOKALIKES.isdisjoint(letters)
+    if not latin and not strong:  # ordinary Cyrillic or Greek text
+        return s
+    whole_words = letters <= _LOWER_KEYS
+    parts: list[str] = []
+    last = 0
+    for m in _WORD_RE.finditer(s):
+        word = m.group()
+        if not _CG_RE.search(word):
+            continue
+        if _LATIN_RE.search(word):
+            evasions.add(Evasion.MIXED_SCRIPT)
+            new = word.translate(_MIXED_TABLE)
+        elif whole_words:
+            new = word.translate(_LOWER_TABLE)
+        else:
+            continue
+        if new != word:
+            parts += (s[last : m.start()], new)
+            last = m.end()
+    if not parts:
+        return s
+    evasions.add(Evasion.HOMOGLYPH)
+    parts.append(s[last:])
+    return "".join(parts)
+
+
+def _squash_whitespace(s: str, st: list[int], en: list[int]) -> _Map:
+    if " ".join(s.split()) == s:
+        return s, st, en
+    edits: list[_Edit] = []
+    for m in _WS_RE.finditer(s):
+        a, b = m.span()
+        if a == 0 or b == len(s):
+            edits.append((a, b, "", ()))
+        elif b - a > 1 or s[a] != " ":
+            edits.append((a, b, " ", ((a, b),)))
+    return _rebuild(s, st, en, edits)
+
+
+def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
+    edits: list[_Edit] = []
+    for m in _SPLIT_RE.finditer(s):
+        sep = m.group("sep")
+        at = range(m.start(), m.end(), len(sep) + 1)
+        letters = [s[k] for k in at]
+        if sum(c.isalpha() for c in letters) < 2:
+            continue
+        if sep == " " and all(c in t.COMMON_SINGLE_LETTERS for c in letters):
+            continue
+        edits.append((m.start(), m.end(), "".join(letters), [(k, k + 1) for k in at]))
+    if not edits:
+        return s, st, en
+    evasions.add(Evasion.SPLIT)
+    return _rebuild(s, st, en, edits)
+
+
+def _in_link(s: str, a: int, b: int) -> bool:
+    """Whether ``s[a:b]`` is part of a link or e-mail address, which must keep
+    its digits and letter runs ("www", "b00k3r@mail.com")."""
+    end = s.find(" ", b)
+    token = s[s.rfind(" ", 0, a) + 1 : end if end >= 0 else len(s)]
+    return ("." in token or ":" in token) and _LINK_RE.search(token) is not None
+
+
+def _read_leet(s: str, evasions: set[Evasion]) -> str:
+    if not _LEET_GATE.search(s):
+        return s
+    reads: list[tuple[int, int, str]] = []
+    clear = False
+    links = "." in s or ":" in s
+    for m in _LEET_WORD_RE.finditer(s):
+        w = m.group()
+        # Words with "_" are user names and other identifiers, not leetspeak.
+        if w.isalpha() or w.isdigit() or "_" in w or (links and _in_link(s, *m.span())):
+            continue
+        read = _leet_word(w)
+        if read is not None:
+            reads.append((*m.span(), read[0]))
+            clear = clear or read[1]
+    if not clear:
+        return s
+    evasions.add(Evasion.LEET)
+    parts: list[str] = []
+    last = 0
+    for a, b, read_ in reads:
+        parts += (s[last:a], read_)
+        last = b
+    parts.append(s[last:])
+    return "".join(parts)
+
+
+def _leet_word(w: str) -> tuple[str, bool] | None:
+    """Read one run of letters and leet characters: (reading, clear), or None
+    to leave it. A word is *clear* leet when it has leet between letters
+    ("s3x") or starts with ``$`` before a letter ("$ex"); then its leading
+    and trailing digits are read too ("h3ll0"). A word that is not clear reads
+    only its trailing digits, and only if the message has clear leet
+    elsewhere ("s3nd m3" -> "send me"; alone, "m3" or "ps5" stays)."""
+    if not _LEET_READABLE_RE.fullmatch(w):
+        return None  # no letter, or holds 2, 6, 8 ...: a number or a code
+    n = len(w)
+    out = list(w)
+    clear = w[0] == "$" and w[1:2].isalpha()  # "$ex"; "$5" and "$20" are money
+    lead = trail = None
+    for m in _LEET_RUN_RE.finditer(w):
+        a, b = m.span()
+        if a == 0:
+            lead = b
+        elif b == n:
+            trail = a
+        elif b - a == 1 or not _PUNCT_RUN_RE.search(w, a, b):
+            # "!" and "|" read as letters only alone ("d!ck"); "wow!!so" is punctuation
+            out[a:b] = [t.LEET[c] for c in w[a:b]]
+            clear = True
+    if lead is not None and clear:  # from the letters outwards; "@" (a mention) stops it
+        for k in range(lead - 1, -1, -1):
+            if w[k] not in t.LEET_AT_EDGE:
+                break
+            out[k] = t.LEET[w[k]]
+    if trail is not None:
+        for k in range(trail, n):
+            if w[k] not in t.LEET_AT_EDGE:
+                break
+            out[k] = t.LEET[w[k]]
+    read = "".join(out)
+    if read == w or not _VOWEL_RE.search(read):
+        return None
+    return read, clear
+
+
+def _squeeze(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
+    if not _TRIPLE_RE.search(s):
+        return s, st, en
+    edits: list[_Edit] = []
+    for m in _REPEAT_RE.finditer(s):
+        a, b = m.span()
+        if not _in_link(s, a, b):
+            edits.append((a, b, m.group(1) * 2, ((a, a + 1), (a + 1, b))))
+    if not edits:
+        return s, st, en
+    evasions.add(Evasion.REPEAT)
+    return _rebuild(s, st, en, edits)
+
+
+def _fold_diacritics(s: str, st: list[int], en: list[int]) -> _Map:
+    if s.isascii() or _FOLD_KEYS.isdisjoint(s):
+        return s, st, en
+    if _FOLD_UNEVEN.isdisjoint(s):  # one character for one: offsets are shared
+        return s.translate(_FOLD_TABLE), st, en
+    parts: list[str] = []
+    nst: list[int] = []
+    nen: list[int] = []
+    group = 0
+    for i, ch in enumerate(s):
+        r = _FOLD.get(ch, ch)
+        if r:
+            group = len(nst)
+            parts.append(r)
+            nst += [st[i]] * len(r)
+            nen += [en[i]] * len(r)
+        else:  # a dropped mark belongs to the letter it decorated
+            for k in range(group, len(nen)):
+                nen[k] = en[i]
+    return "".join(parts), nst, nen
