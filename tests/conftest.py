@@ -1,8 +1,29 @@
 """Shared fixtures. Each fixture family lives in its own module under
 ``tests/support`` and is registered here."""
 
+import os
+
+import pytest
+
 pytest_plugins = [
     "tests.support.redis_server",
     "tests.support.probe",
     "tests.support.relay",
 ]
+
+_PROXY_VARIABLES = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_proxies():
+    """Every test talks to loopback peers; a proxy from the environment must not intercept."""
+    saved = {name: os.environ.pop(name) for name in _PROXY_VARIABLES if name in os.environ}
+    yield
+    os.environ.update(saved)

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest_asyncio
-from chatguard_examples.chat_service import ChatService
 
 from chatguard import config as config_mod
 from chatguard.app import ChatGuard
+from chatguard_examples.chat_service import ChatService
 
 GuardFactory = Callable[..., Awaitable[ChatGuard]]
 
