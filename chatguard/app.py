@@ -16,7 +16,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
@@ -27,6 +27,7 @@ from .identity import IdentityResolver
 from .metrics import Metrics
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
+from .relay.delivery import Deliveries
 from .stores import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ChatGuard:
         self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.pipeline = Pipeline({"control": self.control, **(steps or {})}, self.metrics)
         self.relay = Relay(config, self.codec, self.pipeline, self.metrics, self.identity)
+        self.deliveries = Deliveries(self.store, lambda: self.relay.sessions, self.metrics)
+        self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
             self.metrics,
             {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
@@ -67,6 +70,14 @@ class ChatGuard:
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+
+    async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        """Tasks that live as long as the relay listener."""
+        listener = asyncio.create_task(self.deliveries.run(), name="deliveries")
+        yield
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
     @property
     def relay_url(self) -> str:

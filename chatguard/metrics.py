@@ -100,6 +100,12 @@ class Metrics:
             ["cause"],
             registry=r,
         )
+        self.deliveries = Counter(
+            "chatguard_deliveries",
+            "Directives to users' live sessions: delivered, malformed, unpublished.",
+            ["outcome"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "chatguard_http_requests",
             "Plain HTTP requests reverse-proxied, by response status class.",
