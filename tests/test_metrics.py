@@ -21,6 +21,7 @@ FAMILIES = [
     ("upstream_connect_failures", "chatguard_upstream_connect_failures", "counter", ("reason",)),
     ("closes", "chatguard_session_closes", "counter", ("cause",)),
     ("http_requests", "chatguard_http_requests", "counter", ("status",)),
+    ("deliveries", "chatguard_deliveries", "counter", ("outcome",)),
 ]
 
 
@@ -113,3 +114,12 @@ def test_render_is_prometheus_text() -> None:
     assert "# HELP chatguard_session_closes" in text
     assert 'chatguard_session_closes_total{cause="idle"} 1.0' in text
     assert CONTENT_TYPE_LATEST.startswith("text/plain")
+
+
+def test_every_metric_is_in_the_operator_docs() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "deployment.md").read_text(encoding="utf-8")
+    for _, name, kind, _ in FAMILIES:
+        shown = name if kind != "counter" else f"{name}_total"
+        assert f"`{shown}" in doc, f"{shown} is not described in docs/deployment.md"
