@@ -1,20 +1,10 @@
 """The policy engine: deciding what a chat message means for safety.
 
 This package is pure: text and events in, findings out; no I/O and no clock
-reads. ``normalise`` is its first step: it takes the disguises off a message
-(look-alike letters, leetspeak, split words, invisible characters ...),
-records which disguises were used, and keeps a map back to what the user
-actually typed so that a match can be highlighted or redacted there.
+reads. Modules: ``normalise`` (takes the disguises off a message and keeps a
+map back to what the user typed), ``model`` (the shared vocabulary),
+``rules`` (loading rule files), ``safety`` (patterns that run in bounded
+time), ``matcher`` (multi-pattern matching), ``risk`` (conversation state)
+and ``engine`` (one message, start to finish). Nothing is re-exported here,
+so ``chatguard.policy.normalise`` is always the module.
 """
-
-from __future__ import annotations
-
-from chatguard.policy.normalise import (
-    DEFAULT_MAX_CHARS,
-    Evasion,
-    Feature,
-    Normalised,
-    normalise,
-)
-
-__all__ = ["DEFAULT_MAX_CHARS", "Evasion", "Feature", "Normalised", "normalise"]

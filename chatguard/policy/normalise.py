@@ -1,62 +1,68 @@
-"""Text normalisation: what a message says once the disguises are taken off.
+"""Text normalisation: what a message says once its disguises are taken off.
 
-``normalise(text)`` returns a ``Normalised``: the normalised text that rules
-match against, a map from every normalised character back to the characters
-the user typed (so a match can be highlighted or redacted in the original),
-and the set of evasion techniques that were undone. Evasion is itself a
-signal, but only as a hint: each technique below also occurs in ordinary chat.
+``normalise(text)`` returns a ``Normalised``: the text rules match against,
+a map from every normalised character back to what the user typed (so a
+match can be highlighted or redacted in the original), and the set of
+evasion techniques that were undone. Evasion is a signal, but a weak one on
+its own: every technique below also turns up in ordinary chat.
 
-The steps, in order (each is skipped unless a cheap check says it applies):
+Steps, in order; each is skipped unless a cheap check says it applies, and
+plain ASCII chat that needs none of them is only lowercased.
 
-1. Bound: only the first ``max_chars`` characters are read (``truncated``).
+1. Only the first ``max_chars`` characters are read (``truncated``).
 2. Lone surrogates become U+FFFD; C0/C1 controls other than tab and newline
    become a space.
 3. Invisible characters (zero-width, bidi controls, soft hyphen, variation
-   selectors, tags) are removed. ``invisible`` is recorded when one sat inside
-   a word of Latin/Greek/Cyrillic letters or digits, for any bidi override,
-   and for tag characters outside a flag. A zero-width joiner between emoji
-   (👩‍👩‍👧) or a joiner inside Arabic or Indic text is ordinary.
-4. Emoji in ``confusables.EMOJI_WORDS`` become ``emoji_<name>`` tokens; this is
-   the ``emoji_word`` *feature*, not an evasion. Skin tones and keycaps are
-   absorbed (1️⃣3️⃣ reads as 13).
+   selectors, tags) are removed. ``invisible`` is recorded for one inside a
+   word of Latin/Greek/Cyrillic letters or digits, for any bidi override, and
+   for tag characters outside a flag. A joiner between emoji (👩‍👩‍👧) or
+   inside Arabic or Indic text is ordinary.
+4. Emoji in ``confusables.EMOJI_WORDS`` become ``emoji_<name>`` tokens: the
+   ``emoji_word`` *feature*, not an evasion. Skin tones and keycaps are
+   absorbed (1️⃣3️⃣ reads 13).
 5. NFKC. ``compat`` is recorded when it turned a non-ASCII letter or digit
    into an ASCII one (fullwidth ｓｎａｐ, math 𝐬𝐧𝐚𝐩, circled ⓢ), except for
    superscripts and fractions, a few symbols (™, №) and fullwidth forms in
    CJK text.
-6. Case folding (so "ß" becomes "ss").
-7. Look-alike letters: small capitals and IPA letters always fold to Latin.
-   Cyrillic/Greek look-alikes fold inside a word that also has Latin letters
-   (``mixed_script``), or everywhere when the message has no other
-   Cyrillic/Greek letters and either has Latin letters or uses a look-alike
-   no Slavic or Greek writer types (ѕ, һ, ԁ ...). Real Russian or Greek text
-   is never rewritten. ``homoglyph`` is recorded when anything folded.
-8. Whitespace runs become one space; the ends are trimmed.
-9. Split words: three or more single letters joined by one repeated
+6. Case folding ("ß" becomes "ss", "ς" becomes "σ").
+7. Whitespace runs become one space; the ends are trimmed.
+8. Split words: three or more single letters joined by one repeated
    separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
    (``split``). Leet digits count as letters here ("s 3 x"), but at least two
-   real letters are needed, and a space-split run made only of chat
-   one-letter words ("u r a", "x x x") stays. Known false positive:
-   "I a m" becomes "iam".
-10. Leetspeak, word by word: ``s3nd p1cs`` reads ``send pics``. A word is
-    read as leet only if it has a letter, has a leet character *between*
-    letters (or begins with ``$`` before a letter: ``$ex``), holds no digit
-    outside 0 1 3 4 5 7 9, is not part of a link or e-mail address, and
-    still has a vowel once read. Numbers with units and ordinals ("13yo",
-    "8th", "2pm", "$20", "555-1234") therefore keep their digits. ``@`` at
-    the start of a word is a mention and is never read.
+   real letters are needed, and a space-split run made only of chat one-letter
+   words ("u r a", "x x x") stays. Known false positives: "I a m" -> "iam",
+   "a.k.a" -> "aka".
+9. Leetspeak (``leet``): 0 1 3 4 5 7 9 @ $ ! | read as o i e a s t g a s i l.
+   A word is *clear* leet when a leet character sits between letters ("s3x",
+   "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
+   leading and trailing digits are then read too ("h3ll0"). Trailing digits of
+   other words are read only when the message has clear leet ("s3nd m3" ->
+   "send me"; alone, "m3" and "ps5" stay). Never read: words without a
+   letter, words holding 2, 6 or 8 ("gr8", "h2o"), words with ``_`` (user
+   names), links and e-mail addresses, ``@`` starting a word (a mention),
+   ``!`` or ``|`` runs ("wow!!so"), ``4`` at a word's edge ("b4"), and any
+   reading without a vowel ("x7k9p"). So "13yo", "8th", "2pm", "$20" and
+   "555-1234" keep their digits. Rules should accept ``[il]`` for 1 and |.
+10. Look-alike letters: small capitals and IPA letters always fold to Latin.
+    Cyrillic/Greek look-alikes fold inside a word that also has Latin letters
+    (``mixed_script``), and in whole words when the message has no other
+    Cyrillic/Greek letters and either has Latin letters or uses a look-alike
+    no Slavic or Greek writer types (ѕ, һ, ԁ ...). Real Russian or Greek text
+    is never rewritten. ``homoglyph`` is recorded when anything folded.
 11. Runs of three or more identical letters squeeze to two ("sooooo" ->
-    "soo", "pleeease" -> "pleease"), outside links (``repeat``); "good",
+    "soo", "pleeease" -> "pleease") outside links (``repeat``); "good",
     "cool" and "too" are untouched. Rules should allow doubled letters.
 
-``folded`` is ``text`` with diacritics and generic combining marks removed
-(ę -> e, ł -> l, æ -> ae). Rule authors write words as spelled ("zdjęcie");
-a matcher may also try the same rule, folded, against ``folded``.
+``folded`` is ``text`` without diacritics and generic combining marks (ę -> e,
+ł -> l, æ -> ae, s̶ -> s), with its own offsets. Rule authors write words as
+spelled ("zdjęcie"); the matcher folds them the same way and matches
+``folded``.
 
-Invariants: ``normalise`` never raises on any ``str``; it is pure (no I/O, no
-clock, no global state); every offset is an index into ``original`` within
-the bounded prefix; offsets never decrease; ``text`` has no invisible or
-control characters and no double, leading or trailing spaces. On ``text``
-itself normalisation is idempotent for inputs shorter than ``max_chars``.
+Invariants: ``normalise`` never raises on a ``str`` (a negative ``max_chars``
+is refused); it reads no clock, does no I/O and keeps no state; offsets index
+``original`` inside the bounded prefix and never decrease; ``text`` has no
+invisible or control characters and no double, leading or trailing spaces;
+normalising ``text`` again gives ``text`` (for input within ``max_chars``).
 """
 
 from __future__ import annotations
@@ -95,7 +101,12 @@ Offsets = tuple[int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Normalised:
-    """A normalised message. Offsets of ``None`` mean the identity map."""
+    """A normalised message.
+
+    ``original`` is the input as given (even when ``truncated``); offsets
+    index into it. The private offset fields are ``None`` for the identity
+    map, the common case, so plain messages cost no offset tables.
+    """
 
     original: str
     text: str
@@ -175,7 +186,12 @@ _KINDS: dict[str, int] = {
     t.KEYCAP: _KEYCAP,
     **dict.fromkeys(t.EMOJI_WORDS, _EMOJI),
 }
-_SPECIAL = frozenset(_KINDS)
+# Presence checks: a class of BMP characters compiles to a bitmap and scans
+# fast; the few astral ones (emoji, tags) are looked up only when the message
+# has an astral character at all.
+_SPECIAL_BMP_RE = re.compile(_class((), (c for c in _KINDS if c <= "\uffff")))
+_SPECIAL_ASTRAL = frozenset(c for c in _KINDS if c > "\uffff")
+_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
 # Skipped when looking for the characters either side of an invisible one.
 _HIDDEN = frozenset((_INVISIBLE, _OVERRIDE, _TAG, _MODIFIER))
 _TAG_CONTEXT = frozenset((t.TAG_BASE, *_codepoints(t.TAG_RANGES)))
@@ -193,7 +209,8 @@ _LETTER = _class((), _LATIN_LETTERS | _CG_LETTERS)
 _WORD_CHAR_RE = re.compile(f"{_LETTER}|[0-9]")
 _WORD_RE = re.compile(r"\w+")
 _EMOJI_TOKEN_RE = re.compile(r"emoji_[a-z0-9]+")
-_LATIN_LOOKALIKE_KEYS = frozenset(t.LATIN_LOOKALIKES)
+_LATIN_LOOKALIKE_RE = re.compile(_class((), t.LATIN_LOOKALIKES))
+_STRONG_RE = re.compile(_class((), t.STRONG_LOOKALIKES))
 _LATIN_LOOKALIKE_TABLE = str.maketrans(t.LATIN_LOOKALIKES)
 _LOWER_KEYS = frozenset(t.LOOKALIKE_LOWER)
 _LOWER_TABLE = str.maketrans(t.LOOKALIKE_LOWER)
@@ -216,6 +233,8 @@ _PUNCT_RUN_RE = re.compile(r"[!|]")
 _VOWEL_RE = re.compile(r"[aeiouy]|[^\x00-\x7f]")
 _LINK_RE = re.compile(r"://|^www\.|@\w[\w.-]*\.\w|\w\.(?:com|net|org|io|me|gg|ly|app)\b")
 _TRIPLE_RE = re.compile(r"(.)\1\1")
+# The same tests restricted to lowercase ASCII, where they are twice as fast.
+_ASCII_LEET_GATE = re.compile(rf"[a-z][{_LEET_CHARS}]+[a-z]|\$[a-z]")
 _ASCII_REPEAT_RE = re.compile(r"([a-z])\1\1")
 _REPEAT_RE = re.compile(rf"({_LETTER})\1{{2,}}")
 
@@ -231,9 +250,9 @@ def _fold_table() -> dict[str, str]:
 
 
 _FOLD = _fold_table()
-_FOLD_KEYS = frozenset(_FOLD)
+_FOLD_RE = re.compile(_class((), _FOLD))
 _FOLD_TABLE = str.maketrans(_FOLD)
-_FOLD_UNEVEN = frozenset(k for k, v in _FOLD.items() if len(v) != 1)
+_FOLD_UNEVEN_RE = re.compile(_class((), (k for k, v in _FOLD.items() if len(v) != 1)))
 
 
 # --- The pipeline ------------------------------------------------------------------
@@ -253,7 +272,7 @@ def normalise(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> Normalised:
             "  " not in low
             and low[:1] != " "
             and low[-1:] != " "
-            and not (_LEET_CHAR_RE.search(low) and _LEET_GATE.search(low))
+            and not (_LEET_CHAR_RE.search(low) and _ASCII_LEET_GATE.search(low))
             and not (_TRIPLE_RE.search(low) and _ASCII_REPEAT_RE.search(low))
             and not _SPLIT_RE.search(low)
         ):
@@ -270,14 +289,18 @@ def _normalise_slow(original: str, s: str, truncated: bool) -> Normalised:
     if _SURROGATE_RE.search(s):
         s = _SURROGATE_RE.sub("\ufffd", s)
     st, en = list(range(len(s))), list(range(1, len(s) + 1))
-    if not _SPECIAL.isdisjoint(s):
+    if _SPECIAL_BMP_RE.search(s) or (_ASTRAL_RE.search(s) and not _SPECIAL_ASTRAL.isdisjoint(s)):
         s, st, en = _strip_specials(s, st, en, evasions, features)
     s, st, en = _compat(s, st, en, evasions)
     s, st, en = _casefold(s, st, en)
-    s = _fold_lookalikes(s, evasions)
+    s, st, en = _recompose(s, st, en)
     s, st, en = _squash_whitespace(s, st, en)
     s, st, en = _join_split_words(s, st, en, evasions)
     s = _read_leet(s, evasions)
+    # Look-alikes fold after leet so that the Latin letters leet produces
+    # count as Latin ("$α" reads "sα", a mixed word).
+    s = _fold_lookalikes(s, evasions)
+    s, st, en = _recompose(s, st, en)
     s, st, en = _squeeze(s, st, en, evasions)
     folded, fst, fen = _fold_diacritics(s, st, en)
     starts, ends = tuple(st), tuple(en)
@@ -330,7 +353,7 @@ def _strip_specials(
     edits: list[tuple[int, int, str]] = []
     before = after = ""
     run_end = -1
-    for i in [i for i, c in enumerate(s) if c in _SPECIAL]:
+    for i in [i for i, c in enumerate(s) if c in _KINDS]:
         kind = _KINDS[s[i]]
         if kind in _HIDDEN and i >= run_end:
             # The neighbours of a run of hidden characters are shared by all of
@@ -406,6 +429,15 @@ def _compat(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Ma
     return mapped
 
 
+def _recompose(s: str, st: list[int], en: list[int]) -> _Map:
+    """NFKC again where folding left a letter before a combining mark that NFKC
+    composes (case folding "ΰ" gives "υ" and two marks), so that normalising
+    the result changes nothing. Not an evasion."""
+    if s.isascii() or unicodedata.is_normalized("NFKC", s):
+        return s, st, en
+    return _compat(s, st, en, set())
+
+
 def _is_evasive_compat(c: str, cjk: bool) -> bool:
     if c.isascii() or c in t.BENIGN_COMPAT or unicodedata.category(c) == "No":
         return False
@@ -432,17 +464,17 @@ def _casefold(s: str, st: list[int], en: list[int]) -> _Map:
 def _fold_lookalikes(s: str, evasions: set[Evasion]) -> str:
     if s.isascii():
         return s
-    if not _LATIN_LOOKALIKE_KEYS.isdisjoint(s):
+    if _LATIN_LOOKALIKE_RE.search(s):
         evasions.add(Evasion.HOMOGLYPH)
         s = s.translate(_LATIN_LOOKALIKE_TABLE)
     if not _CG_RE.search(s):
         return s
-    letters = _CG_LETTERS.intersection(s)
-    latin = _LATIN_RE.search(_EMOJI_TOKEN_RE.sub(" ", s)) is not None
-    strong = not t.STRONG_LOOKALIKES.isdisjoint(letters)
-    if not latin and not strong:  # ordinary Cyrillic or Greek text
+    latin = _LATIN_RE.search(s) is not None and (
+        _LATIN_RE.search(_EMOJI_TOKEN_RE.sub(" ", s)) is not None
+    )
+    if not latin and not _STRONG_RE.search(s):  # ordinary Cyrillic or Greek text
         return s
-    whole_words = letters <= _LOWER_KEYS
+    whole_words = _CG_LETTERS.intersection(s) <= _LOWER_KEYS
     parts: list[str] = []
     last = 0
     for m in _WORD_RE.finditer(s):
@@ -505,7 +537,7 @@ def _in_link(s: str, a: int, b: int) -> bool:
 
 
 def _read_leet(s: str, evasions: set[Evasion]) -> str:
-    if not _LEET_GATE.search(s):
+    if not (_LEET_CHAR_RE.search(s) and _LEET_GATE.search(s)):
         return s
     reads: list[tuple[int, int, str]] = []
     clear = False
@@ -585,9 +617,9 @@ def _squeeze(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _M
 
 
 def _fold_diacritics(s: str, st: list[int], en: list[int]) -> _Map:
-    if s.isascii() or _FOLD_KEYS.isdisjoint(s):
+    if s.isascii() or not _FOLD_RE.search(s):
         return s, st, en
-    if _FOLD_UNEVEN.isdisjoint(s):  # one character for one: offsets are shared
+    if not _FOLD_UNEVEN_RE.search(s):  # one character for one: offsets are shared
         return s.translate(_FOLD_TABLE), st, en
     parts: list[str] = []
     nst: list[int] = []
