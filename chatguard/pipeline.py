@@ -57,10 +57,26 @@ class SessionContext:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Findings:
+    """What earlier steps found about the event now in the pipeline.
+
+    One is made per event, so steps can hand results on (the policy step's
+    assessment, read by the banner, evidence and escalation steps) without
+    sharing state between events, even when both directions of a session run
+    the pipeline at the same time.
+    """
+
+    assessment: Any = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
 class Step(Protocol):
     """One pipeline step. Return ``PASS`` to leave the frame alone."""
 
-    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict: ...
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict: ...
 
 
 ControlHandler = Callable[[ChatEvent, SessionContext], Awaitable[Verdict]]
@@ -81,7 +97,9 @@ class ControlStep:
     def register(self, control_type: str, handler: ControlHandler) -> None:
         self.handlers[control_type] = handler
 
-    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
         if event.kind is not EventKind.CONTROL:
             return PASS
         kind: Any = event.control or {}
@@ -129,9 +147,10 @@ class Pipeline:
     async def run(self, event: ChatEvent, session: SessionContext) -> Verdict:
         started = self.clock()
         result = PASS
+        findings = Findings()
         for name, step in self.steps:
             try:
-                verdict = await step(event, session)
+                verdict = await step(event, session, findings)
             except Exception:
                 log.exception("pipeline step %s failed; frame passed on", name)
                 if self.metrics is not None:

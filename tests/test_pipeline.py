@@ -24,7 +24,15 @@ from chatguard.events import (
     Verdict,
 )
 from chatguard.metrics import Metrics
-from chatguard.pipeline import ORDER, ControlStep, Pipeline, SessionContext, Step, error_notice
+from chatguard.pipeline import (
+    ORDER,
+    ControlStep,
+    Findings,
+    Pipeline,
+    SessionContext,
+    Step,
+    error_notice,
+)
 
 Seen = list[tuple[str, Any]]
 
@@ -37,7 +45,9 @@ class Recorder:
         self.seen = seen
         self.verdict = verdict
 
-    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
         self.seen.append((self.name, event.raw))
         return self.verdict
 
@@ -49,7 +59,9 @@ class Broken:
         self.seen = seen
         self.name = name
 
-    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
         self.seen.append((self.name, event.raw))
         raise RuntimeError("a policy bug")
 
@@ -117,12 +129,32 @@ async def test_steps_receive_the_session(session: SessionContext) -> None:
     got: list[SessionContext] = []
     expected = session
 
-    async def step(event: ChatEvent, session: SessionContext) -> Verdict:
+    async def step(event: ChatEvent, session: SessionContext, findings: Findings) -> Verdict:
         got.append(session)
         return PASS
 
     await Pipeline({"policy": step}).run(message(), expected)
     assert got == [expected]
+
+
+async def test_findings_pass_from_step_to_step_and_not_between_events(
+    session: SessionContext,
+) -> None:
+    seen: list[Any] = []
+
+    async def policy(event: ChatEvent, session: SessionContext, findings: Findings) -> Verdict:
+        assert findings.assessment is None
+        findings.assessment = event.raw
+        return PASS
+
+    async def banners(event: ChatEvent, session: SessionContext, findings: Findings) -> Verdict:
+        seen.append(findings.assessment)
+        return PASS
+
+    pipeline = Pipeline({"banners": banners, "policy": policy})
+    await pipeline.run(message("one"), session)
+    await pipeline.run(message("two"), session)
+    assert seen == [message("one").raw, message("two").raw]
 
 
 # -- combining verdicts -------------------------------------------------------
@@ -308,7 +340,7 @@ async def test_control_step_leaves_chat_events_alone(session: SessionContext) ->
         if kind is EventKind.CONTROL:
             continue
         event = ChatEvent(kind, Side.CLIENT, '{"type":"chatguard.hold"}', sender="alice")
-        assert await step(event, session) is PASS
+        assert await step(event, session, Findings()) is PASS
 
 
 async def _never(event: ChatEvent, session: SessionContext) -> Verdict:
@@ -337,7 +369,7 @@ async def test_control_step_dispatches_and_never_forwards(
     step.register("chatguard.hold", on_hold)
     step.register("chatguard.report", _never)
     event = control({"type": "chatguard.hold", "hold": "h-1", "choice": "send"})
-    verdict = await step(event, session)
+    verdict = await step(event, session, Findings())
     assert calls == [(event, session)]
     assert verdict.forward is False
     assert verdict.replacement is None
@@ -360,7 +392,7 @@ async def test_unknown_control_types_get_an_error_notice(
 ) -> None:
     step = ControlStep()
     step.register("chatguard.hold", _never)
-    verdict = await step(control(obj), session)
+    verdict = await step(control(obj), session, Findings())
     assert verdict.forward is False
     assert verdict.reason == "control"
     assert len(verdict.inject) == 1
@@ -374,7 +406,7 @@ async def test_unknown_control_types_get_an_error_notice(
 
 async def test_a_control_event_without_a_body_gets_an_error(session: SessionContext) -> None:
     event = ChatEvent(EventKind.CONTROL, Side.CLIENT, "{}", sender="alice", control=None)
-    verdict = await ControlStep()(event, session)
+    verdict = await ControlStep()(event, session, Findings())
     assert verdict.forward is False
     assert verdict.inject == (error_notice("unknown control frame type None"),)
 
@@ -388,7 +420,9 @@ async def test_control_step_with_another_type_field(session: SessionContext) -> 
 
     step = ControlStep(type_field="event")
     step.register("guard.ack", on_ack)
-    verdict = await step(control({"event": "guard.ack", "type": "chatguard.hold"}), session)
+    verdict = await step(
+        control({"event": "guard.ack", "type": "chatguard.hold"}), session, Findings()
+    )
     assert got == ["ack"]
     assert verdict.forward is False
 
@@ -402,7 +436,7 @@ async def test_control_step_follows_a_dotted_type_field(session: SessionContext)
 
     step = ControlStep(type_field="meta.type")
     step.register("guard.ack", on_ack)
-    await step(control({"meta": {"type": "guard.ack"}}), session)
+    await step(control({"meta": {"type": "guard.ack"}}), session, Findings())
     assert got == ["ack"]
 
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatguard.events import PASS, ChatEvent, Side, Verdict
-from chatguard.pipeline import SessionContext
+from chatguard.pipeline import Findings, SessionContext
 from tests.support.probe import ProbeUpstream
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
@@ -232,7 +232,9 @@ class RecordSenders:
     def __init__(self) -> None:
         self.seen: list[tuple[str | None, dict[str, str]]] = []
 
-    async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
         if event.origin is Side.CLIENT:
             attrs = dict(session.identity.attrs) if session.identity else {}
             self.seen.append((event.sender, attrs))

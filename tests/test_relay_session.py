@@ -15,7 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from chatguard.events import PASS, ChatEvent, EventKind, Inject, Notice, Side, Verdict
-from chatguard.pipeline import SessionContext
+from chatguard.pipeline import Findings, SessionContext
 from tests.support.probe import ProbeUpstream
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
@@ -114,7 +114,9 @@ async def test_pipeline_verdicts_drop_replace_and_inject(
     class Rewriter:
         """A test step: drops 'secret', rewrites 'shout', banners on 'warn'."""
 
-        async def __call__(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        async def __call__(
+            self, event: ChatEvent, session: SessionContext, findings: Findings
+        ) -> Verdict:
             if event.kind is not EventKind.MESSAGE or event.origin is not Side.CLIENT:
                 return PASS
             assert session.identity is not None
