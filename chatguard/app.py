@@ -17,17 +17,23 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 from aiohttp import web
 
 from .admin import admin_app
 from .codecs import JsonChatCodec
 from .config import Config
+from .directory import Directory
 from .identity import IdentityResolver
+from .live_policy import LivePolicy
 from .metrics import Metrics
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
 from .relay.delivery import Deliveries
+from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
+from .steps.policy import PolicyStep
+from .steps.speedbumps import HoldPolicy, SpeedBumpStep
 from .stores import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,8 @@ class ChatGuard:
         *,
         store: Store | None = None,
         steps: Mapping[str, Step] | None = None,
+        evidence: EvidenceSink | None = None,
+        escalations: EscalationSink | None = None,
     ) -> None:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
@@ -56,12 +64,26 @@ class ChatGuard:
             max_keys=config.store.max_keys,
             clock=time.time,
         )
-        # The pass-through default consumes control frames only; callers (and
-        # later, the policy and banner configuration) add steps by name.
-        self.control = ControlStep(type_field=".".join(self.codec.type_path))
-        self.pipeline = Pipeline({"control": self.control, **(steps or {})}, self.metrics)
-        self.relay = Relay(config, self.codec, self.pipeline, self.metrics, self.identity)
         self.deliveries = Deliveries(self.store, lambda: self.relay.sessions, self.metrics)
+        self.directory = Directory(self.store)
+        # Until the evidence log and case queue are configured, captures and
+        # escalations are kept in memory so an operator can see them.
+        self.recorded = RecordingSink()
+        # Without a policy pack the pipeline only consumes control frames.
+        self.control = ControlStep(type_field=".".join(self.codec.type_path))
+        self.live: LivePolicy | None = None
+        self.speedbumps: SpeedBumpStep | None = None
+        policy_steps: dict[str, Step] = {}
+        if config.policy.directory:
+            policy_steps = self._policy_steps(
+                evidence or self.recorded, escalations or self.recorded
+            )
+        self.pipeline = Pipeline(
+            {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
+        )
+        self.relay = Relay(
+            config, self.codec, self.pipeline, self.metrics, self.identity, self.directory.record
+        )
         self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
             self.metrics,
@@ -71,13 +93,66 @@ class ChatGuard:
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
 
+    def _policy_steps(self, evidence: EvidenceSink, escalations: EscalationSink) -> dict[str, Step]:
+        cfg = self.config
+        banners = Path(cfg.banners.directory) if cfg.banners.directory else None
+        self.live = LivePolicy(
+            Path(cfg.policy.directory),
+            banners,
+            self.metrics,
+            backend=cfg.policy.backend,
+            cache_dir=Path(cfg.data_dir) / "cache",
+        )
+        self.live.load_now()  # an invalid pack stops start-up with its errors
+        self.speedbumps = SpeedBumpStep(
+            self.deliveries,
+            self.metrics,
+            HoldPolicy(cfg.holds.timeout, cfg.holds.on_timeout),
+            default_locale=cfg.banners.default_locale,
+        )
+        self.control.register("chatguard.confirm", self.speedbumps.confirm)
+        for command in ("send", "cancel"):
+            self.control.register_command(command, self.speedbumps.command)
+        return {
+            "policy": PolicyStep(
+                self.live,
+                self.store,
+                self.directory,
+                self.metrics,
+                state_ttl=cfg.policy.state_ttl,
+                max_recipients=cfg.policy.max_recipients,
+            ),
+            "banners": self.speedbumps,
+            "evidence": CaptureStep(evidence, self.metrics),
+            "escalate": EscalateStep(escalations, self.metrics),
+        }
+
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         """Tasks that live as long as the relay listener."""
-        listener = asyncio.create_task(self.deliveries.run(), name="deliveries")
+        tasks = [asyncio.create_task(self.deliveries.run(), name="deliveries")]
+        if self.live is not None and self.config.policy.watch:
+            interval = self.config.policy.watch_interval
+            tasks.append(asyncio.create_task(self.live.watch(interval), name="policy-watch"))
+        if self.speedbumps is not None:
+            tasks.append(asyncio.create_task(self._expire_holds(), name="holds"))
         yield
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _expire_holds(self, interval: float = 1.0) -> None:
+        """Give unanswered holds their default outcome."""
+        assert self.speedbumps is not None
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for session in list(self.relay.sessions):
+                for held in session.context.holds.expired(now):
+                    for item in self.speedbumps.settle(held, expired=True):
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await session.inject(item)
 
     @property
     def relay_url(self) -> str:
@@ -122,6 +197,17 @@ class ChatGuard:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[bool]] = set()
+        if self.live is not None:
+            live = self.live
+
+            def on_hup() -> None:
+                task = asyncio.ensure_future(live.reload())
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, on_hup)
         await self.start()
         log.info(
             "relay on %s -> %s; admin on %s",
@@ -132,7 +218,7 @@ class ChatGuard:
         try:
             await stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await self.stop()

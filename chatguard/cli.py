@@ -15,7 +15,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from . import config as config_mod
+from .banners import BannerError
 from .codecs import MappingError
+from .policy.rules import PolicyError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -135,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = cfg_sub.add_parser("keys", help="every key with its default and meaning")
     keys.add_argument("--json", action="store_true")
     keys.set_defaults(func=cmd_config_keys)
+
+    from .cli_policy import add_parser as add_policy
+
+    add_policy(sub)
     return parser
 
 
@@ -143,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except (config_mod.ConfigError, MappingError) as exc:
+    except (config_mod.ConfigError, MappingError, PolicyError, BannerError) as exc:
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": str(exc)}))
         print(f"chatguard: {exc}", file=sys.stderr)

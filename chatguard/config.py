@@ -169,6 +169,40 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    directory: str = _doc(
+        "Policy pack directory (see policies/README.md); empty runs the pass-through pipeline.",
+        "",
+    )
+    watch: bool = _doc("Reload the pack when its files change (SIGHUP always reloads).", True)
+    watch_interval: float = _doc("Seconds between checks for changed policy files.", 2.0)
+    backend: Literal["auto", "hyperscan", "fallback"] = _doc(
+        "Matcher: hyperscan where available (auto), or the portable fallback.", "auto"
+    )
+    state_ttl: float = _doc(
+        "Seconds a conversation's risk state is kept after its last message.", 604_800.0
+    )
+    max_recipients: int = _doc("Most room members whose age band is looked up per message.", 50)
+
+
+@dataclass(frozen=True, slots=True)
+class BannersConfig:
+    directory: str = _doc("Banner catalogue directory (see banners/README.md).", "")
+    default_locale: str = _doc("Locale used when a user's own has no text.", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldsConfig:
+    timeout: float = _doc("Seconds a held message waits for the sender's answer.", 120.0)
+    on_timeout: Literal["cancel", "send"] = _doc(
+        "What happens to a held message nobody answered.", "cancel"
+    )
+    per_session: int = _doc(
+        "Most messages held at once per session; one more settles the oldest.", 8
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
     upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
@@ -181,6 +215,9 @@ class Config:
         "Where a connection's identity comes from.", factory=IdentityConfig
     )
     store: StoreConfig = _doc("Shared state.", factory=StoreConfig)
+    policy: PolicyConfig = _doc("The policy pack and how it is run.", factory=PolicyConfig)
+    banners: BannersConfig = _doc("The banner catalogue.", factory=BannersConfig)
+    holds: HoldsConfig = _doc("Held messages (are-you-sure prompts).", factory=HoldsConfig)
     data_dir: str = _doc("Directory for durable data (evidence, keys).", "./data")
     instance_id: str = _doc(
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
@@ -334,6 +371,10 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(
             source, "identity.jwt.key", "jwt is enabled but no key or key_file is set"
         )
+    if config.holds.per_session < 1:
+        raise ConfigError(source, "holds.per_session", "must be at least 1")
+    if config.policy.watch_interval <= 0:
+        raise ConfigError(source, "policy.watch_interval", "must be positive")
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
 

@@ -21,6 +21,15 @@ from . import config as config_mod
 from .app import ChatGuard
 
 
+def find_pack(name: str) -> Path | None:
+    """The default pack's folder: in the working directory, else beside the package."""
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / name
+        if candidate.is_dir() and any(candidate.rglob("*.yaml")):
+            return candidate
+    return None
+
+
 async def run_demo(
     *,
     listen: tuple[str, int],
@@ -44,6 +53,7 @@ async def run_demo(
 
         service = ChatService(upstream_listen[0], upstream_listen[1])
         await service.start()
+        policies, banners = find_pack("policies"), find_pack("banners")
         cfg = config_mod.from_mapping(
             {
                 "listen": {"host": listen[0], "port": listen[1]},
@@ -52,6 +62,8 @@ async def run_demo(
                 "data_dir": data_dir,
                 "instance_id": "demo",
                 "limits": {"drain_timeout": 3.0},
+                "policy": {"directory": str(policies or "")},
+                "banners": {"directory": str(banners or "")},
             },
             source="demo defaults",
         )
@@ -67,6 +79,7 @@ async def run_demo(
                     f"  chat (direct, no ChatGuard): http://{service.host}:{service.port}/\n"
                     f"  health and metrics: {guard.admin_url}/healthz  {guard.admin_url}/metrics\n"
                     f"  data directory: {data_dir}\n"
+                    f"  policy pack: {policies or 'none (pass-through)'}\n"
                     "Open the chat page in two browser windows (one with an age under 18)."
                     + ("\nTwo scripted users are chatting in 'lobby'." if scripted else "")
                     + "\nPress Ctrl-C to stop.",

@@ -106,6 +106,36 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.policy_reloads = Counter(
+            "chatguard_policy_reloads",
+            "Policy pack loads: loaded, or refused (the previous pack stayed in force).",
+            ["outcome"],
+            registry=r,
+        )
+        self.signals = Counter(
+            "chatguard_policy_signals",
+            "Policy signals matched in messages, by signal.",
+            ["signal"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "chatguard_policy_actions",
+            "Policy actions decided, by type and mode (enforce or shadow).",
+            ["type", "mode"],
+            registry=r,
+        )
+        self.holds = Counter(
+            "chatguard_holds",
+            "Held messages by outcome: held, sent, cancelled, expired_sent, expired_cancelled.",
+            ["outcome"],
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "chatguard_handoffs",
+            "Captures and escalations handed to their sinks, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "chatguard_http_requests",
             "Plain HTTP requests reverse-proxied, by response status class.",

@@ -32,7 +32,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from .codecs.base import CodecSession
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
+from .holds import HoldBook
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,9 @@ class SessionContext:
     """What a step may know about the session an event belongs to.
 
     Owned and updated by the relay (the identity becomes known when the
-    upstream attests it); steps read it and never hold on to it.
+    upstream attests it); steps read it and never hold on to it. ``codec``
+    lets a step rewrite a frame in the session's own protocol; ``holds`` are
+    the messages this session's user was asked to confirm.
     """
 
     session_id: str
@@ -55,6 +59,8 @@ class SessionContext:
     user_agent: str = ""
     identity: Identity | None = None
     attrs: dict[str, str] = field(default_factory=dict)
+    codec: CodecSession | None = None
+    holds: HoldBook = field(default_factory=HoldBook)
 
 
 @dataclass(slots=True)
@@ -87,21 +93,51 @@ class ControlStep:
 
     Unknown control types are answered with an error notice so a client (or a
     forger) gets a clear answer; nothing is forwarded upstream either way.
+
+    Clients that only speak chat use text commands instead (``/send``,
+    ``/report ...``): a message whose text starts with ``/`` and a registered
+    command name is consumed the same way. Any other text, including other
+    ``/`` words, is ordinary chat.
     """
 
     def __init__(self, type_field: str = "type") -> None:
         # The same dotted field path the codec mapping uses (``meta.type``).
         self.type_path = tuple(type_field.split("."))
         self.handlers: dict[str, ControlHandler] = {}
+        self.commands: dict[str, ControlHandler] = {}
 
     def register(self, control_type: str, handler: ControlHandler) -> None:
         self.handlers[control_type] = handler
+
+    def register_command(self, name: str, handler: ControlHandler) -> None:
+        self.commands[name.lower()] = handler
+
+    def _command(self, event: ChatEvent) -> ControlHandler | None:
+        if not self.commands or event.origin is not Side.CLIENT or not event.text:
+            return None
+        if event.kind not in (EventKind.MESSAGE, EventKind.DIRECT):
+            return None
+        text = event.text.lstrip()
+        if not text.startswith("/"):
+            return None
+        name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
+        return self.commands.get(name)
 
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
     ) -> Verdict:
         if event.kind is not EventKind.CONTROL:
-            return PASS
+            command = self._command(event)
+            if command is None:
+                return PASS
+            try:
+                verdict = await command(event, session)
+            except Exception:
+                # A command is never chat: even when its handler fails, the
+                # text does not go upstream.
+                log.exception("command handler failed")
+                verdict = Verdict(inject=(error_notice("that command failed"),))
+            return replace(verdict, forward=False, replacement=None)
         kind: Any = event.control or {}
         for part in self.type_path:
             kind = kind.get(part) if isinstance(kind, Mapping) else None

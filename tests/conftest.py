@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.redis_server",
     "tests.support.probe",
     "tests.support.relay",
+    "tests.support.pack",
 ]
 
 _PROXY_VARIABLES = (

@@ -22,6 +22,11 @@ FAMILIES = [
     ("closes", "chatguard_session_closes", "counter", ("cause",)),
     ("http_requests", "chatguard_http_requests", "counter", ("status",)),
     ("deliveries", "chatguard_deliveries", "counter", ("outcome",)),
+    ("policy_reloads", "chatguard_policy_reloads", "counter", ("outcome",)),
+    ("signals", "chatguard_policy_signals", "counter", ("signal",)),
+    ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
+    ("holds", "chatguard_holds", "counter", ("outcome",)),
+    ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
 ]
 
 

@@ -38,6 +38,13 @@ class CodecSession(abc.ABC):
     def render(self, notice: Notice) -> Frame:
         """A frame carrying ``notice`` toward the client."""
 
+    @abc.abstractmethod
+    def rewrite_text(self, event: ChatEvent, text: str) -> Frame | None:
+        """``event``'s frame with its text replaced (for redaction); None if impossible.
+
+        Everything else in the frame stays as it was.
+        """
+
 
 class Codec(abc.ABC):
     """A compiled protocol mapping; ``open`` makes a session for one connection."""

@@ -327,6 +327,28 @@ class JsonChatSession(CodecSession):
             message_id=_scalar(_get(obj, rule.id)) if rule.id else None,
         )
 
+    def rewrite_text(self, event: ChatEvent, text: str) -> Frame | None:
+        if not isinstance(event.raw, str):
+            return None
+        try:
+            obj = json.loads(event.raw)
+        except ValueError:
+            return None
+        rules = self.codec.rules[event.origin]
+        type_value = _get(obj, self.codec.type_path)
+        try:
+            candidates = rules.get(type_value, ()) if type_value is not _MISSING else ()
+        except TypeError:
+            return None
+        for rule in candidates + rules.get(_MISSING, ()):
+            if rule.text is not None and rule.matches(obj):
+                node = obj
+                for part in rule.text[:-1]:
+                    node = node[part]
+                node[rule.text[-1]] = text
+                return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return None
+
     def render(self, notice: Notice) -> Frame:
         values: dict[str, Any] = {
             "kind": notice.kind,

@@ -40,7 +40,7 @@ from ..identity import IdentityError, IdentityResolver
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
 from . import headers as hdr
-from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, RelaySession
+from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, IdentityHook, RelaySession
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ class Relay:
         pipeline: Pipeline,
         metrics: Metrics,
         identity: IdentityResolver,
+        on_identity: IdentityHook | None = None,
     ) -> None:
         self.config = config
+        self.on_identity = on_identity
         self.codec = codec
         self.pipeline = pipeline
         self.metrics = metrics
@@ -232,7 +234,12 @@ class Relay:
             identity=identity,
         )
         codec = self.codec.open(identity, use_welcome=self.config.identity.welcome)
-        session = RelaySession(client, upstream, codec, self.pipeline, context, self.metrics)
+        context.codec = codec
+        session = RelaySession(
+            client, upstream, codec, self.pipeline, context, self.metrics, self.on_identity
+        )
+        if identity is not None and self.on_identity is not None:
+            await self.on_identity(identity)
         self.sessions.add(session)
         self._no_sessions.clear()
         self.metrics.connections_total.inc()

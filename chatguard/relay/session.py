@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from ..codecs import CodecSession
-from ..events import ChatEvent, Frame, Inject, Notice, Side, Verdict
+from ..events import ChatEvent, Frame, Identity, Inject, Notice, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
 
@@ -41,6 +42,7 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_BAD_GATEWAY = 1014
 
 Leg = web.WebSocketResponse | ClientWebSocketResponse
+IdentityHook = Callable[[Identity], Awaitable[None]]
 
 
 def wire_code(code: int | None) -> int:
@@ -58,12 +60,14 @@ class RelaySession:
         pipeline: Pipeline,
         context: SessionContext,
         metrics: Metrics,
+        on_identity: IdentityHook | None = None,
     ) -> None:
         self.legs: dict[Side, Leg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
         self.codec = codec
         self.pipeline = pipeline
         self.context = context
         self.metrics = metrics
+        self.on_identity = on_identity
         self.last_activity = time.monotonic()
         self.close_cause: str | None = None
         # Set once either side, or the sidecar, has begun closing: from then
@@ -133,9 +137,11 @@ class RelaySession:
 
     async def _relay(self, data: Frame, origin: Side, target: Leg) -> None:
         event = self.codec.decode(data, origin)
-        if origin is Side.UPSTREAM:
-            # The upstream may just have attested who this connection is.
+        if origin is Side.UPSTREAM and self.codec.identity is not self.context.identity:
+            # The upstream just attested who this connection is.
             self.context.identity = self.codec.identity
+            if self.on_identity is not None and self.context.identity is not None:
+                await self.on_identity(self.context.identity)
         if event is None:
             await _send(target, data)
             return

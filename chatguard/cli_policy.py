@@ -1,0 +1,170 @@
+"""``chatguard policy ...``: test, explain and replay a policy pack.
+
+Output shapes with ``--json`` are a contract (other tools read them):
+
+* ``policy test``: one object ``{"ok", "rules", "examples", "failures": [...],
+  "errors": [...]}``.
+* ``policy explain``: one object (see ``replay.explain``).
+* ``policy replay``: one object per input event ``{"index", "conversation",
+  "risk", "signals", "actions"}``; with ``--summary``, one object per
+  conversation ``{"conversation", "escalated", "first_escalation_index",
+  "max_risk", "banners"}``.
+
+Exit codes: 0 success; 1 the pack or transcript is invalid, or an example
+failed; 2 usage errors (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .policy.engine import Engine
+from .policy.matcher import Matcher, build_matcher
+from .policy.model import Policy
+from .policy.replay import check_examples, explain, replay, summarise
+from .policy.rules import PolicyError, load_policy
+from .transcript import TranscriptError, read
+
+DEFAULT_POLICY_DIR = "policies"
+
+
+def _load(directory: str, backend: str) -> tuple[Policy, Matcher]:
+    policy = load_policy(Path(directory))
+    return policy, build_matcher(policy.rules, backend=backend)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    try:
+        policy, matcher = _load(args.directory, args.backend)
+    except PolicyError as exc:
+        if args.json:
+            _print({"ok": False, "errors": [str(i) for i in exc.errors], "failures": []})
+        print(str(exc), file=sys.stderr)
+        return 1
+    failures = check_examples(policy, matcher)
+    examples = sum(len(r.examples_match) + len(r.examples_no_match) for r in policy.rules)
+    if args.json:
+        _print(
+            {
+                "ok": not failures,
+                "rules": len(policy.rules),
+                "examples": examples,
+                "version": policy.version,
+                "failures": [str(f) for f in failures],
+                "errors": [],
+            }
+        )
+    else:
+        for failure in failures:
+            print(failure)
+        verdict = "FAILED" if failures else "ok"
+        print(
+            f"{args.directory}: {len(policy.rules)} rules, {examples} examples, "
+            f"{len(failures)} failed: {verdict}"
+        )
+    return 1 if failures else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    try:
+        policy, matcher = _load(args.policy, args.backend)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    result = explain(args.text, policy, matcher)
+    if args.json:
+        _print(result)
+        return 0
+    print(f"normalised: {result['normalised']}")
+    print(f"folded:     {result['folded']}")
+    print(f"evasions:   {', '.join(result['evasions']) or 'none'}")
+    if not result["rules"]:
+        print("no rule matched")
+    for rule in result["rules"]:
+        spans = ", ".join(repr(s["text"]) for s in rule["spans"])
+        print(f"{rule['rule']} ({rule['signal']}, weight {rule['weight']}): {spans}")
+        print(f"    {rule['description']}  [{rule['file']}]")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        policy, matcher = _load(args.policy, args.backend)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    engine = Engine(policy, matcher)
+    try:
+        with open(args.transcript, encoding="utf-8") as handle:
+            events = list(read(handle, args.transcript))
+    except OSError as exc:
+        print(f"{args.transcript}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 1
+    except (TranscriptError, UnicodeDecodeError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    steps = list(replay(events, engine))
+    if args.summary:
+        for summary in summarise(steps):
+            if args.json:
+                _print(summary.to_json())
+            else:
+                first = summary.first_escalation_index
+                print(
+                    f"{summary.conversation}: max risk {summary.max_risk:.2f}, "
+                    + (f"escalated at message {first}" if summary.escalated else "not escalated")
+                    + (f", banners {summary.banners}" if summary.banners else "")
+                )
+        return 0
+    for step in steps:
+        record = step.to_json()
+        if args.json:
+            _print(record)
+        else:
+            actions = ", ".join(a["type"] for a in record["actions"]) or "-"
+            signals = ", ".join(record["signals"]) or "-"
+            print(
+                f"{record['index']:>5} {record['conversation']:<20} risk {record['risk']:>7.2f}"
+                f"  signals: {signals}  actions: {actions}"
+            )
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = sub.add_parser("policy", help="test, explain and replay a policy pack")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument(
+            "--backend",
+            choices=("auto", "hyperscan", "fallback"),
+            default="auto",
+            help="matcher backend (default: hyperscan where available)",
+        )
+
+    test = psub.add_parser("test", help="load the pack and check every rule's examples")
+    test.add_argument("directory", nargs="?", default=DEFAULT_POLICY_DIR)
+    common(test)
+    test.set_defaults(func=cmd_test)
+
+    exp = psub.add_parser("explain", help="what the pack makes of one message")
+    exp.add_argument("text")
+    exp.add_argument("--policy", default=DEFAULT_POLICY_DIR)
+    common(exp)
+    exp.set_defaults(func=cmd_explain)
+
+    rep = psub.add_parser("replay", help="replay a transcript (JSONL) through the pack")
+    rep.add_argument("transcript")
+    rep.add_argument("--policy", default=DEFAULT_POLICY_DIR)
+    rep.add_argument("--summary", action="store_true", help="one line per conversation")
+    common(rep)
+    rep.set_defaults(func=cmd_replay)

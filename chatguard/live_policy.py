@@ -1,0 +1,133 @@
+"""The policy pack in force, and swapping it for a new one while chat flows.
+
+What it owns: loading the configured pack (and banner catalogue) into an
+``Engine``, and reloading them on SIGHUP or when their files change.
+
+Invariants:
+
+* The swap is atomic: a message is assessed entirely by the old engine or
+  entirely by the new one (``engine`` is read once per message).
+* An invalid new pack or catalogue is refused: the old one stays in force,
+  the error is logged (file, line, reason) and counted in
+  ``chatguard_policy_reloads_total{outcome="refused"}``.
+* Loading compiles patterns, which can take a while for large packs; it runs
+  in a worker thread so the event loop never stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .banners import BannerError, Catalogue, load_catalogue
+from .metrics import Metrics
+from .policy.engine import Engine
+from .policy.matcher import build_matcher
+from .policy.model import Policy, Rule
+from .policy.rules import PolicyError, load_policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One consistent generation: a pack, its engine, and the banners it uses."""
+
+    policy: Policy
+    engine: Engine
+    catalogue: Catalogue
+    rules: Mapping[str, Rule] = field(default_factory=dict)  # by id
+
+
+class LivePolicy:
+    def __init__(
+        self,
+        policy_dir: Path,
+        banners_dir: Path | None,
+        metrics: Metrics,
+        *,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.policy_dir = policy_dir
+        self.banners_dir = banners_dir
+        self.metrics = metrics
+        self.backend = backend
+        self.cache_dir = cache_dir
+        self.current: Loaded | None = None
+        self._fingerprint: tuple[tuple[str, int, int], ...] = ()
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> Loaded:
+        policy = load_policy(self.policy_dir)
+        matcher = build_matcher(policy.rules, backend=self.backend, cache_dir=self.cache_dir)
+        catalogue = load_catalogue(self.banners_dir) if self.banners_dir else Catalogue({})
+        missing = sorted(
+            {
+                str(a.params["banner"])
+                for r in policy.rules
+                for a in r.actions
+                if "banner" in a.params and catalogue.get(str(a.params["banner"])) is None
+            }
+            | {
+                str(a.params["banner"])
+                for t in policy.thresholds
+                for a in t.actions
+                if "banner" in a.params and catalogue.get(str(a.params["banner"])) is None
+            }
+        )
+        if missing and self.banners_dir:
+            raise BannerError(f"{self.banners_dir}: the pack uses unknown banners: {missing}")
+        rules = {rule.id: rule for rule in policy.rules}
+        return Loaded(policy, Engine(policy, matcher), catalogue, rules)
+
+    def load_now(self) -> Loaded:
+        """Load synchronously (at start-up); raises on an invalid pack."""
+        loaded = self._load()
+        self.current = loaded
+        self._fingerprint = self._scan()
+        self.metrics.policy_reloads.labels(outcome="loaded").inc()
+        return loaded
+
+    async def reload(self) -> bool:
+        """Load the pack again; True when the new one is in force."""
+        async with self._lock:
+            fingerprint = self._scan()
+            try:
+                loaded = await asyncio.to_thread(self._load)
+            except (PolicyError, BannerError, OSError, ValueError) as exc:
+                self._fingerprint = fingerprint  # don't retry until it changes again
+                self.metrics.policy_reloads.labels(outcome="refused").inc()
+                log.error("policy reload refused; the previous pack stays in force:\n%s", exc)
+                return False
+            self.current = loaded
+            self._fingerprint = fingerprint
+            self.metrics.policy_reloads.labels(outcome="loaded").inc()
+            version, rules = loaded.policy.version[:12], len(loaded.policy.rules)
+            log.info("policy %s loaded (%d rules)", version, rules)
+            return True
+
+    def _scan(self) -> tuple[tuple[str, int, int], ...]:
+        """A cheap fingerprint of the files: names, sizes and modification times."""
+        entries: list[tuple[str, int, int]] = []
+        for root in (self.policy_dir, self.banners_dir):
+            if root is None or not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*.yaml")):
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(entries)
+
+    async def watch(self, interval: float) -> None:
+        """Reload whenever the files change; runs until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            fingerprint = await asyncio.to_thread(self._scan)
+            if fingerprint != self._fingerprint:
+                await self.reload()

@@ -1,0 +1,318 @@
+"""The policy engine: one chat message in, an ``Assessment`` out.
+
+``Engine.assess`` is the one place that says in which order a message meets
+the policy:
+
+1. **normalise** the text (at most ``policy.max_chars`` characters);
+2. **scan**: the matcher returns the rules whose patterns match (a rule whose
+   ``unless`` patterns match is not returned);
+3. **scope**: drop rules whose scope excludes this message: origin, room or
+   direct, the sender's and the recipients' age bands, exempt roles;
+4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
+   or the pack is in shadow mode; plus one ``evasion`` match when the
+   normaliser undid a disguise *and* a rule matched (disguises alone are
+   ordinary chat);
+5. **risk**: fold the matches into the conversation state (``risk.observe``);
+6. **actions**: the rules' own actions, the direct triggers (sextortion,
+   a child's safeguarding disclosure), and the thresholds the conversation
+   risk reached for the first time; merged so that each action appears once.
+
+Age bands in scopes. A person's bands are their attested band and their
+effective band (see ``risk``), read as a scope spells them (likely minor as
+``minor``, likely adult as ``adult``). A sender is in a ``sender_age`` scope
+when *either* band is listed, and a recipient in a ``recipient_age`` scope
+likewise, so a claim can bring someone into a rule's scope but never take
+them out of it: an unknown sender who says "im 13" is still caught by rules
+for unknown senders, and a child who says "im 18" is still protected as a
+minor. A message with no named recipients has one unknown recipient.
+
+Shadow. A shadow match's actions are marked ``shadow=True``; it still updates
+the state (in the shadow part, see ``risk``), so replay shows what would have
+happened. Shadow rules are scoped with shadow self-declarations counted;
+enforced rules only with enforced ones. A threshold fires for real only when
+the risk without shadow matches reaches it. When the pack is in shadow mode
+every rule is, whatever its own ``mode``.
+
+Never: I/O, clock reads (``now`` is passed in), asyncio, or mutating state in
+place (a new ``ConversationState`` is returned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chatguard.policy.model import (
+    ActionType,
+    Assessment,
+    Audience,
+    Match,
+    Mode,
+    PlannedAction,
+    Policy,
+    Rule,
+    Scope,
+    Signal,
+    Where,
+)
+from chatguard.policy.normalise import Normalised, normalise
+from chatguard.policy.risk import (
+    Band,
+    ConversationState,
+    Observation,
+    Participant,
+    RiskSettings,
+    Trigger,
+    attested_band,
+    cross_thresholds,
+    escalation_severity,
+    observe,
+    parse_settings,
+    record_escalation,
+    severity_rank,
+)
+
+EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """One chat message and what the platform attests about its people."""
+
+    text: str
+    conversation: str
+    sender: str
+    recipients: tuple[str, ...]
+    where: Where  # Where.ROOM or Where.DIRECT
+    origin: str = "client"  # "client" | "upstream": the side that sent it
+    sender_age: str = "unknown"  # attested: "minor" | "adult" | "unknown"
+    recipient_ages: Mapping[str, str] = field(default_factory=dict)  # attested, per recipient
+    sender_roles: frozenset[str] = frozenset()
+    room: str | None = None
+
+
+class ScanHit(Protocol):
+    """A rule that matched, with spans in the original text."""
+
+    @property
+    def rule(self) -> Rule: ...
+
+    @property
+    def spans(self) -> Sequence[tuple[int, int]]: ...
+
+
+class RuleScanner(Protocol):
+    """What the engine needs from a matcher (``matcher.Matcher`` is one)."""
+
+    def scan(self, norm: Normalised) -> Sequence[ScanHit]: ...
+
+
+class Engine:
+    """Assesses messages against one policy. Holds no per-conversation state."""
+
+    def __init__(self, policy: Policy, matcher: RuleScanner) -> None:
+        self.policy = policy
+        self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
+        self._matcher = matcher
+
+    def assess(
+        self, msg: MessageContext, state: ConversationState | None, now: float
+    ) -> tuple[Assessment, ConversationState]:
+        """Assess one message sent at ``now`` in a conversation whose state is
+        ``state`` (``None`` for a new one); return the assessment and the new
+        state to store. ``state`` itself is never changed."""
+        before = state or ConversationState()
+        norm = normalise(msg.text, max_chars=self.policy.max_chars)
+        matched = self._matches(msg, before, self._matcher.scan(norm))
+        matches = [m for m, _ in matched]
+        if matches and norm.evasions:
+            shadow = all(m.shadow for m in matches)
+            matches.append(
+                Match(EVASION_RULE, Signal.EVASION, self.settings.evasion_weight, (), shadow)
+            )
+        obs = Observation(
+            msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
+        )
+        after = observe(before, obs, self.settings, now)
+
+        planned = [
+            PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
+            for m, rule in matched
+            for a in rule.actions
+        ]
+        planned += self._triggers(msg, after, matched)
+        after, crossed = cross_thresholds(after, self.policy.thresholds)
+        for th, shadow in crossed:
+            reason = f"risk>={th.at:g}"
+            planned += [PlannedAction(a.type, dict(a.params), reason, shadow) for a in th.actions]
+        actions = merge_actions(self._complete(a, after) for a in planned)
+        for a in actions:
+            if a.type is ActionType.ESCALATE and not a.shadow:
+                after = record_escalation(after, str(a.params["severity"]))
+
+        signals = tuple(dict.fromkeys(m.signal for m in matches))
+        assessment = Assessment(
+            conversation=msg.conversation,
+            risk=after.risk,
+            signals=signals,
+            matches=tuple(matches),
+            actions=actions,
+            evasions=frozenset(norm.evasions),
+            policy_version=self.policy.version,
+        )
+        return assessment, after
+
+    # --- steps ---------------------------------------------------------------------
+
+    def _shadow(self, rule: Rule) -> bool:
+        return self.policy.mode is Mode.SHADOW or rule.mode is Mode.SHADOW
+
+    def _matches(
+        self, msg: MessageContext, state: ConversationState, hits: Iterable[ScanHit]
+    ) -> list[tuple[Match, Rule]]:
+        spans: dict[str, tuple[Rule, set[tuple[int, int]]]] = {}
+        for hit in hits:
+            spans.setdefault(hit.rule.id, (hit.rule, set()))[1].update(hit.spans)
+        out: list[tuple[Match, Rule]] = []
+        for rule_id, (rule, found) in spans.items():
+            shadow = self._shadow(rule)
+            if in_scope(rule.scope, msg, state, include_shadow=shadow):
+                match = Match(rule_id, rule.signal, rule.weight, tuple(sorted(found)), shadow)
+                out.append((match, rule))
+        return out
+
+    def _triggers(
+        self, msg: MessageContext, state: ConversationState, matched: Sequence[tuple[Match, Rule]]
+    ) -> list[PlannedAction]:
+        out: list[PlannedAction] = []
+        for signal, trigger in (
+            (Signal.SEXTORTION, self.settings.sextortion),
+            (Signal.SAFEGUARDING, self.settings.safeguarding),
+        ):
+            hits = [m for m, _ in matched if m.signal is signal]
+            if trigger is None or not hits:
+                continue
+            shadow = all(m.shadow for m in hits)
+            if signal is Signal.SAFEGUARDING:
+                # Only a child's (or a possible child's) disclosure: an adult
+                # describing abuse is a matter for ordinary moderation.
+                band = _participant(state, msg.sender, None).band(include_shadow=shadow)
+                if band.adultish:
+                    continue
+            out += _trigger_actions(trigger, hits[0].rule_id, shadow)
+        return out
+
+    def _complete(self, action: PlannedAction, state: ConversationState) -> PlannedAction:
+        """An escalation without a severity gets the one its risk calls for."""
+        if action.type is not ActionType.ESCALATE or "severity" in action.params:
+            return action
+        risk = state.risk if action.shadow else state.enforced_risk
+        severity = escalation_severity(risk, state, self.settings, include_shadow=action.shadow)
+        params = {"category": "grooming", **action.params, "severity": severity}
+        return PlannedAction(action.type, params, action.reason, action.shadow)
+
+
+def _trigger_actions(trigger: Trigger, reason: str, shadow: bool) -> list[PlannedAction]:
+    out: list[PlannedAction] = []
+    if trigger.capture is not None:
+        before, after = trigger.capture
+        out.append(
+            PlannedAction(ActionType.CAPTURE, {"before": before, "after": after}, reason, shadow)
+        )
+    escalate = {"severity": trigger.severity, "category": trigger.category}
+    out.append(PlannedAction(ActionType.ESCALATE, escalate, reason, shadow))
+    if trigger.banner is not None:
+        banner = {"banner": trigger.banner, "audience": Audience.SENDER.value}
+        out.append(PlannedAction(ActionType.BANNER, banner, reason, shadow))
+    return out
+
+
+# --- scope ---------------------------------------------------------------------------
+
+
+def _participant(state: ConversationState, user: str, attested: str | None) -> Participant:
+    """A person as stored, with this message's attestation (if minor/adult) applied."""
+    p = state.participant(user) or Participant()
+    band = attested_band(attested)
+    if band is Band.UNKNOWN:
+        return p
+    return Participant(band, p.declared, p.shadow_declared, p.last_seen)
+
+
+def scope_bands(p: Participant, *, include_shadow: bool) -> frozenset[str]:
+    """The bands a person counts as in a rule scope: attested and effective."""
+    return frozenset({p.attested.value, p.band(include_shadow).collapsed.value})
+
+
+def in_scope(
+    scope: Scope, msg: MessageContext, state: ConversationState, *, include_shadow: bool = False
+) -> bool:
+    """Whether a rule with ``scope`` applies to ``msg`` (see the module docstring)."""
+    if msg.origin not in scope.origins:
+        return False
+    if scope.where is not Where.ANY and scope.where != msg.where:
+        return False
+    if scope.exempt_roles & msg.sender_roles:
+        return False
+    if scope.sender_age is not None:
+        sender = _participant(state, msg.sender, msg.sender_age)
+        if not scope.sender_age & scope_bands(sender, include_shadow=include_shadow):
+            return False
+    if scope.recipient_age is not None:
+        recipients = [r for r in dict.fromkeys(msg.recipients) if r != msg.sender]
+        bands = [
+            scope_bands(
+                _participant(state, r, msg.recipient_ages.get(r)), include_shadow=include_shadow
+            )
+            for r in recipients
+        ] or [frozenset({Band.UNKNOWN.value})]
+        if not any(scope.recipient_age & b for b in bands):
+            return False
+    return True
+
+
+# --- merging actions -----------------------------------------------------------------
+
+
+def _merge_key(a: PlannedAction) -> tuple[Any, ...]:
+    if a.type in (ActionType.CAPTURE, ActionType.HOLD, ActionType.BLOCK):
+        return (a.type,)
+    if a.type is ActionType.ESCALATE:
+        return (a.type, a.params.get("category"))
+    return (a.type, tuple(sorted((k, repr(v)) for k, v in a.params.items())))
+
+
+def _combine(a: PlannedAction, b: PlannedAction) -> PlannedAction:
+    """One action for two with the same merge key: an enforced one wins over a
+    shadow one; two of the same mode keep the wider capture window and the
+    higher severity; otherwise the first wins."""
+    if a.shadow != b.shadow:
+        return b if a.shadow else a
+    if a.type is ActionType.CAPTURE:
+        params = dict(a.params)
+        for k in ("before", "after"):
+            values = [int(x.params[k]) for x in (a, b) if k in x.params]
+            if values:
+                params[k] = max(values)
+        return PlannedAction(a.type, params, a.reason, a.shadow)
+    if a.type is ActionType.ESCALATE:
+        sa, sb = (severity_rank(str(x.params.get("severity"))) for x in (a, b))
+        return b if sb > sa else a
+    return a
+
+
+def merge_actions(actions: Iterable[PlannedAction]) -> tuple[PlannedAction, ...]:
+    """Actions with duplicates merged, in order of first appearance: one capture
+    (widest window), one hold, one block, one escalation per category (highest
+    severity), one of each distinct banner or redaction."""
+    out: list[PlannedAction] = []
+    where: dict[tuple[Any, ...], int] = {}
+    for a in actions:
+        key = _merge_key(a)
+        if key in where:
+            out[where[key]] = _combine(out[where[key]], a)
+        else:
+            where[key] = len(out)
+            out.append(a)
+    return tuple(out)

@@ -1,0 +1,558 @@
+"""Which rules a normalised message matches, and where.
+
+``build_matcher(rules)`` turns rules into a ``Matcher``; ``Matcher.scan``
+takes a ``Normalised`` message and returns a ``RuleHit`` for each rule that
+matches it, in rule order, with the matched spans in the *original* text.
+
+Every distinct pattern expression is a *unit*. A scan has two steps:
+
+1. **Candidates.** A multi-pattern prefilter finds the units that may match
+   the folded text, in one pass over it, whatever the number of rules:
+   ``hyperscan`` (one compiled database for every unit) or ``fallback``
+   (a pyahocorasick automaton over literals every match must contain).
+2. **Confirmation.** Each candidate unit is run with the `regex` module
+   (``safety.FLAGS``) on the folded text, with a timeout; its matches give
+   the spans. A timeout counts as no match and adds one to
+   ``Matcher.timeouts``.
+
+Invariants: a prefilter may over-report but never miss (every construct is
+translated to something that matches at least as much), so both backends
+return identical hits. A rule whose ``unless`` patterns match the same
+message is not returned. Nothing here holds per-message state between scans.
+
+The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
+there and loaded on the next build of the same units, keyed by a hash of
+every Hyperscan expression, flag and parameter and the hyperscan version.
+A Matcher is not thread-safe (Hyperscan scratch space is per database).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import ahocorasick
+import regex  # type: ignore[import-untyped, unused-ignore]
+
+from chatguard.policy import safety
+from chatguard.policy.model import Pattern, Rule
+from chatguard.policy.normalise import Normalised
+
+try:
+    import hyperscan
+
+    HAVE_HYPERSCAN = True
+except ImportError:  # pragma: no cover - platforms without a wheel
+    HAVE_HYPERSCAN = False
+
+DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
+MIN_KEY = 3  # shorter prefilter literals hit nearly every message
+_MAX_SET = 64  # most literal strings tracked for one regex node
+_HS_REPEAT = 1000  # larger bounds are relaxed (still a superset)
+_CACHE_FORMAT = b"chatguard-hs-1\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule that matched, and where in the original text."""
+
+    rule: Rule
+    spans: tuple[tuple[int, int], ...]
+
+
+class Gate(enum.IntEnum):
+    """Which texts a Hyperscan expression is trusted on."""
+
+    ANY = 0
+    ASCII = 1  # only when the folded text is ASCII (byte-wise edit distance)
+    NON_ASCII = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One Hyperscan expression standing for (a superset of) one unit."""
+
+    expression: str
+    flags: int
+    unit: int
+    gate: Gate = Gate.ANY
+    edit_distance: int = 0
+
+
+@dataclass(slots=True)
+class _Unit:
+    pattern: Pattern
+    compiled: Any  # regex.Pattern
+    keys: frozenset[str] | None  # literals every match holds; None: always run
+    probes: list[Probe] = field(default_factory=list)
+
+
+# --- Literals every match must hold ---------------------------------------------------
+
+Keys = frozenset[str]
+
+
+def _quality(keys: Keys | None) -> tuple[int, int]:
+    return (min(map(len, keys)), -len(keys)) if keys else (-1, 0)
+
+
+def _better(a: Keys | None, b: Keys | None) -> Keys | None:
+    return a if _quality(a) >= _quality(b) else b
+
+
+def _as_keys(exact: Keys | None) -> Keys | None:
+    return exact if exact and "" not in exact else None
+
+
+def _product(a: Keys, b: Keys) -> Keys | None:
+    return frozenset(x + y for x in a for y in b) if len(a) * len(b) <= _MAX_SET else None
+
+
+def _literals(node: safety.Node) -> tuple[Keys | None, Keys | None]:
+    """(exact, keys): every string the node can match when that set is small,
+    and a set of literals one of which every match of the node contains."""
+    match node:
+        case safety.CharSet(_, upper, _):
+            if safety.size(upper) > 4:
+                return None, None
+            members = frozenset(safety.chars(upper))
+            return members, members
+        case safety.Assert() | safety.Look():
+            return frozenset({""}), None
+        case safety.Seq(items):
+            run: Keys | None = frozenset({""})
+            whole = True
+            best: Keys | None = None
+            for item in items:
+                exact, keys = _literals(item)
+                best = _better(best, keys)
+                joined = _product(run, exact) if run is not None and exact is not None else None
+                if joined is None:
+                    best = _better(best, _as_keys(run))
+                    whole = False
+                run = joined if joined is not None else exact
+            best = _better(best, _as_keys(run))
+            return (run if whole else None), best
+        case safety.Alt(branches):
+            subs = [_literals(b) for b in branches]
+            exacts = [e for e, _ in subs]
+            union: Keys | None = None
+            if all(e is not None for e in exacts):
+                union = frozenset(s for e in exacts if e is not None for s in e)
+                union = union if len(union) <= _MAX_SET else None
+            branch_keys = [_better(k, _as_keys(e)) for e, k in subs]
+            if any(k is None for k in branch_keys):
+                return union, None
+            return union, frozenset(s for k in branch_keys if k is not None for s in k)
+        case safety.Repeat(body, lo, hi):
+            exact, keys = _literals(body)
+            out: Keys | None = None
+            if exact is not None and hi is not None and hi <= 3:
+                power: Keys | None = frozenset({""})
+                acc: set[str] = set()
+                for k in range(hi + 1):
+                    if k >= lo and power is not None:
+                        acc |= power
+                    power = _product(power, exact) if power is not None else None
+                out = frozenset(acc) if power is not None and len(acc) <= _MAX_SET else None
+            return out, (_better(keys, _as_keys(exact)) if lo >= 1 else None)
+
+
+def regex_keys(root: safety.Node) -> Keys | None:
+    """Literals one of which every match contains, or None when no set of
+    literals of at least ``MIN_KEY`` characters is known."""
+    exact, keys = _literals(root)
+    best = _better(keys, _as_keys(exact))
+    return best if best and min(map(len, best)) >= MIN_KEY else None
+
+
+def fuzzy_pieces(literal: str, edits: int) -> Keys:
+    """``edits + 1`` disjoint pieces of ``literal`` without spaces: ``edits``
+    typing errors spoil at most ``edits`` of them, so one always survives."""
+    parts = literal.split(" ")
+    while len(parts) < edits + 1 and max(map(len, parts)) > 1:
+        longest = max(parts, key=len)
+        parts.remove(longest)
+        half = len(longest) // 2
+        parts += [longest[:half], longest[half:]]
+    return frozenset(sorted(parts, key=len, reverse=True)[: edits + 1])
+
+
+# --- Hyperscan expressions --------------------------------------------------------------
+
+_HS_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_SURROGATES = ((0xD800, 0xDFFF),)
+_ASCII_SPACE = r"[\t-\r ]"  # the ASCII members of `regex`'s \s
+_ANY_SPACE = r"[\t-\r \x{80}-\x{d7ff}\x{e000}-\x{10ffff}]"  # a superset of \s
+
+
+def _hs_char(c: str) -> str:
+    return c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}"
+
+
+def _hs_set(ranges: safety.Ranges) -> str:
+    if not ranges or ranges == safety.ALL:
+        return r"[\s\S]"  # (an empty set never matches; anything is a superset)
+    if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
+        return _hs_char(chr(ranges[0][0]))
+    out = []
+    for a, b in ranges:
+        for lo, hi in safety.complement(_SURROGATES, a, b):
+            out.append(_hs_char(chr(lo)) + (f"-{_hs_char(chr(hi))}" if hi > lo else ""))
+    return "[" + "".join(out) + "]"
+
+
+def hs_regex(node: safety.Node) -> str:
+    """A Hyperscan expression matching everything ``node`` matches (and
+    maybe more): assertions and lookarounds are dropped, character classes
+    widened to their ``upper`` sets, huge repeat bounds relaxed."""
+    match node:
+        case safety.CharSet(_, upper, _):
+            return _hs_set(upper)
+        case safety.Assert() | safety.Look():
+            return ""
+        case safety.Seq(items):
+            return "".join(hs_regex(n) for n in items)
+        case safety.Alt(branches):
+            return "(?:" + "|".join(hs_regex(n) for n in branches) + ")"
+        case safety.Repeat(body, lo, hi):
+            inner = hs_regex(body)
+            if not inner or safety.max_width(body) == 0:
+                return ""
+            lo = min(lo, _HS_REPEAT)
+            hi = None if hi is None or hi > _HS_REPEAT else hi
+            bounds = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
+            return f"(?:{inner}){bounds}"
+
+
+def hs_literal(literal: str, *, bounded: bool, space: str = _ANY_SPACE) -> str:
+    """``literal`` (folded, single spaces) for Hyperscan. With ``bounded``,
+    ASCII word characters at its ends get ``\\b`` (Hyperscan's ASCII word
+    boundary holds wherever `regex`'s Unicode one does next to them)."""
+    body = f"{space}+".join("".join(map(_hs_char, w)) for w in literal.split(" "))
+    left = r"\b" if bounded and literal[0] in _HS_WORD else ""
+    right = r"\b" if bounded and literal[-1] in _HS_WORD else ""
+    return left + body + right
+
+
+def _unit(index: int, pattern: Pattern, probes: bool) -> _Unit:
+    """The unit of ``pattern``, with its Hyperscan probes if ``probes``."""
+    compiled = regex.compile(pattern.expression, safety.FLAGS)
+    literal = pattern.literal
+    if not probes:
+        if literal is None:
+            try:
+                keys = regex_keys(safety.parse(pattern.expression))
+            except safety.RegexRefused:
+                keys = None
+        elif pattern.fuzzy:
+            keys = fuzzy_pieces(literal, pattern.fuzzy)
+        else:
+            keys = frozenset({max(literal.split(" "), key=len)})
+        return _Unit(pattern, compiled, keys)
+    base = hyperscan.HS_FLAG_SINGLEMATCH
+    utf8 = base | hyperscan.HS_FLAG_UTF8
+    if literal is not None and pattern.fuzzy:
+        pieces = fuzzy_pieces(literal, pattern.fuzzy)
+        unit = _Unit(pattern, compiled, pieces)
+        gate = Gate.ANY
+        if literal.isascii():
+            gate = Gate.NON_ASCII
+            body = hs_literal(literal, bounded=False, space=_ASCII_SPACE)
+            unit.probes.append(Probe(body, base, index, Gate.ASCII, pattern.fuzzy))
+        unit.probes += [Probe(hs_literal(p, bounded=False), utf8, index, gate) for p in pieces]
+        return unit
+    if literal is not None:
+        unit = _Unit(pattern, compiled, frozenset({max(literal.split(" "), key=len)}))
+        unit.probes.append(Probe(hs_literal(literal, bounded=True), utf8, index))
+        return unit
+    try:
+        root = safety.parse(pattern.expression)
+    except safety.RegexRefused:
+        return _Unit(pattern, compiled, None)
+    unit = _Unit(pattern, compiled, regex_keys(root))
+    prefilter = utf8 | hyperscan.HS_FLAG_PREFILTER
+    unit.probes.append(Probe(hs_regex(root), prefilter, index))
+    return unit
+
+
+def _key_probes(unit: _Unit, index: int, flags: int) -> list[Probe]:
+    keys = sorted(unit.keys) if unit.keys else []
+    return [Probe(hs_literal(k, bounded=False), flags, index) for k in keys]
+
+
+# --- Candidate finders ---------------------------------------------------------------
+
+
+class _Finder(Protocol):
+    always: frozenset[int]  # units with no prefilter: confirmed on every message
+
+    def candidates(self, text: str) -> set[int]: ...
+
+
+class _AhoCorasick:
+    def __init__(self, units: Sequence[_Unit]) -> None:
+        by_key: dict[str, list[int]] = {}
+        for i, unit in enumerate(units):
+            for key in unit.keys or ():
+                by_key.setdefault(key, []).append(i)
+        self.automaton = ahocorasick.Automaton()
+        for key, ids in by_key.items():
+            self.automaton.add_word(key, tuple(ids))
+        self.empty = not by_key
+        self.always = frozenset(i for i, unit in enumerate(units) if unit.keys is None)
+        if not self.empty:
+            self.automaton.make_automaton()
+
+    def candidates(self, text: str) -> set[int]:
+        if self.empty:
+            return set()
+        return {u for _, ids in self.automaton.iter(text) for u in ids}
+
+
+def _on_match(probe: int, start: int, end: int, flags: int, hits: object) -> None:
+    cast(list[int], hits).append(probe)
+
+
+class _Hyperscan:
+    def __init__(self, units: Sequence[_Unit], cache_dir: Path | None) -> None:
+        self.compiles = 0
+        self.cache_hit = False
+        probes = [p for unit in units for p in unit.probes]
+        key = _cache_key(probes)
+        path = cache_dir / f"hs-{key}.db" if cache_dir is not None else None
+        loaded = _load(path) if path is not None else None
+        if loaded is not None:
+            self.db, probes = loaded
+            self.cache_hit = True
+        else:
+            self.db, probes = self._compile(units, probes)
+            if path is not None:
+                _save(path, self.db, probes)
+        self.probes = probes
+        self.always = frozenset(range(len(units))) - {p.unit for p in probes}
+        # Per probe id, the unit it stands for on ASCII and on other texts (-1: neither).
+        self.on_ascii = [p.unit if p.gate != Gate.NON_ASCII else -1 for p in probes]
+        self.on_other = [p.unit if p.gate != Gate.ASCII else -1 for p in probes]
+
+    def _compile(self, units: Sequence[_Unit], probes: list[Probe]) -> tuple[Any, list[Probe]]:
+        try:
+            return self._database(probes), probes
+        except hyperscan.error:
+            pass
+        # Some expression Hyperscan refuses: find them one by one, and stand
+        # in for their units with their literal keys (or none: always run).
+        kept: list[Probe] = []
+        for probe in probes:
+            if not probe.flags & hyperscan.HS_FLAG_PREFILTER and not probe.edit_distance:
+                kept.append(probe)
+                continue
+            try:
+                self._database([probe])
+                kept.append(probe)
+            except hyperscan.error:
+                unit = units[probe.unit]
+                utf8 = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
+                if probe.edit_distance:  # use the pieces on every text
+                    kept += [
+                        Probe(p.expression, p.flags, p.unit)
+                        for p in unit.probes
+                        if p.gate == Gate.NON_ASCII
+                    ]
+                else:
+                    kept += _key_probes(unit, probe.unit, utf8)
+        return self._database(kept), kept
+
+    def _database(self, probes: Sequence[Probe]) -> Any:
+        self.compiles += 1
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        if probes:
+            db.compile(
+                expressions=[p.expression.encode() for p in probes],
+                ids=list(range(len(probes))),
+                elements=len(probes),
+                flags=[p.flags for p in probes],
+                ext=[_ext(p) for p in probes],
+            )
+        return db
+
+    def candidates(self, text: str) -> set[int]:
+        if not self.probes:
+            return set()
+        hits: list[int] = []
+        self.db.scan(text.encode("utf-8", "replace"), match_event_handler=_on_match, context=hits)
+        units = self.on_ascii if text.isascii() else self.on_other
+        found = {units[i] for i in hits}
+        found.discard(-1)
+        return found
+
+
+def _ext(probe: Probe) -> tuple[int, int, int, int, int, int]:
+    if probe.edit_distance:
+        return (hyperscan.HS_EXT_FLAG_EDIT_DISTANCE, 0, 0, 0, probe.edit_distance, 0)
+    return (0, 0, 0, 0, 0, 0)
+
+
+def _cache_key(probes: Sequence[Probe]) -> str:
+    described = [[p.expression, p.flags, p.unit, int(p.gate), p.edit_distance] for p in probes]
+    versions = [_hs_version(), platform.machine()]
+    blob = json.dumps([_CACHE_FORMAT.decode(), versions, described]).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _hs_version() -> str:
+    """The python package's version and the library's (from a tiny database)."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[b"a"])
+    info: str | bytes = db.info()
+    library = info.decode() if isinstance(info, bytes) else info
+    return f"{getattr(hyperscan, '__version__', '?')} {library}"
+
+
+def _load(path: Path) -> tuple[Any, list[Probe]] | None:
+    try:
+        data = path.read_bytes()
+        if not data.startswith(_CACHE_FORMAT):
+            return None
+        header, _, blob = data[len(_CACHE_FORMAT) :].partition(b"\n")
+        probes = [Probe(e, f, u, Gate(g), d) for e, f, u, g, d in json.loads(header)]
+        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)
+        db.scan(b"", match_event_handler=_on_match, context=[])
+    except (OSError, ValueError, TypeError, hyperscan.error):
+        return None  # missing, stale or from another platform: compile instead
+    return db, probes
+
+
+def _save(path: Path, db: Any, probes: Sequence[Probe]) -> None:
+    header = json.dumps(
+        [[p.expression, p.flags, p.unit, int(p.gate), p.edit_distance] for p in probes]
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(_CACHE_FORMAT + header.encode() + b"\n" + hyperscan.dumpb(db))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache only saves time; a read-only directory is not an error
+
+
+# --- The matcher ---------------------------------------------------------------------
+
+
+class Matcher:
+    """Scans normalised messages for rule matches (see the module docstring)."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        units: Sequence[_Unit],
+        finder: _Finder,
+        backend: str,
+        timeout: float,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.backend = backend
+        self.timeout = timeout
+        self.timeouts = 0
+        self.cache_hit = isinstance(finder, _Hyperscan) and finder.cache_hit
+        self.compiles = finder.compiles if isinstance(finder, _Hyperscan) else 0
+        self._units = list(units)
+        self._finder = finder
+        ids = {u.pattern.expression: i for i, u in enumerate(units)}
+        self._patterns = [
+            tuple(dict.fromkeys(ids[p.expression] for p in r.patterns)) for r in rules
+        ]
+        self._unless = [tuple(dict.fromkeys(ids[p.expression] for p in r.unless)) for r in rules]
+        self._always = finder.always
+        rules_of: list[set[int]] = [set() for _ in units]
+        for r, unit_ids in enumerate(self._patterns):
+            for u in unit_ids:
+                rules_of[u].add(r)
+        self._rules_of = [tuple(sorted(rs)) for rs in rules_of]
+        self._always_rules = frozenset(r for u in self._always for r in rules_of[u])
+
+    @property
+    def units(self) -> int:
+        """How many distinct pattern expressions the rules hold."""
+        return len(self._units)
+
+    def scan(self, norm: Normalised) -> list[RuleHit]:
+        text = norm.folded
+        if not text:
+            return []
+        candidates = self._finder.candidates(text) | self._always
+        rule_ids = set(self._always_rules)
+        for u in candidates:
+            rule_ids.update(self._rules_of[u])
+        if not rule_ids:
+            return []
+        found: dict[int, list[tuple[int, int]]] = {}
+        hits: list[RuleHit] = []
+        for r in sorted(rule_ids):
+            spans = [
+                s
+                for u in self._patterns[r]
+                if u in candidates
+                for s in self._confirm(u, text, found)
+            ]
+            if not spans or any(
+                self._confirm(u, text, found) for u in self._unless[r] if u in candidates
+            ):
+                continue
+            mapped = sorted({norm.folded_span_to_original(a, b) for a, b in spans})
+            hits.append(RuleHit(self.rules[r], tuple(mapped)))
+        return hits
+
+    def _confirm(
+        self, u: int, text: str, found: dict[int, list[tuple[int, int]]]
+    ) -> list[tuple[int, int]]:
+        spans = found.get(u)
+        if spans is None:
+            spans = []
+            try:
+                for m in self._units[u].compiled.finditer(text, timeout=self.timeout):
+                    if m.end() > m.start():
+                        spans.append(m.span())
+            except TimeoutError:
+                self.timeouts += 1
+                spans = []
+            found[u] = spans
+        return spans
+
+
+def build_matcher(
+    rules: Sequence[Rule],
+    *,
+    backend: str = "auto",
+    cache_dir: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Matcher:
+    """A matcher for ``rules``. ``backend`` is ``hyperscan``, ``fallback``
+    (pyahocorasick) or ``auto`` (Hyperscan when it can be imported)."""
+    if backend not in ("auto", "hyperscan", "fallback"):
+        raise ValueError(f"unknown matcher backend {backend!r}")
+    if backend == "hyperscan" and not HAVE_HYPERSCAN:
+        raise RuntimeError("the hyperscan package is not installed")
+    use_hyperscan = backend != "fallback" and HAVE_HYPERSCAN
+    patterns: dict[str, Pattern] = {}
+    for rule in rules:
+        for pattern in (*rule.patterns, *rule.unless):
+            patterns.setdefault(pattern.expression, pattern)
+    units = [_unit(i, p, use_hyperscan) for i, p in enumerate(patterns.values())]
+    if use_hyperscan:
+        try:
+            return Matcher(rules, units, _Hyperscan(units, cache_dir), "hyperscan", timeout)
+        except hyperscan.error:
+            if backend == "hyperscan":
+                raise
+    return Matcher(rules, units, _AhoCorasick(units), "fallback", timeout)

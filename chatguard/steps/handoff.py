@@ -1,0 +1,165 @@
+"""The ``evidence`` and ``escalate`` steps: handing findings to what keeps them.
+
+What it owns: turning enforced ``capture`` and ``escalate`` actions into
+``CaptureRequest`` and ``EscalationRequest`` values and passing them to a
+sink. The sinks are interfaces: the evidence log and the case queue implement
+them; until they are configured, ``RecordingSink`` keeps the most recent
+requests in memory (bounded) so an operator can see that detection works.
+
+Invariants:
+
+* A sink that fails never stops chat: the failure is logged (without message
+  content) and counted in ``chatguard_handoffs_total{outcome="failed"}``.
+* Shadow actions are not handed off.
+* Requests carry what happened (ids, signals, risk, the frame); what to keep
+  and for how long is the sink's business.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..events import PASS, ChatEvent, Frame, Verdict
+from ..metrics import Metrics
+from ..pipeline import Findings, SessionContext
+from ..policy.model import ActionType, Assessment
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    at: float
+    conversation: str
+    session_id: str
+    sender: str | None
+    frame: Frame
+    assessment: Assessment
+    params: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRequest:
+    at: float
+    conversation: str
+    session_id: str
+    sender: str | None
+    recipients: tuple[str, ...]
+    severity: str
+    category: str
+    risk: float
+    signals: tuple[str, ...]
+    reason: str
+    assessment: Assessment
+
+
+class EvidenceSink(Protocol):
+    async def capture(self, request: CaptureRequest) -> None: ...
+
+
+class EscalationSink(Protocol):
+    async def escalate(self, request: EscalationRequest) -> None: ...
+
+
+class RecordingSink:
+    """Keeps the last ``keep`` captures and escalations in memory."""
+
+    def __init__(self, keep: int = DEFAULT_KEEP) -> None:
+        self.captures: deque[CaptureRequest] = deque(maxlen=keep)
+        self.escalations: deque[EscalationRequest] = deque(maxlen=keep)
+
+    async def capture(self, request: CaptureRequest) -> None:
+        self.captures.append(request)
+
+    async def escalate(self, request: EscalationRequest) -> None:
+        self.escalations.append(request)
+        log.info(
+            "escalation: conversation %s severity %s category %s (%s)",
+            request.conversation,
+            request.severity,
+            request.category,
+            request.reason,
+        )
+
+
+class CaptureStep:
+    def __init__(
+        self, sink: EvidenceSink, metrics: Metrics, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.sink = sink
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        assessment = findings.assessment
+        if not isinstance(assessment, Assessment):
+            return PASS
+        for action in assessment.actions:
+            if action.type is not ActionType.CAPTURE or action.shadow:
+                continue
+            request = CaptureRequest(
+                at=self.clock(),
+                conversation=assessment.conversation,
+                session_id=session.session_id,
+                sender=event.sender,
+                frame=event.raw,
+                assessment=assessment,
+                params=dict(action.params),
+                reason=action.reason,
+            )
+            await _hand(self.metrics, "capture", self.sink.capture(request))
+        return PASS
+
+
+class EscalateStep:
+    def __init__(
+        self, sink: EscalationSink, metrics: Metrics, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.sink = sink
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        assessment = findings.assessment
+        if not isinstance(assessment, Assessment):
+            return PASS
+        for action in assessment.actions:
+            if action.type is not ActionType.ESCALATE or action.shadow:
+                continue
+            request = EscalationRequest(
+                at=self.clock(),
+                conversation=assessment.conversation,
+                session_id=session.session_id,
+                sender=event.sender,
+                recipients=tuple(findings.notes.get("recipients", ())),
+                severity=str(action.params.get("severity", "medium")),
+                category=str(action.params.get("category", "grooming")),
+                risk=assessment.risk,
+                signals=tuple(s.value for s in assessment.signals),
+                reason=action.reason,
+                assessment=assessment,
+            )
+            await _hand(self.metrics, "escalate", self.sink.escalate(request))
+        return PASS
+
+
+async def _hand(metrics: Metrics, kind: str, call: Any) -> None:
+    try:
+        await call
+    except Exception:
+        log.exception("%s sink failed", kind)
+        metrics.handoffs.labels(kind=kind, outcome="failed").inc()
+    else:
+        metrics.handoffs.labels(kind=kind, outcome="ok").inc()

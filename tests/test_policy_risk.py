@@ -1,0 +1,648 @@
+"""Tests for ``chatguard.policy.risk``.
+
+Messages are fed to ``observe`` as ``Observation`` values (who, to whom,
+which matches), so each part of the formula can be checked on its own: decay,
+the relationship multiplier, the minor-target factor, caps, combinations, the
+stage-progression bonus, thresholds, age bands, the bounds of the state and
+its JSON form. Engine-level behaviour (rules, scopes, actions) is in
+``test_policy_engine.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatguard.policy.model import Action, ActionType, Match, Signal, Stage, Threshold
+from chatguard.policy.risk import (
+    AGE_CONTRADICTION,
+    DEFAULT_SETTINGS,
+    ROOM_AUDIENCE,
+    Band,
+    ConversationState,
+    Observation,
+    Participant,
+    RiskSettings,
+    conversation_risk,
+    cross_thresholds,
+    decay,
+    escalation_severity,
+    in_grooming_order,
+    multiplier,
+    observe,
+    parse_settings,
+    participant_key,
+    progression,
+    record_escalation,
+    state_size_bound,
+)
+
+S = Signal
+H = DEFAULT_SETTINGS.half_life
+
+
+def match(signal: Signal, weight: float = 1.0, *, shadow: bool = False) -> Match:
+    return Match(f"test.{signal.value}", signal, weight, (), shadow)
+
+
+def say(
+    state: ConversationState,
+    sender: str,
+    to: str | tuple[str, ...],
+    *matches: Match,
+    now: float = 0.0,
+    ages: dict[str, str] | None = None,
+    risk_settings: RiskSettings = DEFAULT_SETTINGS,
+) -> ConversationState:
+    """One message; ``ages`` attests bands for the sender and recipients."""
+    recipients = (to,) if isinstance(to, str) else to
+    ages = ages or {}
+    obs = Observation(
+        sender,
+        recipients,
+        matches,
+        ages.get(sender, "unknown"),
+        {r: ages[r] for r in recipients if r in ages},
+    )
+    return observe(state, obs, risk_settings, now)
+
+
+EMPTY = ConversationState()
+
+
+# --- Decay ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("halvings", [0, 1, 2, 3, 5, 10])
+def test_scores_halve_every_half_life(halvings: int) -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 4.0), now=1000.0)
+    later = decay(state, DEFAULT_SETTINGS, 1000.0 + halvings * H)
+    expected = 4.0 * 2.0**-halvings
+    assert later.pairs[("a", "b")].scores.get("secrecy", 0.0) == pytest.approx(expected, abs=1e-3)
+    assert later.scores.get("secrecy", 0.0) == pytest.approx(expected, abs=1e-3)
+    assert later.updated == 1000.0 + halvings * H
+
+
+def test_decay_is_exact_on_a_half_life_and_continuous_between() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=0.0)
+    assert decay(state, DEFAULT_SETTINGS, H).pairs[("a", "b")].scores["secrecy"] == 0.5
+    half = decay(state, DEFAULT_SETTINGS, H / 2).pairs[("a", "b")].scores["secrecy"]
+    assert half == pytest.approx(2**-0.5, rel=1e-6)
+
+
+def test_decay_does_not_stall_in_a_busy_conversation() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 0.05), now=0.0)
+    for second in range(1, int(2 * H) + 1):  # a message every second, for two half-lives
+        state = say(state, "c", "d", now=float(second))
+    assert state.pairs[("a", "b")].scores["secrecy"] == pytest.approx(0.0125, rel=1e-3)
+
+
+def test_decay_uses_the_packs_half_life() -> None:
+    fast = parse_settings({}, half_life=60.0)
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=0.0, risk_settings=fast)
+    assert decay(state, fast, 60.0).pairs[("a", "b")].scores["secrecy"] == 0.5
+
+
+def test_risk_decays_with_the_scores() -> None:
+    ages = {"adult": "adult", "kid": "minor"}
+    state = say(EMPTY, "adult", "kid", match(S.SECRECY, 2.0), ages=ages)
+    assert state.risk == 4.0  # 2 x adult->minor 2
+    assert decay(state, DEFAULT_SETTINGS, H).risk == 2.0
+    assert decay(state, DEFAULT_SETTINGS, 2 * H).risk == 1.0
+
+
+def test_time_never_runs_backwards() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=500.0)
+    assert decay(state, DEFAULT_SETTINGS, 100.0) is state
+    state = say(state, "a", "b", match(S.SECRECY, 1.0), now=100.0)  # a late message
+    assert state.updated == 500.0
+    assert state.pairs[("a", "b")].scores["secrecy"] == 2.0
+
+
+def test_decay_refuses_a_non_finite_time() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        decay(EMPTY, DEFAULT_SETTINGS, math.nan)
+
+
+def test_scores_fade_out_of_the_state() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0))
+    gone = decay(state, DEFAULT_SETTINGS, 20 * H)
+    assert gone.scores == {}
+    assert gone.pairs[("a", "b")].scores == {}
+    assert gone.pairs[("a", "b")].stages == {Stage.EXCLUSIVITY: 0}  # history stays
+    assert gone.risk == 0.0
+
+
+# --- The formula ---------------------------------------------------------------------
+
+# (sender attested, recipient attested, who declared what earlier, multiplier)
+MULTIPLIERS = [
+    ("adult", "minor", {}, 2.0),
+    ("minor", "adult", {}, 2.0),  # the relationship counts, whoever speaks
+    ("unknown", "minor", {}, 1.5),
+    ("unknown", "unknown", {"r": S.MINOR_SELF}, 1.5),  # likely minor
+    ("adult", "unknown", {"r": S.MINOR_SELF}, 2.0),
+    ("unknown", "unknown", {"s": S.ADULT_SELF, "r": S.MINOR_SELF}, 2.0),  # likely adult
+    ("minor", "minor", {}, 1.0),
+    ("unknown", "unknown", {}, 1.0),
+    ("adult", "unknown", {}, 1.0),
+    ("adult", "adult", {}, 0.5),
+    ("unknown", "unknown", {"s": S.ADULT_SELF, "r": S.ADULT_SELF}, 1.0),  # only attested damps
+    ("adult", "minor", {"r": S.ADULT_SELF}, 2.0),  # a child claiming 18 stays a minor
+]
+
+
+@pytest.mark.parametrize(("sender", "recipient", "declared", "expected"), MULTIPLIERS)
+def test_relationship_multiplier(
+    sender: str, recipient: str, declared: dict[str, Signal], expected: float
+) -> None:
+    ages = {"s": sender, "r": recipient}
+    state = EMPTY
+    for who, signal in declared.items():  # weight 0: a declaration that scores nothing
+        state = say(state, who, "r" if who == "s" else "s", match(signal, 0.0), ages=ages)
+    state = say(state, "s", "r", match(S.SECRECY, 1.0), ages=ages)
+    assert state.risk == expected
+
+
+def test_multiplier_function_is_symmetric() -> None:
+    for a in Band:
+        for b in Band:
+            assert multiplier(a, b, DEFAULT_SETTINGS) == multiplier(b, a, DEFAULT_SETTINGS)
+
+
+@pytest.mark.parametrize("signal", [S.IMAGE_REQUEST, S.SEXUAL, S.ISOLATION])
+def test_harmful_requests_toward_a_minor_weigh_more(signal: Signal) -> None:
+    toward_minor = say(EMPTY, "x", "kid", match(signal, 2.0), ages={"kid": "minor"})
+    from_minor = say(EMPTY, "kid", "x", match(signal, 2.0), ages={"kid": "minor"})
+    assert toward_minor.risk == 2.0 * 1.5 * 1.5  # weight x minor target x unknown<->minor
+    assert from_minor.risk == 2.0 * 1.5
+
+
+@pytest.mark.parametrize(
+    ("signal", "cap"),
+    [(S.AGE_PROBE, 0.5), (S.FLATTERY, 1.5), (S.PI_SHARE, 1.0), (S.MEETING, 1.5)],
+)
+def test_ordinary_signals_count_little_and_saturate(signal: Signal, cap: float) -> None:
+    once = say(EMPTY, "a", "b", match(signal, 1.0))
+    assert once.risk < 1.0
+    state = EMPTY
+    for i in range(10):
+        state = say(state, "a", "b", match(signal, 1.0), now=float(i))
+    assert state.risk == cap
+
+
+def test_a_dangerous_combination_adds_a_bonus() -> None:
+    meeting = say(EMPTY, "a", "b", match(S.MEETING, 2.0))  # 2 x 0.5
+    secrecy = say(EMPTY, "a", "b", match(S.SECRECY, 2.0))
+    both = say(meeting, "a", "b", match(S.SECRECY, 2.0))
+    assert both.risk == meeting.risk + secrecy.risk + 1.0 * min(1.0, 2.0)
+
+
+def test_combinations_span_both_directions_of_a_dyad() -> None:
+    state = say(EMPTY, "a", "b", match(S.MEETING, 2.0))
+    state = say(state, "b", "a", match(S.SECRECY, 2.0))
+    assert state.risk == 1.0 + 2.0 + 1.0
+
+
+# --- Stage progression ---------------------------------------------------------------
+
+F, R, RA, EX, SX, CT = (
+    Stage.FRIENDSHIP,
+    Stage.RELATIONSHIP,
+    Stage.RISK_ASSESSMENT,
+    Stage.EXCLUSIVITY,
+    Stage.SEXUAL,
+    Stage.CONTACT,
+)
+
+PROGRESSIONS = [
+    ({}, 0.0),
+    ({F: 0, R: 1}, 0.0),
+    ({F: 0, SX: 1}, 0.0),
+    ({F: 0, EX: 1, SX: 2}, 0.75),
+    ({SX: 0, EX: 1, F: 2}, 0.25),  # three stages, reversed
+    ({F: 0, R: 0, EX: 0}, 0.75),  # one message counts as in order
+    ({F: 0, R: 1, RA: 2, EX: 3}, 1.0),
+    ({F: 0, R: 1, RA: 2, EX: 3, SX: 4, CT: 5}, 1.5),
+    ({F: 1, R: 0, RA: 3, EX: 2, SX: 5, CT: 4}, 1.5),  # within a phase any order is fine
+    ({F: 4, R: 1, RA: 2, EX: 3, SX: 5, CT: 6}, 1.0),  # friendship after exclusivity
+]
+
+
+@pytest.mark.parametrize(("stages", "bonus"), PROGRESSIONS)
+def test_progression_bonus(stages: dict[Stage, int], bonus: float) -> None:
+    assert progression(stages) == pytest.approx(bonus)
+
+
+def test_grooming_order() -> None:
+    assert in_grooming_order({F: 0, RA: 1, CT: 2})
+    assert not in_grooming_order({CT: 0, RA: 1, F: 2})
+    assert in_grooming_order({})
+
+
+def _run(ages: dict[str, str], script: list[tuple[str, Signal]]) -> ConversationState:
+    state = EMPTY
+    for i, (who, signal) in enumerate(script):
+        other = next(p for p in ages if p != who)
+        state = say(state, who, other, match(signal, 1.0), now=float(i), ages=ages)
+    return state
+
+
+def test_the_same_signals_score_more_in_grooming_order() -> None:
+    ages = {"a": "unknown", "b": "unknown"}
+    signals = [S.AGE_PROBE, S.SECRECY, S.SEXUAL]
+    in_order = _run(ages, [("a", s) for s in signals])
+    reversed_ = _run(ages, [("a", s) for s in reversed(signals)])
+    two_stages = _run(ages, [("a", s) for s in signals[1:]])
+    assert two_stages.risk < reversed_.risk < in_order.risk
+
+
+def test_no_progression_bonus_between_minors() -> None:
+    script = [("a", S.AGE_PROBE), ("b", S.FLATTERY), ("a", S.PI_REQUEST)]
+    teens = _run({"a": "minor", "b": "minor"}, script)
+    strangers = _run({"a": "unknown", "b": "unknown"}, script)
+    assert teens.risk < strangers.risk
+    assert strangers.risk == pytest.approx(teens.risk * 1.75, abs=1e-3)
+
+
+# --- Age bands -----------------------------------------------------------------------
+
+# (attested, declared, effective, contradiction)
+BANDS = [
+    (Band.MINOR, set(), Band.MINOR, False),
+    (Band.MINOR, {Band.ADULT}, Band.MINOR, False),  # a child claiming 18 is still a minor
+    (Band.ADULT, set(), Band.ADULT, False),
+    (Band.ADULT, {Band.MINOR}, Band.ADULT, True),  # an adult claiming 13: suspicious
+    (Band.UNKNOWN, set(), Band.UNKNOWN, False),
+    (Band.UNKNOWN, {Band.MINOR}, Band.LIKELY_MINOR, False),
+    (Band.UNKNOWN, {Band.ADULT}, Band.LIKELY_ADULT, False),
+    (Band.UNKNOWN, {Band.MINOR, Band.ADULT}, Band.LIKELY_MINOR, False),  # protect
+]
+
+
+@pytest.mark.parametrize(("attested", "declared", "effective", "contradiction"), BANDS)
+def test_age_precedence(
+    attested: Band, declared: set[Band], effective: Band, contradiction: bool
+) -> None:
+    p = Participant(attested, frozenset(declared))
+    assert p.effective is effective
+    assert p.contradiction is contradiction
+
+
+def test_self_declarations_are_remembered_per_sender() -> None:
+    state = say(EMPTY, "kid", "x", match(S.MINOR_SELF))
+    assert state.bands("kid") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    assert state.bands("x") == (Band.UNKNOWN, Band.UNKNOWN)
+    assert state.bands("nobody") == (Band.UNKNOWN, Band.UNKNOWN)
+
+
+def test_an_unknown_attestation_never_erases_a_known_one() -> None:
+    state = say(EMPTY, "kid", "x", ages={"kid": "minor"})
+    state = say(state, "kid", "x")
+    assert state.bands("kid") == (Band.MINOR, Band.MINOR)
+    state = say(state, "x", "kid", ages={"kid": "adult"})  # a new attestation replaces it
+    assert state.bands("kid") == (Band.ADULT, Band.ADULT)
+
+
+def test_an_adult_claiming_to_be_a_child_scores_as_a_contradiction() -> None:
+    ages = {"adult": "adult", "kid": "minor"}
+    state = say(EMPTY, "adult", "kid", match(S.MINOR_SELF, 1.0), ages=ages)
+    participant = state.participant("adult")
+    assert participant is not None
+    assert participant.contradiction
+    assert state.bands("adult") == (Band.ADULT, Band.ADULT)
+    assert state.pairs[("adult", "kid")].scores == {AGE_CONTRADICTION: 1.0}
+    assert state.risk == 1.0 * 3.0 * 2.0  # weight x contradiction factor x adult<->minor
+    child = say(EMPTY, "kid", "adult", match(S.MINOR_SELF, 1.0), ages=ages)
+    assert child.risk == 0.25 * 2.0
+
+
+def test_shadow_declarations_do_not_change_the_enforced_band() -> None:
+    state = say(EMPTY, "kid", "x", match(S.MINOR_SELF, 0.0, shadow=True))
+    participant = state.participant("kid")
+    assert participant is not None
+    assert participant.effective is Band.UNKNOWN
+    assert participant.band(include_shadow=True) is Band.LIKELY_MINOR
+
+
+# --- Shadow --------------------------------------------------------------------------
+
+
+def test_shadow_matches_count_in_risk_but_not_in_enforced_risk() -> None:
+    ages = {"a": "adult", "kid": "minor"}
+    state = say(
+        EMPTY, "a", "kid", match(S.SECRECY, 1.0), match(S.SEXUAL, 2.0, shadow=True), ages=ages
+    )
+    pair = state.pairs[("a", "kid")]
+    assert pair.scores == {"secrecy": 1.0}
+    assert pair.shadow_scores == {"sexual": 2.0}
+    assert pair.stages == {Stage.EXCLUSIVITY: 0}
+    assert pair.shadow_stages == {Stage.SEXUAL: 0}
+    assert state.enforced_risk == 2.0
+    assert state.risk == 2.0 + 2.0 * 1.5 * 2.0
+
+
+# --- Thresholds ----------------------------------------------------------------------
+
+BANNER = Action(
+    ActionType.BANNER, {"banner": "stay_safe_reminder", "audience": "minor_participants"}
+)
+ESCALATE = Action(ActionType.ESCALATE, {"category": "grooming"})
+
+
+def test_each_threshold_fires_once() -> None:
+    thresholds = (Threshold(8.0, (ESCALATE,)), Threshold(2.0, (BANNER,)))
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 3.0))
+    state, crossed = cross_thresholds(state, thresholds)
+    assert [(t.at, shadow) for t, shadow in crossed] == [(2.0, False)]
+    state = say(state, "a", "b", match(S.SECRECY, 6.0), now=1.0)
+    state, crossed = cross_thresholds(state, thresholds)
+    assert [(t.at, shadow) for t, shadow in crossed] == [(8.0, False)]
+    state = say(state, "a", "b", match(S.SECRECY, 6.0), now=2.0)
+    state, crossed = cross_thresholds(state, thresholds)
+    assert crossed == []
+    assert state.fired == {"2", "8"}
+
+
+def test_a_threshold_that_requires_a_minor_waits_for_one() -> None:
+    thresholds = (Threshold(2.0, (BANNER,), require_minor=True),)
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 3.0))
+    state, crossed = cross_thresholds(state, thresholds)
+    assert crossed == []
+    state = say(state, "b", "a", match(S.MINOR_SELF, 0.0), now=1.0)
+    state, crossed = cross_thresholds(state, thresholds)
+    assert len(crossed) == 1
+    assert state.fired == {"2m"}
+
+
+def test_a_threshold_reached_only_by_shadow_matches_fires_in_shadow_then_for_real() -> None:
+    thresholds = (Threshold(2.0, (ESCALATE,)),)
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 3.0, shadow=True))
+    state, crossed = cross_thresholds(state, thresholds)
+    assert [shadow for _, shadow in crossed] == [True]
+    state = say(state, "a", "b", match(S.SECRECY, 0.5, shadow=True), now=1.0)
+    state, crossed = cross_thresholds(state, thresholds)
+    assert crossed == []  # once in shadow too
+    state = say(state, "a", "b", match(S.SECRECY, 3.0), now=2.0)
+    state, crossed = cross_thresholds(state, thresholds)
+    assert [shadow for _, shadow in crossed] == [False]
+    assert state.fired == {"2"}
+    assert state.fired_shadow == set()
+
+
+# --- Severity ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("risk", "severity"),
+    [
+        (0.0, "low"),
+        (7.9, "low"),
+        (8.0, "medium"),
+        (16.0, "high"),
+        (31.0, "high"),
+        (32.0, "critical"),
+    ],
+)
+def test_escalation_severity_follows_risk(risk: float, severity: str) -> None:
+    assert escalation_severity(risk, EMPTY) == severity
+
+
+def test_sexual_stage_with_a_minor_is_at_least_high() -> None:
+    ages = {"a": "unknown", "kid": "minor"}
+    state = say(EMPTY, "a", "kid", match(S.SEXUAL, 0.01), ages=ages)
+    assert escalation_severity(0.0, state) == "high"
+    teens = say(EMPTY, "a", "kid", match(S.SEXUAL, 0.01), ages={"a": "minor", "kid": "minor"})
+    assert escalation_severity(0.0, teens) == "low"
+    shadow = say(EMPTY, "a", "kid", match(S.SEXUAL, 0.01, shadow=True), ages=ages)
+    assert escalation_severity(0.0, shadow) == "low"
+    assert escalation_severity(0.0, shadow, include_shadow=True) == "high"
+
+
+def test_severity_never_drops_below_what_was_escalated() -> None:
+    state = record_escalation(EMPTY, "high")
+    assert escalation_severity(1.0, state) == "high"
+    assert record_escalation(state, "medium").escalation == "high"
+    assert record_escalation(state, "critical").escalation == "critical"
+
+
+# --- Bounds --------------------------------------------------------------------------
+
+
+def test_participants_are_bounded_least_recently_seen_first() -> None:
+    small = RiskSettings(max_participants=5, max_pairs=3)
+    state = EMPTY
+    for i in range(20):
+        state = say(state, f"u{i}", f"v{i}", match(S.SECRECY), now=float(i), risk_settings=small)
+    assert set(state.participants) == {"u19", "v19", "u18", "v18", "v17"}  # ties: by id
+    assert set(state.pairs) == {("u19", "v19"), ("u18", "v18"), ("u17", "v17")}
+
+
+def test_a_broadcast_gets_pairs_for_minors_and_one_for_the_room() -> None:
+    recipients = tuple(f"r{i}" for i in range(100))
+    ages = {"r3": "minor", "r50": "minor"}
+    state = say(EMPTY, "a", recipients, match(S.SEXUAL, 1.0), ages=ages)
+    assert set(state.pairs) == {("a", "r3"), ("a", "r50"), ("a", ROOM_AUDIENCE)}
+    assert state.risk == 1.0 * 1.5 * 1.5  # toward a minor, from an unknown
+
+
+def test_a_message_to_nobody_goes_to_the_room() -> None:
+    state = say(EMPTY, "a", (), match(S.SEXUAL, 1.0))
+    assert set(state.pairs) == {("a", ROOM_AUDIENCE)}
+    assert state.risk == 1.0
+
+
+def test_a_sender_is_not_their_own_recipient() -> None:
+    state = say(EMPTY, "a", ("a", "b", "b"), match(S.SECRECY, 1.0))
+    assert set(state.pairs) == {("a", "b")}
+
+
+def test_scores_are_clamped() -> None:
+    state = say(EMPTY, "a", "b", match(S.SEXUAL, 1e12))
+    assert state.pairs[("a", "b")].scores["sexual"] == DEFAULT_SETTINGS.max_score
+
+
+@pytest.mark.parametrize(
+    ("user", "kept"),
+    [
+        ("alice", True),
+        ("Zoë 🦊", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("é" * 40, False),  # 80 bytes
+        ('quo"te', False),
+        ("back\\slash", False),
+        ("tab\there", False),
+        ("\ud800", False),
+        ("", False),
+        (ROOM_AUDIENCE, False),
+        ("#abc", False),
+    ],
+)
+def test_participant_key(user: str, kept: bool) -> None:
+    key = participant_key(user)
+    assert (key == user) is kept
+    assert key == participant_key(user)
+    if not kept:
+        assert key.startswith("#")
+        assert len(key) == 25
+
+
+def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
+    state = EMPTY
+    every = [match(s, 1e9) for s in Signal] + [match(s, 1e9, shadow=True) for s in Signal]
+    for i in range(120):
+        sender, recipient = f"{i:03d}".ljust(64, "s"), f"{i:03d}".ljust(64, "r")
+        ages = {sender: "adult", recipient: "minor"}
+        state = say(state, sender, recipient, *every, now=1e15 + i * 1e-3, ages=ages)
+    data = state.to_json()
+    assert len(state.pairs) == DEFAULT_SETTINGS.max_pairs
+    assert len(state.participants) == DEFAULT_SETTINGS.max_participants
+    assert len(data) <= state_size_bound()
+    assert state_size_bound() < 48 * 1024
+    assert ConversationState.from_json(data) == state
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+USERS = st.one_of(
+    st.sampled_from(["a", "b", "kid", "adult", "x" * 70, 'q"', ""]), st.text(max_size=70)
+)
+AGES = st.sampled_from(["minor", "adult", "unknown", "other"])
+MATCHES = st.lists(
+    st.builds(
+        Match,
+        rule_id=st.just("r"),
+        signal=st.sampled_from(list(Signal)),
+        weight=st.floats(0, 100),
+        spans=st.just(()),
+        shadow=st.booleans(),
+    ),
+    max_size=5,
+)
+MESSAGES = st.lists(
+    st.tuples(USERS, st.lists(USERS, max_size=12), MATCHES, AGES, AGES, st.floats(-100, 1e5)),
+    max_size=40,
+)
+SMALL = RiskSettings(max_participants=4, max_pairs=3, max_fanout=2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(MESSAGES, st.sampled_from([DEFAULT_SETTINGS, SMALL]))
+def test_any_conversation_keeps_a_bounded_state_that_round_trips(
+    messages: list[tuple[str, list[str], list[Match], str, str, float]], risk_settings: RiskSettings
+) -> None:
+    state, now = EMPTY, 1.7e9
+    bound = state_size_bound(risk_settings)
+    for sender, recipients, matches, sender_age, recipient_age, dt in messages:
+        now += dt
+        obs = Observation(
+            sender,
+            tuple(recipients),
+            tuple(matches),
+            sender_age,
+            dict.fromkeys(recipients, recipient_age),
+        )
+        state = observe(state, obs, risk_settings, now)
+        data = state.to_json()
+        assert len(data) <= bound
+        assert ConversationState.from_json(data) == state
+        assert len(state.participants) <= risk_settings.max_participants
+        assert len(state.pairs) <= risk_settings.max_pairs
+        assert conversation_risk(state, risk_settings) == state.risk
+
+
+def test_json_is_compact_and_versioned() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=1.7e9)
+    data = state.to_json()
+    assert json.loads(data)["v"] == 1
+    assert b" " not in data
+    assert len(data) < 200
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 2}',
+        b'{"v": 1}',
+        ConversationState().to_json().replace(b'"n":0', b'"n":"0"'),
+        ConversationState().to_json().replace(b'"e":null', b'"e":"urgent"'),
+        ConversationState().to_json().replace(b'"p":{}', b'"p":{"a":["z","","",0]}'),
+        ConversationState().to_json().replace(b'"p":{}', b'"p":{"a":["m","u","",0]}'),
+        ConversationState().to_json().replace(b'"d":[]', b'"d":[["a","b",0,{"zz":1},{}]]'),
+        ConversationState().to_json().replace(b'"d":[]', b'"d":[["a","b",0,{}]]'),
+    ],
+)
+def test_unreadable_state_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="unreadable conversation state"):
+        ConversationState.from_json(data)
+
+
+# --- Settings ------------------------------------------------------------------------
+
+
+def test_settings_default_when_absent() -> None:
+    assert parse_settings({}) == DEFAULT_SETTINGS
+    assert parse_settings({"risk": None, "other": 1}, half_life=60.0).half_life == 60.0
+
+
+def test_settings_override_and_merge() -> None:
+    s = parse_settings(
+        {
+            "risk": {
+                "adult_to_minor": 3,
+                "max_pairs": 8,
+                "signal_factors": {"age_probe": 0.1},
+                "signal_caps": {"meeting": None, "sexual": 10},
+                "minor_target_signals": ["sexual"],
+                "combinations": [["meeting", "secrecy", 2]],
+                "severity_at": {"critical": 40},
+                "sextortion": {"severity": "high", "capture": None},
+                "safeguarding": False,
+            }
+        }
+    )
+    assert s.adult_to_minor == 3.0
+    assert s.max_pairs == 8
+    assert s.factor("age_probe") == 0.1
+    assert s.factor("flattery") == 0.5  # other defaults kept
+    assert "meeting" not in s.signal_caps
+    assert s.signal_caps["sexual"] == 10.0
+    assert s.minor_target_signals == {"sexual"}
+    assert s.combinations == (("meeting", "secrecy", 2.0),)
+    assert s.severity_at == {"medium": 8.0, "high": 16.0, "critical": 40.0}
+    assert s.sextortion is not None
+    assert (s.sextortion.severity, s.sextortion.capture) == ("high", None)
+    assert s.safeguarding is None
+
+
+@pytest.mark.parametrize(
+    ("risk", "message"),
+    [
+        ([], "settings.risk: must be a mapping"),
+        ({"adult_to_minr": 2}, "settings.risk.adult_to_minr: unknown setting"),
+        ({"adult_to_minor": "2"}, "settings.risk.adult_to_minor: must be a number"),
+        ({"adult_to_minor": True}, "settings.risk.adult_to_minor: must be a number"),
+        ({"adult_to_minor": -1}, "settings.risk.adult_to_minor: must be >= 0"),
+        ({"max_pairs": 0}, "settings.risk.max_pairs: must be a whole number"),
+        ({"max_pairs": 2.5}, "settings.risk.max_pairs: must be a whole number"),
+        ({"signal_factors": {"grooming": 1}}, "settings.risk.signal_factors.grooming: unknown"),
+        ({"minor_target_signals": "sexual"}, "settings.risk.minor_target_signals: must be a list"),
+        ({"combinations": [["meeting", "secrecy"]]}, r"settings.risk.combinations\[0\]"),
+        ({"severity_at": {"urgent": 3}}, "settings.risk.severity_at.urgent"),
+        ({"severity_at": {"high": 50}}, "medium <= high <= critical"),
+        ({"sexual_with_minor_severity": "urgent"}, "must be one of low"),
+        ({"sextortion": {"severty": "high"}}, "settings.risk.sextortion.severty: unknown"),
+        ({"max_score": 0}, "settings.risk.max_score: must be > 0"),
+    ],
+)
+def test_bad_settings_are_refused_with_their_key(risk: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_settings({"risk": risk})
