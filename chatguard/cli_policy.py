@@ -8,7 +8,9 @@ Output shapes with ``--json`` are a contract (other tools read them):
 * ``policy replay``: one object per input event ``{"index", "conversation",
   "risk", "signals", "actions"}``; with ``--summary``, one object per
   conversation ``{"conversation", "escalated", "first_escalation_index",
-  "max_risk", "banners"}``.
+  "max_risk", "banners", "shadow_escalated"}``.
+* Errors with ``--json``: ``{"ok": false, "errors": [...]}`` on stdout as well
+  as the message on stderr.
 
 Exit codes: 0 success; 1 the pack or transcript is invalid, or an example
 failed; 2 usage errors (argparse).
@@ -39,6 +41,13 @@ def _load(directory: str, backend: str) -> tuple[Policy, Matcher]:
 
 def _print(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False))
+
+
+def _failed(args: argparse.Namespace, errors: list[str], message: str) -> int:
+    if args.json:
+        _print({"ok": False, "errors": errors})
+    print(message, file=sys.stderr)
+    return 1
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -77,8 +86,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         policy, matcher = _load(args.policy, args.backend)
     except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
     result = explain(args.text, policy, matcher)
     if args.json:
         _print(result)
@@ -99,18 +107,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         policy, matcher = _load(args.policy, args.backend)
     except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
     engine = Engine(policy, matcher)
     try:
         with open(args.transcript, encoding="utf-8") as handle:
             events = list(read(handle, args.transcript))
     except OSError as exc:
-        print(f"{args.transcript}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 1
+        message = f"{args.transcript}: cannot read: {exc.strerror}"
+        return _failed(args, [message], message)
     except (TranscriptError, UnicodeDecodeError) as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return _failed(args, [str(exc)], str(exc))
     steps = list(replay(events, engine))
     if args.summary:
         for summary in summarise(steps):

@@ -99,9 +99,19 @@ def conversation_id(
 ) -> str | None:
     """The conversation key for an event (see ``ChatEvent.conversation``)."""
     if kind is EventKind.DIRECT and sender is not None and recipients:
-        a, b = sorted((sender, recipients[0]))
-        return f"dm:{a}:{b}"
+        return dm_key(sender, recipients[0])
     return None if room is None else f"room:{room}"
+
+
+def dm_key(a: str, b: str) -> str:
+    """``dm:<a>:<b>`` for the unordered pair, with ``%`` and ``:`` in ids escaped
+    so that two different pairs can never share a key."""
+    x, y = sorted((_escape(a), _escape(b)))
+    return f"dm:{x}:{y}"
+
+
+def _escape(user: str) -> str:
+    return user.replace("%", "%25").replace(":", "%3A")
 
 
 class Severity(enum.Enum):

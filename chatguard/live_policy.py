@@ -65,30 +65,30 @@ class LivePolicy:
         policy = load_policy(self.policy_dir)
         matcher = build_matcher(policy.rules, backend=self.backend, cache_dir=self.cache_dir)
         catalogue = load_catalogue(self.banners_dir) if self.banners_dir else Catalogue({})
-        missing = sorted(
-            {
-                str(a.params["banner"])
-                for r in policy.rules
-                for a in r.actions
-                if "banner" in a.params and catalogue.get(str(a.params["banner"])) is None
-            }
-            | {
-                str(a.params["banner"])
-                for t in policy.thresholds
-                for a in t.actions
-                if "banner" in a.params and catalogue.get(str(a.params["banner"])) is None
-            }
-        )
+        engine = Engine(policy, matcher)
+        named = {
+            str(a.params["banner"])
+            for actions in [r.actions for r in policy.rules]
+            + [t.actions for t in policy.thresholds]
+            for a in actions
+            if "banner" in a.params
+        }
+        # The direct triggers (sextortion, safeguarding) show banners too.
+        for trigger in (engine.settings.sextortion, engine.settings.safeguarding):
+            if trigger is not None and trigger.banner:
+                named.add(trigger.banner)
+        missing = sorted(b for b in named if catalogue.get(b) is None)
         if missing and self.banners_dir:
             raise BannerError(f"{self.banners_dir}: the pack uses unknown banners: {missing}")
         rules = {rule.id: rule for rule in policy.rules}
-        return Loaded(policy, Engine(policy, matcher), catalogue, rules)
+        return Loaded(policy, engine, catalogue, rules)
 
     def load_now(self) -> Loaded:
         """Load synchronously (at start-up); raises on an invalid pack."""
+        fingerprint = self._scan()  # before loading: an edit during the load is seen later
         loaded = self._load()
         self.current = loaded
-        self._fingerprint = self._scan()
+        self._fingerprint = fingerprint
         self.metrics.policy_reloads.labels(outcome="loaded").inc()
         return loaded
 

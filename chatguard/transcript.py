@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .events import dm_key
+
 
 class TranscriptError(ValueError):
     def __init__(self, source: str, line: int, reason: str) -> None:
@@ -58,14 +60,12 @@ def derive_conversation(room: str | None, sender: str, recipients: tuple[str, ..
     if room is not None and _is_dm_room(room):
         parts = room.split(":")[1:]
         if len(parts) == 2:
-            a, b = sorted(parts)
-            return f"dm:{a}:{b}"
+            return dm_key(*parts)
         return room
     if room is not None:
         return room
     if len(recipients) == 1:
-        a, b = sorted((sender, recipients[0]))
-        return f"dm:{a}:{b}"
+        return dm_key(sender, recipients[0])
     return None
 
 

@@ -115,6 +115,11 @@ banners:
     severity: critical
     text:
       en: Asking a child for images is a crime.
+  - id: safeguarding_help
+    purpose: test
+    severity: critical
+    text:
+      en: You can talk to someone right now.
 """
 
 

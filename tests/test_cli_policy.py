@@ -1,0 +1,372 @@
+"""``chatguard policy test|explain|replay``, run in-process: output contracts and exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatguard.cli import main
+from tests.support.pack import RULES
+
+Pack = tuple[Path, Path]
+START = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+EXAMPLES_IN_TEST_PACK = 11
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    records = [json.loads(text) for text in out.splitlines()]
+    assert all(isinstance(r, dict) for r in records)
+    return records
+
+
+def line(second: float, sender: str, to: str, text: str, **extra: Any) -> str:
+    stamp = (START + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+    return json.dumps({"ts": stamp, "sender": sender, "recipients": [to], "text": text, **extra})
+
+
+TRANSCRIPT = (
+    line(0, "cat", "dan", "hello", sender_attrs={"age_band": "adult"}),
+    line(1, "amy", "bob", "hi", sender_attrs={"age_band": "minor"}),
+    line(2, "bob", "amy", "add me on snap", sender_attrs={"age_band": "adult"}),
+    "",  # blank lines are skipped
+    line(3, "dan", "cat", "add me on snap", sender_attrs={"age_band": "adult"}),
+    line(4, "bob", "amy", "send me a pic"),
+    line(5, "amy", "bob", "call me 555 123 4567"),
+    line(6, "x", "y", "forbiddenword", conversation="c-3"),
+)
+
+
+@pytest.fixture
+def transcript(tmp_path: Path) -> Path:
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(TRANSCRIPT) + "\n", encoding="utf-8")
+    return path
+
+
+def break_rules(pack: Pack) -> tuple[Path, int]:
+    """Append a rule with a YAML syntax error; its file and the line reported."""
+    rules = pack[0] / "en" / "rules.yaml"
+    rules.write_text(RULES + "  - id: [broken\n", encoding="utf-8")
+    return rules, len(RULES.splitlines()) + 2
+
+
+# -- policy test ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["auto", "fallback", "hyperscan"])
+def test_a_sound_pack_passes(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, backend: str
+) -> None:
+    code, out, err = run(
+        capsys, "policy", "test", str(test_pack[0]), "--json", "--backend", backend
+    )
+    assert (code, err) == (0, "")
+    [report] = json_lines(out)
+    assert re.fullmatch(r"[0-9a-f]{64}", report.pop("version"))
+    assert report == {
+        "ok": True,
+        "rules": 5,
+        "examples": EXAMPLES_IN_TEST_PACK,
+        "failures": [],
+        "errors": [],
+    }
+
+
+def test_failing_examples_exit_1_and_are_listed(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    rules = test_pack[0] / "en" / "rules.yaml"
+    rules.write_text(
+        RULES.replace("match: [add me on snap,", "match: [add me on kik, add me on snap,"),
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "policy", "test", str(test_pack[0]), "--json")
+    assert code == 1
+    [report] = json_lines(out)
+    assert report["ok"] is False
+    assert report["examples"] == EXAMPLES_IN_TEST_PACK + 1
+    at = RULES.splitlines().index("  - id: t.isolation.move_app") + 1
+    assert report["failures"] == [
+        f"{rules}:{at}: t.isolation.move_app: should match but does not: 'add me on kik'"
+    ]
+
+    code, out, _ = run(capsys, "policy", "test", str(test_pack[0]))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{rules}:{at}: t.isolation.move_app: should match but does not: 'add me on kik'",
+        f"{test_pack[0]}: 5 rules, 12 examples, 1 failed: FAILED",
+    ]
+
+
+def test_the_plain_report_of_a_sound_pack(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    code, out, _ = run(capsys, "policy", "test", str(test_pack[0]))
+    assert code == 0
+    assert out == f"{test_pack[0]}: 5 rules, {EXAMPLES_IN_TEST_PACK} examples, 0 failed: ok\n"
+
+
+def test_a_pack_with_a_syntax_error_exits_1_naming_file_and_line(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    rules, at = break_rules(test_pack)
+    code, out, err = run(capsys, "policy", "test", str(test_pack[0]), "--json")
+    assert code == 1
+    [report] = json_lines(out)
+    assert report["ok"] is False
+    assert report["failures"] == []
+    [error] = report["errors"]
+    assert error.startswith(f"{rules}:{at}: ")
+    assert err.startswith(f"{rules}:{at}: ")
+
+    code, out, err = run(capsys, "policy", "test", str(test_pack[0]))
+    assert code == 1
+    assert failed_json(out)  # nothing replayed; the errors are on stdout too
+    assert err.startswith(f"{rules}:{at}: ")
+
+
+def test_a_missing_pack_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "policy", "test", str(tmp_path / "nowhere"))
+    assert code == 1
+    assert f"{tmp_path / 'nowhere'}: not a directory" in err
+
+
+# -- policy explain ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rules"),
+    [
+        ("well, ADD me on  Snap ok?", {"t.isolation.move_app": ["ADD me on  Snap"]}),
+        ("😀 send me a pic", {"t.image_request.minor": ["send me a pic"]}),
+        ("nothing to see", {}),
+    ],
+)
+def test_explain_prints_one_object_with_spans_into_the_text(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, text: str, rules: dict[str, list[str]]
+) -> None:
+    code, out, err = run(capsys, "policy", "explain", text, "--policy", str(test_pack[0]), "--json")
+    assert (code, err) == (0, "")
+    [result] = json_lines(out)
+    assert set(result) == {
+        "text",
+        "normalised",
+        "folded",
+        "evasions",
+        "features",
+        "truncated",
+        "rules",
+    }
+    assert result["text"] == text
+    assert {r["rule"]: [s["text"] for s in r["spans"]] for r in result["rules"]} == rules
+    for rule in result["rules"]:
+        assert set(rule) == {"rule", "signal", "weight", "description", "file", "spans"}
+        assert re.fullmatch(rf"{re.escape(str(test_pack[0]))}/en/rules\.yaml:\d+", rule["file"])
+        for span in rule["spans"]:
+            assert text[span["start"] : span["end"]] == span["text"]
+
+
+def test_explain_in_plain_text(capsys: pytest.CaptureFixture[str], test_pack: Pack) -> None:
+    code, out, _ = run(capsys, "policy", "explain", "add me on snap", "--policy", str(test_pack[0]))
+    assert code == 0
+    assert "t.isolation.move_app (isolation, weight 1.0): 'add me on snap'" in out
+    code, out, _ = run(capsys, "policy", "explain", "fine", "--policy", str(test_pack[0]))
+    assert code == 0
+    assert "no rule matched" in out
+
+
+def test_explain_with_a_broken_pack_exits_1(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    rules, at = break_rules(test_pack)
+    code, out, err = run(capsys, "policy", "explain", "hi", "--policy", str(test_pack[0]), "--json")
+    assert code == 1
+    assert failed_json(out)  # nothing replayed; the errors are on stdout too
+    assert err.startswith(f"{rules}:{at}: ")
+
+
+# -- policy replay -------------------------------------------------------------------
+
+
+def test_replay_prints_one_object_per_event(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path
+) -> None:
+    code, out, err = run(
+        capsys, "policy", "replay", str(transcript), "--policy", str(test_pack[0]), "--json"
+    )
+    assert (code, err) == (0, "")
+    records = json_lines(out)
+    assert [set(r) for r in records] == [
+        {"index", "conversation", "risk", "signals", "actions"}
+    ] * 7
+    assert [r["index"] for r in records] == list(range(7))
+    assert [r["conversation"] for r in records] == [
+        "dm:cat:dan",
+        "dm:amy:bob",
+        "dm:amy:bob",
+        "dm:cat:dan",
+        "dm:amy:bob",
+        "dm:amy:bob",
+        "c-3",
+    ]
+    assert [[a["type"] for a in r["actions"]] for r in records] == [
+        [],
+        [],
+        ["banner"],
+        [],  # between adults
+        ["banner", "capture", "escalate"],
+        ["hold"],
+        ["block"],
+    ]
+    assert records[4]["signals"] == ["image_request"]
+
+
+def test_replay_summary_prints_one_object_per_conversation(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "policy",
+        "replay",
+        str(transcript),
+        "--policy",
+        str(test_pack[0]),
+        "--summary",
+        "--json",
+    )
+    assert code == 0
+    cat_dan, amy_bob, other = json_lines(out)
+    assert cat_dan == {
+        "conversation": "dm:cat:dan",
+        "escalated": False,
+        "first_escalation_index": None,
+        "max_risk": 0.0,
+        "banners": {},
+        "shadow_escalated": False,
+    }
+    assert amy_bob["conversation"] == "dm:amy:bob"
+    assert amy_bob["escalated"] is True
+    assert amy_bob["first_escalation_index"] == 2  # amy and bob's third event, the file's fifth
+    assert amy_bob["banners"] == {
+        "deterrence_image_request": 1,
+        "off_platform_warning": 1,
+        "pi_share_confirm": 1,
+    }
+    assert other["conversation"] == "c-3"
+    assert other["escalated"] is False
+
+
+def test_replay_in_plain_text(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path
+) -> None:
+    code, out, _ = run(capsys, "policy", "replay", str(transcript), "--policy", str(test_pack[0]))
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 7
+    assert "signals: image_request  actions: banner, capture, escalate" in lines[4]
+    code, out, _ = run(
+        capsys, "policy", "replay", str(transcript), "--policy", str(test_pack[0]), "--summary"
+    )
+    assert code == 0
+    assert out.splitlines()[0] == "dm:cat:dan: max risk 0.00, not escalated"
+    assert "escalated at message 2" in out.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "an event must be a JSON object"),
+        (json.dumps({"sender": "a", "recipients": ["b"], "text": "x"}), "`ts`"),
+        (line(0, "a", "b", "x").replace("Z", ""), "`ts` needs a time zone"),
+        (
+            json.dumps({"ts": "2026-03-01T18:00:00Z", "sender": "a", "text": "x"}),
+            "no `conversation`",
+        ),
+        (line(0, "a", "b", "x", recipients="b"), "`recipients` must be a list"),
+    ],
+)
+def test_a_bad_transcript_line_exits_1_naming_file_and_line(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, tmp_path: Path, bad: str, reason: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([TRANSCRIPT[0], "", bad, TRANSCRIPT[1]]) + "\n", encoding="utf-8")
+    code, out, err = run(
+        capsys, "policy", "replay", str(path), "--policy", str(test_pack[0]), "--json"
+    )
+    assert code == 1
+    assert failed_json(out)  # nothing replayed; the errors are on stdout too
+    assert err.startswith(f"{path}:3: ")
+    assert reason in err
+
+
+def failed_json(out: str) -> bool:
+    """``--json`` output of a refused command: one ``{"ok": false, "errors"}`` object."""
+    if not out:
+        return True  # the command was run without --json
+    body = json.loads(out)
+    return body["ok"] is False and bool(body["errors"])
+
+
+def test_a_missing_transcript_exits_1(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+    code, _, err = run(capsys, "policy", "replay", str(missing), "--policy", str(test_pack[0]))
+    assert code == 1
+    assert err.startswith(f"{missing}: cannot read")
+
+
+def test_replay_with_a_broken_pack_exits_1(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path
+) -> None:
+    rules, at = break_rules(test_pack)
+    code, out, err = run(capsys, "policy", "replay", str(transcript), "--policy", str(test_pack[0]))
+    assert code == 1
+    assert failed_json(out)  # nothing replayed; the errors are on stdout too
+    assert err.startswith(f"{rules}:{at}: ")
+
+
+@pytest.mark.parametrize("summary", [[], ["--summary"]])
+def test_both_matcher_backends_replay_the_same(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path, summary: list[str]
+) -> None:
+    outputs = []
+    for backend in ("fallback", "hyperscan"):
+        argv = ["policy", "replay", str(transcript), "--policy", str(test_pack[0]), "--json"]
+        code, out, _ = run(capsys, *argv, *summary, "--backend", backend)
+        assert code == 0
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    assert outputs[0]
+
+
+# -- usage ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["policy"],
+        ["policy", "explain"],
+        ["policy", "replay"],
+        ["policy", "test", "--backend", "nope"],
+        ["policy", "frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert "usage:" in capsys.readouterr().err
