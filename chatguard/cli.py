@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"ok": False, "error": str(exc)}))
         print(f"chatguard: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (`| head`); nothing more to say.
+        return EXIT_OK
     except OSError as exc:
         # Most often a port already in use: say which, without a traceback.
         print(f"chatguard: {exc.strerror or exc}", file=sys.stderr)

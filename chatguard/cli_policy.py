@@ -24,12 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .policy.engine import Engine
+from .policy.evaluation import LabelError, evaluate, parse_labels
 from .policy.matcher import Matcher, build_matcher
 from .policy.model import Policy
 from .policy.replay import check_examples, explain, replay, summarise
 from .policy.rules import PolicyError, load_policy
-from .transcript import TranscriptError, read
+from .transcript import TranscriptError, TranscriptEvent, read
 
 DEFAULT_POLICY_DIR = "policies"
 
@@ -144,6 +147,55 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Precision, recall and delay of the pack on labelled transcripts."""
+    try:
+        policy, matcher = _load(args.policy, args.backend)
+    except PolicyError as exc:
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
+    try:
+        events: list[TranscriptEvent] = []
+        for path in args.transcripts:
+            with open(path, encoding="utf-8") as handle:
+                events.extend(read(handle, path))
+        with open(args.labels, encoding="utf-8") as handle:
+            labels = parse_labels(yaml.safe_load(handle), args.labels)
+        report = evaluate(summarise(replay(events, Engine(policy, matcher))), labels)
+    except OSError as exc:
+        message = f"cannot read: {exc.filename}: {exc.strerror}"
+        return _failed(args, [message], message)
+    except (TranscriptError, LabelError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return _failed(args, [str(exc)], str(exc))
+    if args.json:
+        _print(report.to_json())
+        return 0
+    print(
+        f"{'group':<28}{'n':>5}{'precision':>11}{'recall':>8}{'false alarms':>14}"
+        f"{'median delay':>14}"
+    )
+
+    def row(name: str, fig: Any) -> None:
+        j = fig.to_json()
+
+        def show(x: Any) -> str:
+            return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+        print(
+            f"{name:<28}{j['conversations']:>5}{show(j['precision']):>11}"
+            f"{show(j['recall']):>8}{show(j['false_alarm_rate']):>14}"
+            f"{show(j['median_delay']):>14}"
+        )
+
+    row("all", report.overall)
+    for name, fig in sorted(report.by_category.items()):
+        row(f"category: {name}", fig)
+    for name, fig in sorted(report.by_slice.items()):
+        row(f"slice: {name}", fig)
+    for miss in report.misses:
+        print(f"  {miss}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy = sub.add_parser("policy", help="test, explain and replay a policy pack")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -174,3 +226,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rep.add_argument("--summary", action="store_true", help="one line per conversation")
     common(rep)
     rep.set_defaults(func=cmd_replay)
+
+    ev = psub.add_parser("evaluate", help="precision, recall and delay on labelled transcripts")
+    ev.add_argument("transcripts", nargs="+", help="JSONL transcripts")
+    ev.add_argument("--labels", required=True, help="labels YAML (see tests/eval/README.md)")
+    ev.add_argument("--policy", default=DEFAULT_POLICY_DIR)
+    common(ev)
+    ev.set_defaults(func=cmd_evaluate)
