@@ -15,27 +15,44 @@ Every distinct pattern expression is a *unit*. A scan has two steps:
    the spans. A timeout counts as no match and adds one to
    ``Matcher.timeouts``.
 
-Invariants: a prefilter may over-report but never miss (every construct is
-translated to something that matches at least as much), so both backends
+What Hyperscan is given for each unit (``Probe``):
+
+* a phrase or word: its folded literal, exactly. Word edges and ``\\s+`` are
+  left to confirmation (``\\b`` costs Hyperscan a hundred times the compile
+  time); a text whose white space is not single spaces, which the normaliser
+  never makes, is prefiltered by each phrase's longest word instead;
+* a fuzzy phrase or word: Hyperscan's edit distance, on ASCII texts only
+  (it counts bytes and refuses UTF-8), and on other texts N + 1 exact pieces
+  of the literal, one of which survives any N typing errors;
+* a regex: ``hs_regex`` of its ``safety`` tree, a translation that matches
+  at least as much, compiled with ``HS_FLAG_PREFILTER``.
+
+An expression Hyperscan refuses is replaced by its unit's literal keys, or by
+nothing (the unit is then confirmed on every message).
+
+Invariants: a prefilter may over-report but never miss, so both backends
 return identical hits. A rule whose ``unless`` patterns match the same
-message is not returned. Nothing here holds per-message state between scans.
+message is not returned. No per-message state outlives a scan; `regex`
+expressions are compiled on first use.
 
 The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
 there and loaded on the next build of the same units, keyed by a hash of
-every Hyperscan expression, flag and parameter and the hyperscan version.
-A Matcher is not thread-safe (Hyperscan scratch space is per database).
+every probe (expression, flags, edit distance, unit), the hyperscan package
+and library versions and the machine type. A Matcher is not thread-safe
+(Hyperscan scratch space is per database).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import os
 import platform
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -54,9 +71,14 @@ except ImportError:  # pragma: no cover - platforms without a wheel
     HAVE_HYPERSCAN = False
 
 DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
-MIN_KEY = 3  # shorter prefilter literals hit nearly every message
 _MAX_SET = 64  # most literal strings tracked for one regex node
-_HS_REPEAT = 1000  # larger bounds are relaxed (still a superset)
+_SMALL_SET = 10  # a class of at most this many characters counts as literals ([0-9])
+# Hyperscan compile time grows fast with counted repeats and wide UTF-8
+# classes ("[^.!?]{0,40}" alone took seconds): repeats above this count are
+# made unbounded, classes wider than _HS_WIDE become "any character". Both
+# only widen what a probe matches.
+_HS_REPEAT = 3
+_HS_WIDE = 256
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 
 
@@ -87,12 +109,44 @@ class Probe:
     edit_distance: int = 0
 
 
-@dataclass(slots=True)
 class _Unit:
-    pattern: Pattern
-    compiled: Any  # regex.Pattern
-    keys: frozenset[str] | None  # literals every match holds; None: always run
-    probes: list[Probe] = field(default_factory=list)
+    """One distinct pattern expression. What each finder needs from it is
+    worked out on first use: a start with a cached Hyperscan database needs
+    none of it, and compiling every `regex` of a big pack costs seconds."""
+
+    def __init__(self, index: int, pattern: Pattern) -> None:
+        self.index = index
+        self.pattern = pattern
+        self.compiled: Any = None  # regex.Pattern, on first confirmation
+
+    @functools.cached_property
+    def root(self) -> safety.Node | None:
+        if self.pattern.literal is not None:
+            return None
+        try:
+            return safety.parse(self.pattern.expression)
+        except safety.RegexRefused:
+            return None  # built past the loader: confirmed on every message
+
+    @functools.cached_property
+    def keys(self) -> Keys | None:
+        """Literals one of which every match holds, on texts whose only white
+        space is single spaces (None: confirm on every message)."""
+        literal, fuzzy = self.pattern.literal, self.pattern.fuzzy
+        if literal is None:
+            return regex_keys(self.root) if self.root is not None else None
+        return fuzzy_pieces(literal, fuzzy) if fuzzy else frozenset({literal})
+
+    @functools.cached_property
+    def loose(self) -> Keys | None:
+        """As ``keys``, on any text."""
+        literal = self.pattern.literal
+        if literal is None or self.pattern.fuzzy:
+            return self.keys
+        return frozenset({max(literal.split(" "), key=len)})
+
+    def probes(self) -> list[Probe]:
+        return _probes(self.index, self.pattern, self.root)
 
 
 # --- Literals every match must hold ---------------------------------------------------
@@ -118,15 +172,18 @@ def _product(a: Keys, b: Keys) -> Keys | None:
 
 def _literals(node: safety.Node) -> tuple[Keys | None, Keys | None]:
     """(exact, keys): every string the node can match when that set is small,
-    and a set of literals one of which every match of the node contains."""
+    and a set of literals one of which every text the node matches in holds."""
     match node:
         case safety.CharSet(_, upper, _):
-            if safety.size(upper) > 4:
+            if safety.size(upper) > _SMALL_SET:
                 return None, None
             members = frozenset(safety.chars(upper))
             return members, members
-        case safety.Assert() | safety.Look():
+        case safety.Assert():
             return frozenset({""}), None
+        case safety.Look(_, negative, body):
+            # Zero width, but a positive lookaround's text is in the message.
+            return frozenset({""}), None if negative else _best_keys(body)
         case safety.Seq(items):
             run: Keys | None = frozenset({""})
             whole = True
@@ -166,12 +223,16 @@ def _literals(node: safety.Node) -> tuple[Keys | None, Keys | None]:
             return out, (_better(keys, _as_keys(exact)) if lo >= 1 else None)
 
 
+def _best_keys(node: safety.Node) -> Keys | None:
+    exact, keys = _literals(node)
+    return _better(keys, _as_keys(exact))
+
+
 def regex_keys(root: safety.Node) -> Keys | None:
-    """Literals one of which every match contains, or None when no set of
-    literals of at least ``MIN_KEY`` characters is known."""
-    exact, keys = _literals(root)
-    best = _better(keys, _as_keys(exact))
-    return best if best and min(map(len, best)) >= MIN_KEY else None
+    """Literals one of which every text the regex matches in holds, or None
+    when none are known. Even one-character keys ("8", "9") beat running the
+    regex on every message."""
+    return _best_keys(root)
 
 
 def fuzzy_pieces(literal: str, edits: int) -> Keys:
@@ -188,10 +249,8 @@ def fuzzy_pieces(literal: str, edits: int) -> Keys:
 
 # --- Hyperscan expressions --------------------------------------------------------------
 
-_HS_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _SURROGATES = ((0xD800, 0xDFFF),)
-_ASCII_SPACE = r"[\t-\r ]"  # the ASCII members of `regex`'s \s
-_ANY_SPACE = r"[\t-\r \x{80}-\x{d7ff}\x{e000}-\x{10ffff}]"  # a superset of \s
+_ASCII_SPACE = r"[\t-\r ]+"  # the ASCII members of `regex`'s \s, repeated
 
 
 def _hs_char(c: str) -> str:
@@ -212,81 +271,76 @@ def _hs_set(ranges: safety.Ranges) -> str:
 
 def hs_regex(node: safety.Node) -> str:
     """A Hyperscan expression matching everything ``node`` matches (and
-    maybe more): assertions and lookarounds are dropped, character classes
-    widened to their ``upper`` sets, huge repeat bounds relaxed."""
+    maybe more): assertions and lookarounds are dropped (but for a leading
+    ``^``), classes widened to their ``upper`` sets (beyond ``_HS_WIDE``
+    characters, to their ASCII part and every other character), repeats of
+    more than ``_HS_REPEAT`` made unbounded."""
+    return _hs(node, top=True)
+
+
+def _hs(node: safety.Node, top: bool = False) -> str:
     match node:
         case safety.CharSet(_, upper, _):
+            if safety.size(upper) > _HS_WIDE:
+                ascii_ = [(a, min(b, 127)) for a, b in upper if a < 128]
+                upper = safety.merge([*ascii_, (128, safety.MAX_CODE)])
             return _hs_set(upper)
         case safety.Assert() | safety.Look():
             return ""
         case safety.Seq(items):
-            return "".join(hs_regex(n) for n in items)
+            # A text that matches also matches each positive lookaround's body
+            # somewhere: probe for whichever part has the best literals (as in
+            # "^(?=.*\\b(photos?|videos?)\\b).*\\b(or|ou)\\b", the lookahead).
+            rest = safety.Seq(tuple(n for n in items if not isinstance(n, safety.Look)))
+            looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
+            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n)))
+            if best is not rest:
+                return _hs(best)
+            anchor = top and items[0] in (safety.Assert("^"), safety.Assert("\\A"))
+            return "^" * anchor + "".join(_hs(n) for n in items)
         case safety.Alt(branches):
-            return "(?:" + "|".join(hs_regex(n) for n in branches) + ")"
+            return "(?:" + "|".join(_hs(n) for n in branches) + ")"
         case safety.Repeat(body, lo, hi):
-            inner = hs_regex(body)
+            inner = _hs(body)
             if not inner or safety.max_width(body) == 0:
                 return ""
-            lo = min(lo, _HS_REPEAT)
-            hi = None if hi is None or hi > _HS_REPEAT else hi
+            if hi is None or hi > _HS_REPEAT:
+                lo, hi = min(lo, _HS_REPEAT), None
             bounds = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
             return f"(?:{inner}){bounds}"
 
 
-def hs_literal(literal: str, *, bounded: bool, space: str = _ANY_SPACE) -> str:
-    """``literal`` (folded, single spaces) for Hyperscan. With ``bounded``,
-    ASCII word characters at its ends get ``\\b`` (Hyperscan's ASCII word
-    boundary holds wherever `regex`'s Unicode one does next to them)."""
-    body = f"{space}+".join("".join(map(_hs_char, w)) for w in literal.split(" "))
-    left = r"\b" if bounded and literal[0] in _HS_WORD else ""
-    right = r"\b" if bounded and literal[-1] in _HS_WORD else ""
-    return left + body + right
+def hs_literal(literal: str) -> str:
+    """``literal`` as an exact Hyperscan literal. A phrase's word boundaries
+    are left to confirmation (in Hyperscan they cost a hundred times the
+    compile time), and its ``\\s+`` becomes one space: the finder scans only
+    texts whose whitespace is single spaces (see ``_Hyperscan.candidates``)."""
+    return "".join(map(_hs_char, literal))
 
 
-def _unit(index: int, pattern: Pattern, probes: bool) -> _Unit:
-    """The unit of ``pattern``, with its Hyperscan probes if ``probes``."""
-    compiled = regex.compile(pattern.expression, safety.FLAGS)
-    literal = pattern.literal
-    if not probes:
-        if literal is None:
-            try:
-                keys = regex_keys(safety.parse(pattern.expression))
-            except safety.RegexRefused:
-                keys = None
-        elif pattern.fuzzy:
-            keys = fuzzy_pieces(literal, pattern.fuzzy)
-        else:
-            keys = frozenset({max(literal.split(" "), key=len)})
-        return _Unit(pattern, compiled, keys)
+def _probes(index: int, pattern: Pattern, root: safety.Node | None) -> list[Probe]:
     base = hyperscan.HS_FLAG_SINGLEMATCH
     utf8 = base | hyperscan.HS_FLAG_UTF8
+    literal = pattern.literal
     if literal is not None and pattern.fuzzy:
-        pieces = fuzzy_pieces(literal, pattern.fuzzy)
-        unit = _Unit(pattern, compiled, pieces)
-        gate = Gate.ANY
-        if literal.isascii():
-            gate = Gate.NON_ASCII
-            body = hs_literal(literal, bounded=False, space=_ASCII_SPACE)
-            unit.probes.append(Probe(body, base, index, Gate.ASCII, pattern.fuzzy))
-        unit.probes += [Probe(hs_literal(p, bounded=False), utf8, index, gate) for p in pieces]
-        return unit
+        # Hyperscan counts edits in bytes, and refuses UTF-8 with them: on
+        # ASCII text its edit distance is exact; elsewhere the pieces stand in.
+        pieces = sorted(fuzzy_pieces(literal, pattern.fuzzy))
+        if not literal.isascii():
+            return [Probe(hs_literal(p), utf8, index) for p in pieces]
+        body = _ASCII_SPACE.join(map(hs_literal, literal.split(" ")))
+        out = [Probe(body, base, index, Gate.ASCII, pattern.fuzzy)]
+        return out + [Probe(hs_literal(p), utf8, index, Gate.NON_ASCII) for p in pieces]
     if literal is not None:
-        unit = _Unit(pattern, compiled, frozenset({max(literal.split(" "), key=len)}))
-        unit.probes.append(Probe(hs_literal(literal, bounded=True), utf8, index))
-        return unit
-    try:
-        root = safety.parse(pattern.expression)
-    except safety.RegexRefused:
-        return _Unit(pattern, compiled, None)
-    unit = _Unit(pattern, compiled, regex_keys(root))
-    prefilter = utf8 | hyperscan.HS_FLAG_PREFILTER
-    unit.probes.append(Probe(hs_regex(root), prefilter, index))
-    return unit
+        return [Probe(hs_literal(literal), utf8, index)]
+    if root is not None:
+        return [Probe(hs_regex(root), utf8 | hyperscan.HS_FLAG_PREFILTER, index)]
+    return []
 
 
-def _key_probes(unit: _Unit, index: int, flags: int) -> list[Probe]:
+def _key_probes(unit: _Unit, flags: int) -> list[Probe]:
     keys = sorted(unit.keys) if unit.keys else []
-    return [Probe(hs_literal(k, bounded=False), flags, index) for k in keys]
+    return [Probe(hs_literal(k), flags, unit.index) for k in keys]
 
 
 # --- Candidate finders ---------------------------------------------------------------
@@ -299,10 +353,10 @@ class _Finder(Protocol):
 
 
 class _AhoCorasick:
-    def __init__(self, units: Sequence[_Unit]) -> None:
+    def __init__(self, units: Sequence[_Unit], *, loose: bool = False) -> None:
         by_key: dict[str, list[int]] = {}
         for i, unit in enumerate(units):
-            for key in unit.keys or ():
+            for key in (unit.loose if loose else unit.keys) or ():
                 by_key.setdefault(key, []).append(i)
         self.automaton = ahocorasick.Automaton()
         for key, ids in by_key.items():
@@ -326,14 +380,13 @@ class _Hyperscan:
     def __init__(self, units: Sequence[_Unit], cache_dir: Path | None) -> None:
         self.compiles = 0
         self.cache_hit = False
-        probes = [p for unit in units for p in unit.probes]
-        key = _cache_key(probes)
-        path = cache_dir / f"hs-{key}.db" if cache_dir is not None else None
+        path = cache_dir / f"hs-{_cache_key(units)}.db" if cache_dir is not None else None
         loaded = _load(path) if path is not None else None
         if loaded is not None:
             self.db, probes = loaded
             self.cache_hit = True
         else:
+            probes = [p for unit in units for p in unit.probes()]
             self.db, probes = self._compile(units, probes)
             if path is not None:
                 _save(path, self.db, probes)
@@ -364,11 +417,11 @@ class _Hyperscan:
                 if probe.edit_distance:  # use the pieces on every text
                     kept += [
                         Probe(p.expression, p.flags, p.unit)
-                        for p in unit.probes
+                        for p in unit.probes()
                         if p.gate == Gate.NON_ASCII
                     ]
                 else:
-                    kept += _key_probes(unit, probe.unit, utf8)
+                    kept += _key_probes(unit, utf8)
         return self._database(kept), kept
 
     def _database(self, probes: Sequence[Probe]) -> Any:
@@ -401,11 +454,17 @@ def _ext(probe: Probe) -> tuple[int, int, int, int, int, int]:
     return (0, 0, 0, 0, 0, 0)
 
 
-def _cache_key(probes: Sequence[Probe]) -> str:
-    described = [[p.expression, p.flags, p.unit, int(p.gate), p.edit_distance] for p in probes]
-    versions = [_hs_version(), platform.machine()]
-    blob = json.dumps([_CACHE_FORMAT.decode(), versions, described]).encode()
-    return hashlib.sha256(blob).hexdigest()
+def _cache_key(units: Sequence[_Unit]) -> str:
+    """What the database is built from: every unit, the code that turns units
+    into probes (this module and ``safety``), and the versions of the
+    libraries and the machine type, so that any change builds anew."""
+    digest = hashlib.sha256(_CACHE_FORMAT)
+    for module in (__file__, safety.__file__):
+        digest.update(Path(module).read_bytes())
+    versions = [_hs_version(), regex.__version__, platform.machine()]
+    described = [[u.pattern.expression, u.pattern.literal, u.pattern.fuzzy] for u in units]
+    digest.update(json.dumps([versions, described]).encode())
+    return digest.hexdigest()
 
 
 def _hs_version() -> str:
@@ -439,11 +498,14 @@ def _save(path: Path, db: Any, probes: Sequence[Probe]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
+    except OSError:
+        return  # the cache only saves time; a read-only directory is not an error
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(_CACHE_FORMAT + header.encode() + b"\n" + hyperscan.dumpb(db))
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # whole or not at all, for a concurrent reader
     except OSError:
-        pass  # the cache only saves time; a read-only directory is not an error
+        Path(tmp).unlink(missing_ok=True)
 
 
 # --- The matcher ---------------------------------------------------------------------
@@ -468,18 +530,17 @@ class Matcher:
         self.compiles = finder.compiles if isinstance(finder, _Hyperscan) else 0
         self._units = list(units)
         self._finder = finder
+        self._loose: _AhoCorasick | None = None
         ids = {u.pattern.expression: i for i, u in enumerate(units)}
         self._patterns = [
             tuple(dict.fromkeys(ids[p.expression] for p in r.patterns)) for r in rules
         ]
         self._unless = [tuple(dict.fromkeys(ids[p.expression] for p in r.unless)) for r in rules]
-        self._always = finder.always
         rules_of: list[set[int]] = [set() for _ in units]
         for r, unit_ids in enumerate(self._patterns):
             for u in unit_ids:
                 rules_of[u].add(r)
         self._rules_of = [tuple(sorted(rs)) for rs in rules_of]
-        self._always_rules = frozenset(r for u in self._always for r in rules_of[u])
 
     @property
     def units(self) -> int:
@@ -490,8 +551,16 @@ class Matcher:
         text = norm.folded
         if not text:
             return []
-        candidates = self._finder.candidates(text) | self._always
-        rule_ids = set(self._always_rules)
+        finder: _Finder = self._finder
+        if "  " in text or not text.isprintable():
+            # White space other than single spaces (every white space character
+            # but the space is unprintable): not what the normaliser makes, and
+            # not what phrase literals expect; find by single words instead.
+            if self._loose is None:
+                self._loose = _AhoCorasick(self._units, loose=True)
+            finder = self._loose
+        candidates = finder.candidates(text) | finder.always
+        rule_ids: set[int] = set()
         for u in candidates:
             rule_ids.update(self._rules_of[u])
         if not rule_ids:
@@ -519,8 +588,11 @@ class Matcher:
         spans = found.get(u)
         if spans is None:
             spans = []
+            unit = self._units[u]
+            if unit.compiled is None:
+                unit.compiled = regex.compile(unit.pattern.expression, safety.FLAGS)
             try:
-                for m in self._units[u].compiled.finditer(text, timeout=self.timeout):
+                for m in unit.compiled.finditer(text, timeout=self.timeout):
                     if m.end() > m.start():
                         spans.append(m.span())
             except TimeoutError:
@@ -548,7 +620,7 @@ def build_matcher(
     for rule in rules:
         for pattern in (*rule.patterns, *rule.unless):
             patterns.setdefault(pattern.expression, pattern)
-    units = [_unit(i, p, use_hyperscan) for i, p in enumerate(patterns.values())]
+    units = [_Unit(i, p) for i, p in enumerate(patterns.values())]
     if use_hyperscan:
         try:
             return Matcher(rules, units, _Hyperscan(units, cache_dir), "hyperscan", timeout)

@@ -1,0 +1,462 @@
+"""Benchmark for the policy engine, one stage at a time.
+
+Times, per message on one thread, each stage of the engine over a seeded
+mix of chat messages (mostly ordinary chat that matches nothing, some that
+matches, some obfuscated), for each pack:
+
+* ``default``: about 150 generated rules in six languages, shaped like the
+  shipped pack (phrases, words, fuzzy words, regexes, ``unless``);
+* ``10k``: that pack grown to 10,000 rules with random phrases (65%), words
+  (15%), fuzzy words (10%) and regexes (10%) from a word list;
+* ``policies``: the shipped pack (any pack folder can be named);
+
+and for each matcher backend (``hyperscan`` and ``fallback``). Stages:
+
+* ``normalise``: ``normalise(text)``, the baseline every later stage pays;
+* ``scan``: ``Matcher.scan`` on an already normalised message;
+* ``normalise+scan``: both, as the pipeline runs them.
+
+A later stage (the risk model, the whole engine) is one more entry in
+``stages()``. For context, the small packs also time ``naive``: every
+distinct pattern run with the `regex` module, one after the other (on 1,000
+messages).
+
+Prints, for each pack, backend and stage, the median over five runs of the
+mean time per message (µs/msg) and the messages per second that gives,
+overall and for the ordinary messages alone; plus the time to build each
+matcher, from scratch and from the Hyperscan cache.
+
+Run from the repository root: ``.venv/bin/python -m bench.engine``
+(``--quick``: one run, 2,000 messages; ``--packs default,10k``;
+``--backends fallback``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import regex
+
+from chatguard.policy.matcher import Matcher, build_matcher
+from chatguard.policy.model import Rule
+from chatguard.policy.normalise import normalise
+from chatguard.policy.rules import PolicyError, load_policy
+
+RUNS = 5
+MESSAGES = 10_000
+
+# --- Packs ------------------------------------------------------------------------------
+
+# Per language: (signal, patterns) where each pattern is a YAML flow mapping.
+# Every entry becomes one rule; the first phrase doubles as its example.
+DEFAULT_RULES: dict[str, list[tuple[str, list[str]]]] = {
+    "en": [
+        ("age_probe", ["phrase: how old are you", "phrase: how old r u", "words: [asl]"]),
+        ("age_probe", ["phrase: what grade are you in", "phrase: what year are you in"]),
+        ("age_probe", [r"regex: '\bhow old (are|r) (you|u)\b'", "phrase: ur age"]),
+        ("minor_self_declared", [r"regex: '\bi(?:''| a)?m (1[0-7]|[89])\b'"]),
+        ("minor_self_declared", [r"regex: '\b[5-8]th grade\b'", "phrase: in middle school"]),
+        ("adult_self_declared", ["phrase: my wife and kids", r"regex: '\bi''?m ([2-6]\d)\b'"]),
+        ("flattery", ["phrase: so mature for your age", "phrase: mature for ur age"]),
+        ("flattery", ["phrase: you look older than", "phrase: you are so pretty"]),
+        ("flattery", ["phrase: such a good body", "phrase: you could be a model"]),
+        ("exclusivity", ["phrase: only one who understands", "phrase: you are special to me"]),
+        ("exclusivity", ["phrase: nobody gets me like you", "phrase: we have something special"]),
+        ("secrecy", ["phrase: our secret", "phrase: our little secret"]),
+        ("secrecy", ["phrase: don't tell your parents", "phrase: dont tell your mom"]),
+        ("secrecy", ["phrase: delete our chat", "phrase: delete these messages"]),
+        ("secrecy", [r"regex: '\bdon''?t tell (anyone|anybody|ur|your)\b'"]),
+        ("risk_assessment", ["phrase: are your parents home", "phrase: are you alone"]),
+        ("risk_assessment", ["phrase: is anyone with you", "phrase: who else uses your phone"]),
+        ("risk_assessment", ["phrase: do your parents check your phone"]),
+        ("isolation", ["phrase: add me on snap", "words: [snapchat, whatsapp, telegram]"]),
+        ("isolation", [r"regex: '\b(add|text|msg|hit) me (up )?on (snap|kik|insta|discord)\b'"]),
+        ("isolation", ["phrase: lets talk somewhere private", "phrase: switch to another app"]),
+        ("isolation", ["words: [snapchat, whatsapp, telegram, instagram]", "fuzzy: 1"]),
+        ("pi_request", ["phrase: what school do you go to", "phrase: where do you live"]),
+        ("pi_request", ["phrase: whats your address", "phrase: give me your number"]),
+        ("pi_request", [r"regex: '\bwhat(''?s| is) (ur|your) (number|address|school)\b'"]),
+        ("pi_share", [r"regex: '\b\d{3}[-. ]\d{3}[-. ]\d{4}\b'"]),
+        ("image_request", ["phrase: send me a pic", "phrase: send pics", "phrase: 📸"]),
+        ("image_request", ["phrase: turn on your cam", "phrase: show me your body"]),
+        ("image_request", [r"regex: '\bsend (?:\w+ ){0,2}(pics?|photos?|nudes)\b'"]),
+        ("sexual", ["words: [nudes, sexting]", "phrase: have you ever kissed"]),
+        ("sexual", ["phrase: are you a virgin", "phrase: what are you wearing"]),
+        ("gift_lure", ["phrase: free robux", "phrase: free vbucks", "words: [giftcard]"]),
+        ("gift_lure", ["phrase: i can buy you", "phrase: i will send you money"]),
+        ("meeting", ["phrase: meet up", "phrase: meet in person", "phrase: pick you up"]),
+        ("meeting", ["phrase: come over to my place", "phrase: where can we meet"]),
+        ("sextortion", ["phrase: or i will share", "phrase: or ill send it to"]),
+        ("sextortion", ["phrase: everyone will see", "phrase: send more or"]),
+        ("safeguarding", ["phrase: he touched me", "phrase: i want to die"]),
+        ("safeguarding", ["phrase: i hurt myself", "phrase: nobody would care if"]),
+    ],
+    "es": [
+        ("age_probe", ["phrase: cuántos años tienes", "phrase: que edad tienes"]),
+        ("minor_self_declared", [r"regex: '\btengo (1[0-7]|[89]) anos\b'"]),
+        ("secrecy", ["phrase: nuestro secreto", "phrase: no le digas a tus padres"]),
+        ("risk_assessment", ["phrase: estás sola", "phrase: están tus padres"]),
+        ("isolation", ["phrase: agrégame en snap", "phrase: pásame tu whatsapp"]),
+        ("image_request", ["phrase: mándame una foto", "phrase: envíame fotos"]),
+        ("meeting", ["phrase: nos vemos en persona", "phrase: te recojo"]),
+        ("gift_lure", ["phrase: te regalo", "phrase: robux gratis"]),
+        ("flattery", ["phrase: eres muy madura", "phrase: qué guapa eres"]),
+        ("pi_request", ["phrase: a qué colegio vas", "phrase: dónde vives"]),
+    ],
+    "pl": [
+        ("age_probe", ["phrase: ile masz lat", "phrase: w której jesteś klasie"]),
+        ("secrecy", ["phrase: nie mów rodzicom", "phrase: nasz sekret"]),
+        ("image_request", ["phrase: wyślij zdjęcie", "phrase: wyślij mi fotkę"]),
+        ("image_request", ["words: [zdjęcia]", "words: [fotografię]", "fuzzy: 1"]),
+        ("isolation", ["phrase: dodaj mnie na snapie", "phrase: napisz na whatsapp"]),
+        ("risk_assessment", ["phrase: jesteś sama w domu", "phrase: czy rodzice są w domu"]),
+        ("meeting", ["phrase: spotkajmy się", "phrase: przyjadę po ciebie"]),
+        ("flattery", ["phrase: jesteś taka dojrzała", "phrase: jesteś śliczna"]),
+        ("gift_lure", ["phrase: kupię ci", "phrase: dam ci pieniądze"]),
+        ("pi_request", ["phrase: gdzie mieszkasz", "phrase: do jakiej szkoły chodzisz"]),
+    ],
+    "de": [
+        ("age_probe", ["phrase: wie alt bist du", "phrase: in welcher klasse bist du"]),
+        ("secrecy", ["phrase: sag es nicht deinen eltern", "phrase: unser geheimnis"]),
+        ("image_request", ["phrase: schick mir ein foto", "phrase: schick bilder"]),
+        ("isolation", ["phrase: schreib mir auf snap", "phrase: hast du whatsapp"]),
+        ("risk_assessment", ["phrase: bist du allein", "phrase: sind deine eltern da"]),
+        ("meeting", ["phrase: lass uns treffen", "phrase: ich hole dich ab"]),
+        ("flattery", ["phrase: du bist so reif", "phrase: du bist so hübsch"]),
+        ("gift_lure", ["phrase: ich kaufe dir", "phrase: gratis robux"]),
+        ("pi_request", ["phrase: wo wohnst du", "phrase: auf welche schule gehst du"]),
+        ("minor_self_declared", [r"regex: '\bich bin (1[0-7]|[89])\b'"]),
+    ],
+    "fr": [
+        ("age_probe", ["phrase: tu as quel âge", "phrase: quel âge as tu"]),
+        ("secrecy", ["phrase: notre secret", "phrase: ne dis rien à tes parents"]),
+        ("image_request", ["phrase: envoie moi une photo", "phrase: envoie des photos"]),
+        ("isolation", ["phrase: ajoute moi sur snap", "phrase: tu as whatsapp"]),
+        ("risk_assessment", ["phrase: tu es seule", "phrase: tes parents sont là"]),
+        ("meeting", ["phrase: on se voit", "phrase: je viens te chercher"]),
+        ("flattery", ["phrase: tu es si mature", "phrase: tu es très jolie"]),
+        ("gift_lure", ["phrase: je t'achète", "phrase: robux gratuits"]),
+        ("pi_request", ["phrase: tu habites où", "phrase: tu vas à quelle école"]),
+        ("minor_self_declared", [r"regex: '\bj''?ai (1[0-7]|[89]) ans\b'"]),
+    ],
+    "ru": [
+        ("age_probe", ["phrase: сколько тебе лет", "phrase: в каком ты классе"]),
+        ("secrecy", ["phrase: не говори родителям", "phrase: наш секрет"]),
+        ("image_request", ["phrase: пришли фото", "phrase: скинь фотку"]),
+        ("image_request", ["words: [фотографию]", "fuzzy: 1"]),
+        ("isolation", ["phrase: добавь меня в телеграм", "phrase: есть ватсап"]),
+        ("risk_assessment", ["phrase: ты одна дома", "phrase: родители дома"]),
+        ("meeting", ["phrase: давай встретимся", "phrase: я тебя заберу"]),
+        ("flattery", ["phrase: ты такая взрослая", "phrase: ты очень красивая"]),
+        ("gift_lure", ["phrase: я тебе куплю", "phrase: дам денег"]),
+        ("pi_request", ["phrase: где ты живешь", "phrase: в какой школе"]),
+    ],
+}
+
+
+def _examples(patterns: Sequence[str]) -> str:
+    for p in patterns:
+        if p.startswith("phrase: "):
+            return p.removeprefix("phrase: ")
+    return "example"
+
+
+def write_default_pack(directory: Path) -> None:
+    """About 150 rules: each rule above, and for three languages a variant
+    of each with an ``unless``, as a real pack grows."""
+    for language, rules in DEFAULT_RULES.items():
+        lines = [f"language: {language}", "rules:"]
+        for i, (signal, patterns) in enumerate(rules):
+            for variant in ("", "unless") if language in ("en", "es", "pl") else ("",):
+                lines += [
+                    f"  - id: {language}.{signal}.{i}{variant and '.' + variant}",
+                    f"    description: {signal} {i}",
+                    f"    signal: {signal}",
+                    "    patterns:",
+                ]
+                for p in patterns:
+                    lines.append(f"      - {p}" if not p.startswith("fuzzy") else f"        {p}")
+                if variant == "unless":
+                    lines += ["    unless:", "      - phrase: just kidding"]
+                lines += ["    examples:", f"      match: [{json.dumps(_examples(patterns))}]"]
+        (directory / f"{language}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# Common words of six languages, for random phrases.
+_WORD_LIST = """
+able about above across act add after again age ago agree air all almost alone along already
+also always amazing among angry animal another answer any anyone anything apart apple area arm
+around arrive art ask aunt away baby back bad bag ball band bank base bath beach bear beautiful
+because bed before begin behind believe bell best better between big bike bird birthday bit
+black blue board boat body book bored boss both bottle box boy brain bread break breakfast
+bring brother brown build bus busy buy cake call camera camp can car card care carry cat catch
+cause chair chance change chat cheap check child choose city class clean clear climb close
+cloud club coach coat code coffee cold color come cook cool corner could count country course
+cousin cover crazy cream cry cup cut dad dance dark date daughter day dead deal dear decide deep
+dinner dirty doctor dog door double down draw dream dress drink drive drop dry during each early
+earth easy eat egg either else empty end enjoy enough enter even evening ever every exam
+example eye face fact fall family famous far farm fast father favorite feel few field fight
+fill film final find fine finger finish fire first fish fit floor flower fly follow food foot
+forest forget form free fresh friend front fruit full fun funny future game garden gate girl
+give glad glass gold good grade great green ground group grow guess guitar guy hair half hand
+happen happy hard hat hate have head hear heart heavy hello help here hide high hill history
+hold holiday home homework hope horse hospital hot hotel hour house huge hungry hurry idea ill
+important inside island jacket job join joke juice jump just keep key kick kid kind kitchen
+know lake land language large last late laugh learn leave left leg lesson letter library lie
+light like line lion list listen little live long look lose lot loud love low lucky lunch
+machine make man many map market match math matter maybe meal mean meet message middle milk
+mind minute miss mistake mom money month moon morning mother mountain mouse move movie music
+name near neck need never new news next nice night noise normal north nose note nothing now
+number ocean offer office often old open order other outside paint paper parent park party pass
+past pay pen people perfect person phone piano picture piece pink place plan plant play please
+pocket point police pool poor post practice present pretty price problem project pull push
+question quick quiet rain read ready real reason red remember rest rice rich ride right river
+road rock room round rule run sad safe salt same sand save say school science sea season seat
+second see sell send sentence serious shape share sheep shirt shoe shop short shout show shy
+sick side sign silver simple sing sister sit size skate skin sky sleep slow small smart smile
+snow soft song soon sorry sound soup space speak special sport spring square stand star start
+station stay step stick still stone stop store story street strong student study stupid sugar
+summer sun sure surprise sweet swim table take talk tall taste tea teach team teeth tell test
+thank thing think ticket tidy tiger time tired today together tomorrow tonight tooth top touch
+town toy train travel tree trip trouble true try turn twice type uncle under understand until
+use usual very village visit voice wait wake walk wall want warm wash watch water way wear
+weather week weekend welcome well west wet what wheel when where white whole why wide wife wild
+win wind window winter wish with woman wonder wood word work world worry write wrong yard year
+yellow young zoo
+casa perro gato escuela amigo comer hablar mañana noche tiempo
+dom pies kot szkoła przyjaciel jeść mówić jutro noc czas
+haus hund katze schule freund essen sprechen morgen nacht zeit
+maison chien chat école ami manger parler demain nuit temps
+дом собака кошка школа друг есть говорить завтра ночь время
+"""
+WORDS = _WORD_LIST.split()
+
+
+def synthetic_rules(n: int, rng: random.Random) -> list[Rule]:
+    """``n`` rules like a big pack's: phrases of two to four words from
+    ``WORDS`` (65%), single words (15%) and fuzzy words (10%) made of two
+    joined words (as brand names and slang are), and regexes (10%) over two
+    words with up to two words between them. Written to YAML and loaded."""
+    plain = [w for w in WORDS if w.isascii()]
+    compounds = sorted({a + b for a, b in (rng.sample(plain, 2) for _ in range(4 * n))})
+    long_compounds = [w for w in compounds if len(w) >= 8]
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = ["language: en", "rules:"]
+        for i in range(n):
+            kind = rng.random()
+            if kind < 0.65:
+                pattern = "phrase: " + " ".join(rng.sample(WORDS, rng.randint(2, 4)))
+            elif kind < 0.80:
+                pattern = "words: [" + ", ".join(rng.sample(compounds, rng.randint(1, 3))) + "]"
+            elif kind < 0.90:
+                word = rng.choice(long_compounds)
+                pattern = f"words: [{word}]\n        fuzzy: 1"
+            else:
+                a, b = rng.sample(plain, 2)
+                pattern = f"regex: '\\b{a}(?: \\w+){{0,2}} {b}s?\\b'"
+            lines += [
+                f"  - id: synthetic.{i}",
+                f"    description: synthetic {i}",
+                "    signal: sexual",
+                "    patterns:",
+                f"      - {pattern}",
+                "    examples: {match: [x]}",
+            ]
+        (Path(tmp) / "synthetic.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return list(load_policy(Path(tmp)).rules)
+
+
+# --- Messages ---------------------------------------------------------------------------
+
+ORDINARY = [
+    "hey how are you doing today? want to play fortnite later on tonight",
+    "lol that was so funny, did you see what happened in class today",
+    "can you lend me $20 for the game, I'll pay you back on friday",
+    "my mom says I have to finish my homework first, brb",
+    "gg that match was insane, you carried the whole team",
+    "what time is practice tomorrow? coach said 4:30 but idk",
+    "Did you finish the science project? It's due on Monday!!",
+    "omg I love that song, it's been stuck in my head all week",
+    "ok see you at school tomorrow, don't forget your jersey",
+    "anyone up for a round of minecraft? server is back up",
+    "brb dinner",
+    "no way",
+    "Cześć! Jak się masz? Co robisz w weekend?",
+    "Hallo, wie geht's? Die Straße ist heute gesperrt.",
+    "Привет, как дела? Во сколько встречаемся завтра на тренировке?",
+    "¿Qué tal el partido de ayer? Estuvo increíble.",
+    "haha that's hilarious 😂😂 see you tomorrow 👋",
+]
+MATCHING = [
+    "how old are you?",
+    "you're so mature for your age",
+    "add me on snap, it's more private",
+    "don't tell your parents about us, ok?",
+    "are your parents home right now",
+    "send me a pic of you",
+    "I'm 13 and in 8th grade",
+    "wyślij zdjęcie proszę",
+    "сколько тебе лет?",
+    "cuántos años tienes",
+]
+OBFUSCATED = [
+    "s3nd m3 s0me p1cs of y0u pls",
+    "add me on s.n.a.p.c.h.a.t it's more private",
+    "you're sooooo pretty, pleeease send a photo",
+    "don't tell your p\u0430rents about us, ok? our s\u0435cret",
+    "let's talk on sn\u200bap\u200bchat instead",
+    "ｓｅｎｄ ｍｅ ａ ｐｉｃ",
+]
+MIX: list[tuple[str, list[str], float]] = [
+    ("ordinary", ORDINARY, 0.85),
+    ("matching", MATCHING, 0.10),
+    ("obfuscated", OBFUSCATED, 0.05),
+]
+
+
+def messages(rng: random.Random, count: int) -> list[tuple[str, str]]:
+    """(kind, text) pairs; a random suffix keeps messages distinct."""
+    kinds = [k for k, _, _ in MIX]
+    weights = [w for _, _, w in MIX]
+    pools = {k: pool for k, pool, _ in MIX}
+    out = []
+    for _ in range(count):
+        kind = rng.choices(kinds, weights)[0]
+        text = rng.choice(pools[kind])
+        if rng.random() < 0.5:
+            text = f"{text} {rng.choice(['ok', 'lol', 'haha', 'yes', 'no', 'idk', '!!'])}"
+        out.append((kind, text))
+    return out
+
+
+# --- Stages and timing --------------------------------------------------------------------
+
+Stage = tuple[Callable[[Any], object], bool]  # (run one message, takes it normalised)
+
+
+def stages(matcher: Matcher) -> dict[str, Stage]:
+    """Each stage of the engine, in pipeline order. Add the next one here."""
+    return {
+        "normalise": (normalise, False),
+        "scan": (matcher.scan, True),
+        "normalise+scan": (lambda text: matcher.scan(normalise(text)), False),
+    }
+
+
+def naive(matcher: Matcher) -> Callable[[str], object]:
+    """Every distinct pattern, one regex search after another (for context)."""
+    compiled = [regex.compile(p.expression) for r in matcher.rules for p in r.patterns]
+
+    def run(text: str) -> object:
+        folded = normalise(text).folded
+        return [c for c in compiled if c.search(folded)]
+
+    return run
+
+
+def median_us(batch: Sequence[Any], run: Callable[[Any], object], runs: int) -> float:
+    """Median over ``runs`` of the mean time per message, in microseconds."""
+    per_run = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        for item in batch:
+            run(item)
+        per_run.append((time.perf_counter_ns() - start) / len(batch) / 1000)
+    return statistics.median(per_run)
+
+
+def row(label: str, us: float, ordinary_us: float | None = None) -> str:
+    text = f"  {label:28} {us:8.2f} µs/msg {1e6 / us:>11,.0f} msgs/s"
+    if ordinary_us is not None:
+        text += f"   ordinary {ordinary_us:6.2f} µs/msg"
+    return text
+
+
+def bench_pack(
+    name: str,
+    rules: Sequence[Rule],
+    backends: Sequence[str],
+    data: list[tuple[str, str]],
+    runs: int,
+) -> None:
+    texts = [t for _, t in data]
+    ordinary = [t for k, t in data if k == "ordinary"]
+    normalised = [normalise(t) for t in texts]
+    normalised_ordinary = [normalise(t) for t in ordinary]
+    print(f"\n{name}: {len(rules):,} rules, {len(texts):,} messages ({len(ordinary):,} ordinary)")
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            matcher = build_matcher(rules, backend=backend, cache_dir=Path(cache))
+            cold = time.perf_counter() - start
+            start = time.perf_counter()
+            build_matcher(rules, backend=backend, cache_dir=Path(cache))
+            warm = time.perf_counter() - start
+        # As a server should once its pack is loaded: keep the long-lived
+        # objects out of the collector's way.
+        gc.collect()
+        gc.freeze()
+        hits = sum(len(matcher.scan(n)) for n in normalised)
+        cached = f", from cache {warm:.2f} s" if matcher.backend == "hyperscan" else ""
+        print(
+            f" {matcher.backend}: {matcher.units:,} patterns; build {cold:.2f} s{cached}; "
+            f"{hits:,} rule hits"
+        )
+        for stage, (run, takes_normalised) in stages(matcher).items():
+            batch: Sequence[object] = normalised if takes_normalised else texts
+            plain: Sequence[object] = normalised_ordinary if takes_normalised else ordinary
+            us = median_us(batch, run, runs)
+            print(row(stage, us, median_us(plain, run, runs)))
+        if name != "10k" and backend == backends[0]:
+            print(row("naive (per-pattern regex)", median_us(texts[:1000], naive(matcher), runs)))
+
+
+def generated_pack() -> list[Rule]:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_default_pack(Path(tmp))
+        return list(load_policy(Path(tmp)).rules)
+
+
+def load_pack(name: str) -> list[Rule] | None:
+    if name == "default":
+        return generated_pack()
+    if name == "10k":  # the default pack grown to 10,000 rules
+        rules = generated_pack()
+        return rules + synthetic_rules(10_000 - len(rules), random.Random(7))
+    try:  # a pack folder, such as policies
+        return list(load_policy(Path(name)).rules)
+    except PolicyError as e:
+        print(f"\n{name}: not loaded:\n{e}")
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run, 2,000 messages")
+    parser.add_argument(
+        "--packs", default="default,10k,policies", help="default, 10k or a pack folder"
+    )
+    parser.add_argument("--backends", default="hyperscan,fallback", help="matcher backends")
+    args = parser.parse_args()
+    runs, count = (1, 2000) if args.quick else (RUNS, MESSAGES)
+    data = messages(random.Random(2024), count)
+    backends = args.backends.split(",")
+    for pack in args.packs.split(","):
+        rules = load_pack(pack)
+        if rules is not None:
+            bench_pack(pack, rules, backends, data, runs)
+    print(f"\nmedian of {runs} runs; one thread; Python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

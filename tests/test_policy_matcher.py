@@ -1,0 +1,403 @@
+"""The matcher: rule hits and their spans in the original text, identical
+from both backends."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import hyperscan
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatguard.policy import safety
+from chatguard.policy.matcher import (
+    Matcher,
+    RuleHit,
+    build_matcher,
+    fuzzy_pieces,
+    hs_regex,
+    regex_keys,
+)
+from chatguard.policy.model import Pattern, PatternKind, Rule, Signal
+from chatguard.policy.normalise import Normalised, normalise
+from chatguard.policy.rules import literal_pattern, regex_pattern
+
+BACKENDS = ["hyperscan", "fallback"]
+
+
+def pattern(spec: str) -> Pattern:
+    """``phrase:add me``, ``word:snap``, ``fuzzy1:snapchat``, ``regex:\\bx\\b``."""
+    kind, _, text = spec.partition(":")
+    if kind == "regex":
+        return regex_pattern(text)
+    if kind.startswith("fuzzy"):
+        kind_ = PatternKind.PHRASE if " " in text else PatternKind.WORD
+        return literal_pattern(text, kind_, fuzzy=int(kind[5:]))
+    return literal_pattern(text, PatternKind(kind))
+
+
+def rule(rule_id: str, *specs: str, unless: Sequence[str] = ()) -> Rule:
+    return Rule(
+        id=rule_id,
+        description=rule_id,
+        signal=Signal.ISOLATION,
+        languages=frozenset({"en"}),
+        patterns=tuple(map(pattern, specs)),
+        unless=tuple(map(pattern, unless)),
+    )
+
+
+def matched(m: Matcher, message: str) -> list[tuple[str, list[str]]]:
+    """(rule id, matched original substrings) for each hit."""
+    return [(h.rule.id, [message[a:b] for a, b in h.spans]) for h in m.scan(normalise(message))]
+
+
+def raw(hits: list[RuleHit]) -> list[tuple[str, tuple[tuple[int, int], ...]]]:
+    return [(h.rule.id, h.spans) for h in hits]
+
+
+CASES = [
+    # (patterns, message, expected matched substrings; [] = no hit)
+    (["phrase:add me on snap"], "add me on snap", ["add me on snap"]),
+    (["phrase:add me on snap"], "pls ADD   ME on SNAP!!!", ["ADD   ME on SNAP"]),
+    (["phrase:add me on snap"], "аdd me on ѕnаp", ["аdd me on ѕnаp"]),  # Cyrillic а, ѕ
+    (["phrase:add me on snap"], "add me on s.n.a.p now", ["add me on s.n.a.p"]),
+    (["phrase:add me on snap"], "add me on snapchat", []),
+    (["word:snap"], "SNAP!!!", ["SNAP"]),
+    (["word:snap"], "oh snap, my snapshot", ["snap"]),
+    (["word:snap"], "snapshot", []),
+    (["word:asl"], "what a hassle", []),
+    (["word:asl"], "asl?", ["asl"]),
+    (["word:snap"], "snap_chat", []),  # "_" is a word character
+    (["word:snap"], "snap snap", ["snap", "snap"]),
+    (["phrase:Zdjęcie"], "Wyślij ZDJĘCIE", ["ZDJĘCIE"]),
+    (["phrase:Zdjęcie"], "wyślij zdjecie", ["zdjecie"]),
+    (["phrase:pleeeease"], "pleeeeeeease", ["pleeeeeeease"]),
+    (["phrase:pleeeease"], "please", []),
+    (["phrase:18+"], "are you 18+?", ["18+"]),
+    (["phrase:привет как дела"], "Привет  как дела?", ["Привет  как дела"]),
+    (["phrase:📸"], "send 📸 pls", ["📸"]),
+    (["phrase:send pics"], "s3nd p1cs", ["s3nd p1cs"]),
+    (["fuzzy1:snapchat"], "my snapchatt is", ["snapchatt"]),
+    (["fuzzy1:snapchat"], "my snapchap is", ["snapchap"]),
+    (["fuzzy1:snapchat"], "snapcht?", ["snapcht"]),
+    (["fuzzy1:snapchat"], "snap chat", ["snap chat"]),
+    (["fuzzy1:snapchat"], "snachpat", []),  # two edits
+    (["fuzzy1:snapchat"], "snapжchat", ["snapжchat"]),  # a non-ASCII insertion
+    (["fuzzy2:snapchat"], "snachpat", ["snachpat"]),
+    (["fuzzy1:telegram"], "telegrаm", ["telegrаm"]),
+    (["regex:\\b(add|text) me on (snap(chat)?|kik)\\b"], "text me on kik", ["text me on kik"]),
+    (["regex:\\bi'?m (1[0-7]|[89])\\b"], "Im 13 lol", ["Im 13"]),
+    (["regex:\\b\\d{3}-\\d{4}\\b"], "call 555-1234", ["555-1234"]),
+    (["regex:\\b\\w+@\\w+\\.com\\b"], "mail me at x@y.com", ["x@y.com"]),
+    (["phrase:how old", "phrase:are you"], "how old are you", ["how old", "are you"]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.parametrize(("specs", "message", "expected"), CASES)
+def test_cases(backend: str, specs: list[str], message: str, expected: list[str]) -> None:
+    m = build_matcher([rule("r", *specs)], backend=backend)
+    assert m.backend == backend
+    assert matched(m, message) == ([("r", expected)] if expected else [])
+
+
+def test_unless_and_rule_order(backend: str) -> None:
+    rules = [
+        rule("b.snap", "fuzzy1:snapchat", unless=["phrase:deleted snapchat"]),
+        rule("a.move", "phrase:add me", "word:snapchat"),
+        rule("c.none", "word:kik"),
+    ]
+    m = build_matcher(rules, backend=backend)
+    assert matched(m, "add me on snapchat") == [
+        ("b.snap", ["snapchat"]),
+        ("a.move", ["add me", "snapchat"]),
+    ]
+    assert matched(m, "I deleted snapchat, add me") == [("a.move", ["snapchat", "add me"])]
+    assert matched(m, "") == []
+    assert matched(m, "   \u200b ") == []
+
+
+def test_text_with_other_white_space(backend: str) -> None:
+    # Not what the normaliser makes, but scanned right all the same.
+    rules = [rule("a", "phrase:add me on snap", "regex:\\bme on\\b"), rule("b", "word:kik")]
+    m = build_matcher(rules, backend=backend)
+    for text in ["add  me on\u00a0snap", "add me\ton snap\x00", "add me on snap \ue000"]:
+        norm = Normalised(text, text, text)
+        assert [h.rule.id for h in m.scan(norm)] == ["a"], repr(text)
+
+
+def test_patterns_shared_between_rules_are_one_unit(backend: str) -> None:
+    rules = [rule("a", "word:snap"), rule("b", "word:snap", "word:kik")]
+    m = build_matcher(rules, backend=backend)
+    assert m.units == 2
+    assert matched(m, "snap kik") == [("a", ["snap"]), ("b", ["snap", "kik"])]
+
+
+def test_timeout_counts_as_no_match(backend: str) -> None:
+    slow = Pattern(PatternKind.REGEX, "slow", r"(\w+\s?)+$")  # refused by the loader
+    rules = [Rule("slow", "d", Signal.SEXUAL, frozenset({"en"}), (slow,)), rule("ok", "word:aa")]
+    m = build_matcher(rules, backend=backend, timeout=0.005)
+    assert matched(m, "aa " * 1000 + "!") == [("ok", ["aa"] * 1000)]
+    assert m.timeouts == 1
+
+
+def test_expressions_outside_the_prefilters(backend: str) -> None:
+    # Built by hand, past the loader: one the parser refuses, one Hyperscan
+    # refuses (it can match the empty string). Both are run on every message.
+    odd = [
+        Pattern(PatternKind.REGEX, "a", r"(?i)\bSNAP\b"),
+        Pattern(PatternKind.REGEX, "b", r"x?"),
+    ]
+    rules = [Rule("odd", "d", Signal.SEXUAL, frozenset({"en"}), tuple(odd))]
+    m = build_matcher(rules, backend=backend)
+    assert matched(m, "oh snap") == [("odd", ["snap"])]
+    assert matched(m, "a x b") == [("odd", ["x"])]
+    assert matched(m, "nothing here") == []
+    if backend == "hyperscan":
+        assert m.compiles > 1  # the first database was refused, then rebuilt
+
+
+def test_hyperscan_cache(tmp_path: Path) -> None:
+    rules = [rule("a", "phrase:add me on snap", "fuzzy1:snapchat", "regex:\\bkik\\b")]
+    first = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+    assert (first.cache_hit, first.compiles) == (False, 1)
+    (cached,) = tmp_path.glob("hs-*.db")
+
+    second = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+    assert (second.cache_hit, second.compiles) == (True, 0)
+    for message in ["add me on snap", "snapchatt", "kik me", "nope"]:
+        assert raw(second.scan(normalise(message))) == raw(first.scan(normalise(message)))
+
+    other = build_matcher([rule("a", "word:kik")], backend="hyperscan", cache_dir=tmp_path)
+    assert not other.cache_hit
+    assert len(list(tmp_path.glob("hs-*.db"))) == 2
+
+    cached.write_bytes(cached.read_bytes()[:40])  # torn: compiled again
+    again = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+    assert (again.cache_hit, again.compiles) == (False, 1)
+    assert matched(again, "add me on snap") == [("a", ["add me on snap"])]
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="unknown matcher backend"):
+        build_matcher([], backend="re2")
+
+
+def test_hyperscan_translation() -> None:
+    def hs(source: str) -> str:
+        return hs_regex(safety.parse(source))
+
+    # A lookahead with better literals than the rest is what gets probed.
+    assert hs(r"^(?=.*\bphotos?\b).*\b(or|ou)\b") == r"(?:[\s\S]){0,}photo(?:s){0,1}"
+    assert hs(r"^ab\b") == "^ab"  # a leading anchor stays; \b goes to confirmation
+    assert hs(r"\d") == r"[0-9\x{80}-\x{d7ff}\x{e000}-\x{10ffff}]"  # exact on ASCII
+    assert hs(r"a.{0,40}b") == r"a(?:[\s\S]){0,}b"  # counted repeats cost compile time
+    assert hs(r"snap(chat)?") == "snap(?:chat){0,1}"
+
+
+def test_fuzzy_pieces() -> None:
+    assert fuzzy_pieces("snapchat", 1) == {"snap", "chat"}
+    assert fuzzy_pieces("add me on snapchat", 1) == {"snapchat", "add"}
+    assert len(fuzzy_pieces("whatsapp", 3)) == 4
+
+
+def test_regex_keys() -> None:
+    keys = regex_keys(safety.parse(r"\b(add|text) me (up )?on (snap(chat)?|kik)\b"))
+    assert keys is not None
+    assert min(map(len, keys)) >= 3
+    assert regex_keys(safety.parse(r"\bsnap(chat)?\b")) == {"snap", "snapchat"}
+    assert regex_keys(safety.parse(r"\w+@\w+")) == {"@"}
+    assert regex_keys(safety.parse(r"\b1[0-7]\b")) == {f"1{d}" for d in range(8)}
+    assert regex_keys(safety.parse(r"^(?=.*\bpics?\b).*\bor\b")) == {"pic", "pics"}
+    assert regex_keys(safety.parse(r"\w+\s\w+")) is None
+
+
+# --- Both backends agree ------------------------------------------------------------
+
+PACK = [
+    rule("move", "phrase:add me on snap", "regex:\\b(add|text|hit) me (up )?on (kik|insta)\\b"),
+    rule("apps", "fuzzy1:snapchat", "fuzzy1:whatsapp", "word:kik", unless=["phrase:deleted"]),
+    rule("age", "phrase:how old are you", "word:asl", "regex:\\bhow old r u\\b"),
+    rule("minor", "regex:\\bi'?m (1[0-7]|[89])\\b", "regex:\\b[5-8]th grade\\b"),
+    rule("secret", "phrase:our secret", "phrase:don't tell", "fuzzy2:nobody needs to know"),
+    rule("pics", "regex:\\bsend (?:\\w+ ){0,2}pics?\\b", "phrase:📸", "phrase:s3nd p1cs"),
+    rule("pl", "phrase:wyślij zdjęcie", "word:zdjęcia", "fuzzy1:rodzicami"),
+    rule("ru", "phrase:сколько тебе лет", "fuzzy1:фотографию", "word:одна"),
+    rule("phone", "regex:\\b\\d{3}[-. ]?\\d{4}\\b", "regex:[^\\w\\s]{2}\\w"),
+    rule("classes", "regex:\\b[a-c]\\w{2,4}z\\b", "regex:(?<=my )(?:snap|kik)(?!\\w)"),
+    rule("pleease", "phrase:pleeease", "phrase:18+", "regex:\\b(?:ab|cd){2,}\\b"),
+]
+VOCABULARY = sorted(
+    {w for r in PACK for p in (*r.patterns, *r.unless) for w in (p.literal or "").split()}
+    | {"add", "me", "on", "up", "kik", "insta", "how", "old", "r", "u", "im", "13", "9", "8th"}
+    | {"grade", "send", "pics", "pic", "555-1234", "5551234", "my", "snap", "x@y.com", "deleted"}
+    | {"abcz", "bxyz", "abab", "cdcd", "pleeeease", "18+", "hello", "there", "lol", "ok"}
+)
+NOISE = ["a", "the", "ssnapchat", "snapchatt", "whatsap", "zdjecie", "Фотографию", "🤫", "?"]
+SEPARATORS = [" ", "  ", ", ", ".", "!!! ", "\u00a0", " - ", "\u200b", "_", "'"]
+LOOKALIKES = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "s": "ѕ", "c": "с"})
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(VOCABULARY + NOISE), min_size=1, max_size=8))
+    seps = draw(st.lists(st.sampled_from(SEPARATORS), min_size=len(words), max_size=len(words)))
+    text = "".join(w + s for w, s in zip(words, seps, strict=True))
+    form = draw(st.sampled_from(["plain", "upper", "lookalike", "split", "repeat", "noise"]))
+    if form == "upper":
+        text = text.upper()
+    elif form == "lookalike":
+        text = text.translate(LOOKALIKES)
+    elif form == "split":
+        text = ".".join(text)
+    elif form == "repeat":
+        text = regex.sub(r"([a-z])", r"\1\1\1", text, count=2)
+    elif form == "noise":
+        text = draw(st.text(max_size=8)) + text + draw(st.text(max_size=8))
+    return text
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[Matcher, Matcher]:
+    return build_matcher(PACK, backend="hyperscan"), build_matcher(PACK, backend="fallback")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=messages())
+def test_backends_agree(pair: tuple[Matcher, Matcher], message: str) -> None:
+    fast, fallback = pair
+    norm = normalise(message)
+    assert raw(fast.scan(norm)) == raw(fallback.scan(norm))
+
+
+def test_backends_agree_on_vocabulary(pair: tuple[Matcher, Matcher]) -> None:
+    fast, fallback = pair
+    found = 0
+    for r in PACK:
+        for message in (*r.patterns, *r.unless):
+            norm = normalise(message.source)
+            hits = raw(fast.scan(norm))
+            assert hits == raw(fallback.scan(norm))
+            found += bool(hits)
+    assert found >= 25
+
+
+def synthetic_pack(n: int, seed: int = 7) -> tuple[list[Rule], list[str]]:
+    """``n`` rules of random phrases, words, fuzzy words and regexes over a
+    small vocabulary, and messages made of the same words."""
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "da", "ję", "щу"]
+    words = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(400)})
+    rules = []
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.5:
+            spec = "phrase:" + " ".join(rng.choices(words, k=rng.randint(1, 3)))
+        elif kind < 0.7:
+            spec = "word:" + rng.choice(words)
+        elif kind < 0.85:
+            spec = "fuzzy1:" + rng.choice([w for w in words if len(w) >= 6])
+        else:
+            a, b = (normalise(w).folded for w in rng.sample(words, 2))
+            spec = rf"regex:\b{a} (?:\w+ ){{0,2}}{b}\b"
+        unless = ["word:" + rng.choice(words)] if rng.random() < 0.1 else []
+        rules.append(rule(f"r{i}", spec, unless=unless))
+    messages = [
+        " ".join(rng.choices([*words, "the", "and", "you"], k=rng.randint(1, 12)))
+        for _ in range(400)
+    ]
+    return rules, messages
+
+
+def test_backends_agree_on_1000_rules(tmp_path: Path) -> None:
+    rules, messages = synthetic_pack(1000)
+    fast = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+    fallback = build_matcher(rules, backend="fallback")
+    hits = 0
+    for message in messages:
+        norm = normalise(message)
+        got = raw(fast.scan(norm))
+        assert got == raw(fallback.scan(norm)), message
+        hits += len(got)
+    assert hits > 100
+
+
+# --- The Hyperscan translation never misses ---------------------------------------------
+
+ATOMS = ["a", "b", "c", "é", " ", "-", "ж", "[ab]", "[^a]", r"\w", r"\d", r"\s", r"\W", "."]
+ATOMS += [r"\b", r"\B", "(?=a)", "(?<!b)", "[a-cж]", r"[\w-]", r"[^\s\d]", r"\p{L}", "^", "$"]
+
+
+@st.composite
+def regexes(draw: st.DrawFn, depth: int = 2) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        if depth and draw(st.booleans()):
+            inner = [draw(regexes(depth - 1)) for _ in range(draw(st.integers(1, 3)))]
+            part = "(?:" + "|".join(inner) + ")"
+        else:
+            part = draw(st.sampled_from(ATOMS))
+        if part not in (r"\b", r"\B", "^", "$") and not part.startswith("(?=|(?<"):
+            part += draw(st.sampled_from(["", "", "?", "*", "+", "{1,2}", "{2}", "{0,3}"]))
+        parts.append(part)
+    return "".join(parts)
+
+
+def collect(probe: int, start: int, end: int, flags: int, hits: list[int]) -> None:
+    hits.append(probe)
+
+
+@st.composite
+def likely_match(draw: st.DrawFn, node: safety.Node) -> str:
+    """A text built along ``node`` (assertions aside, it matches), with
+    characters from anywhere in each class's possible set."""
+    match node:
+        case safety.CharSet(lower, upper, _):
+            ranges = draw(st.sampled_from([r for r in (lower, upper) if r]))
+            a, b = draw(st.sampled_from(ranges))
+            return chr(
+                draw(st.integers(a, min(b, 0x2FFFF)).filter(lambda c: c < 0xD800 or c > 0xDFFF))
+            )
+        case safety.Seq(items):
+            return "".join(draw(likely_match(n)) for n in items)
+        case safety.Alt(branches):
+            return draw(likely_match(draw(st.sampled_from(branches))))
+        case safety.Repeat(body, lo, hi):
+            n = draw(st.integers(lo, min(hi if hi is not None else lo + 2, lo + 2)))
+            return "".join(draw(likely_match(body)) for _ in range(n))
+        case _:
+            return draw(st.sampled_from(["", " ", "a", "b"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=regexes(), data=st.data())
+def test_prefilters_are_supersets(source: str, data: st.DataObject) -> None:
+    root = safety.parse(source)
+    if safety.min_width(root) == 0:
+        return
+    texts = data.draw(st.lists(st.text("abcé -жx1_!", max_size=12), max_size=4))
+    texts += [data.draw(likely_match(root)) for _ in range(4)]
+    compiled = regex.compile(source, safety.FLAGS)
+    db = hyperscan.Database()
+    flags = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+    db.compile(expressions=[hs_regex(root).encode()], flags=flags)
+    keys = regex_keys(root)
+    for text in texts:
+        try:
+            if not any(m.end() > m.start() for m in compiled.finditer(text, timeout=0.1)):
+                continue
+        except TimeoutError:  # these regexes skip the safety check: some are slow
+            continue
+        hits: list[int] = []
+        db.scan(text.encode(), match_event_handler=collect, context=hits)
+        assert hits, (source, hs_regex(root), text)
+        assert keys is None or any(k in text for k in keys), (source, keys, text)

@@ -1,0 +1,100 @@
+"""Rule regexes: the supported subset, and refusal of patterns that could
+take unbounded time."""
+
+from __future__ import annotations
+
+import pytest
+import regex
+
+from chatguard.policy import safety
+from chatguard.policy.safety import RegexRefused, check_regex, parse
+
+REFUSED = [
+    # (pattern, reason)
+    ("(add", "bad regex: missing ) at position 4"),
+    ("(a+)+b", "unsafe regex: nested repetition"),
+    ("(a*)*b", "unsafe regex: nested repetition"),
+    (r"(\w+\s?)+$", "unsafe regex: nested repetition"),
+    ("(?:x{1,3})+y", "unsafe regex: nested repetition"),
+    ("(a|aa)+b", "unsafe regex: alternatives inside an unlimited repetition"),
+    ("(?:ab|a)*c", "unsafe regex: alternatives inside an unlimited repetition"),
+    ("(?:a|)+b", "unsafe regex: alternatives inside an unlimited repetition"),
+    (r"(\b)+x", "unsafe regex: a repetition repeats something that can match nothing"),
+    (r"(a)\1", "backreferences are not allowed at position 3"),
+    ("(?P<w>a)(?P=w)", "backreferences are not allowed at position 8"),
+    ("(?<=a+)b", "unsafe regex: a lookbehind must have a bounded width"),
+    ("a?", "regex matches the empty string, so it would fire on every message"),
+    (r"\b", "regex matches the empty string, so it would fire on every message"),
+    ("(?i)snap", "inline flags are not supported"),
+    ("snap{e<=1}", "fuzzy constraints are not supported in regex (use fuzzy:)"),
+    ("a{1", "write \\{ for a literal '{'"),
+    ("a}", "write \\} for a literal '}'"),
+    ("[[]", "write \\[ for a '[' inside a set"),
+    (r"\G", "unsupported escape"),
+    ("(?|a|b)", "unsupported group syntax"),
+    ("(?#note)a", "comments are not supported"),
+    # Slow only when run: the generated worst-case inputs find it.
+    (r"(\w+\s?){1,10}$", "unsafe regex: took more than 10 ms on"),
+    (r"\bsinon\b[^.!?]*?\b(?:envoyer|publier)\b", "unsafe regex: took more than 10 ms on 'sinon '"),
+    (r"\bor\b.*?\b(?:send|post)\b", "unsafe regex: took more than 10 ms on 'or '"),
+]
+
+
+@pytest.mark.parametrize(("source", "reason"), REFUSED)
+def test_refused(source: str, reason: str) -> None:
+    with pytest.raises(RegexRefused) as e:
+        check_regex(source)
+    assert str(e.value).startswith(reason)
+
+
+ACCEPTED = [
+    r"\b(add|text|msg|message|hit) me (up )?on (snap(chat)?|whatsapp|telegram|kik)\b",
+    r"\bsend (?:\w+ ){0,3}pics?\b",
+    r"\b\d{3}[-. ]?\d{4}\b",
+    r"\b(?:ab|cd)+\b",
+    r"[^\w\s]snap",
+    r"[a-z\u0430-\u044f]+x",
+    r"\p{L}+ \p{N}+",
+    r"[[:alpha:]]+x",
+    r".*send.*pics",
+    r"\bsinon\b[^.!?]{0,40}?\b(?:envoyer|publier)\b",
+    r"(?<=my )snap",
+    r"(?<!no )snap(?!shot)",
+    r"\bi(?:'|\s)?m \d{1,2}\b",
+    r"\x41?\u00e9?\N{LATIN SMALL LETTER A}",
+    r"a++b|(?>c)d|ef*?g",
+]
+
+
+@pytest.mark.parametrize("source", ACCEPTED)
+def test_accepted(source: str) -> None:
+    check_regex(source)
+
+
+def test_classes_are_exact_on_ascii_and_wide_elsewhere() -> None:
+    word = parse(r"\w")
+    assert isinstance(word, safety.CharSet)
+    ascii_word = {chr(c) for c in range(128) if regex.fullmatch(r"\w", chr(c))}
+    assert set(safety.chars(word.lower)) == ascii_word
+    assert safety.intersects(word.upper, ((0x430, 0x430),))  # may match Cyrillic
+
+    negated = parse(r"[^\w\s]")
+    assert isinstance(negated, safety.CharSet)
+    assert not safety.intersects(negated.upper, ((ord("a"), ord("a")),))
+    assert safety.intersects(negated.lower, ((ord("!"), ord("!")),))
+
+    written = parse("[a-c\u0430]")
+    assert isinstance(written, safety.CharSet)
+    assert written.lower == written.upper == ((97, 99), (0x430, 0x430))
+
+    dot = parse(".")
+    assert isinstance(dot, safety.CharSet)
+    assert dot.upper == safety.ALL
+    assert not safety.intersects(dot.lower, ((10, 10),))
+
+
+def test_widths() -> None:
+    assert safety.min_width(parse("ab?c{2,3}")) == 3
+    assert safety.max_width(parse("ab?c{2,3}")) == 5
+    assert safety.max_width(parse("a+")) is None
+    assert safety.min_width(parse(r"\bx(?=y)")) == 1
