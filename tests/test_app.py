@@ -99,3 +99,56 @@ async def test_environment_overrides_the_file(chat_service, tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(unit(10)):
             assert await proc.wait() == 0
+
+
+async def metric(admin: int, name: str) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", admin)
+    writer.write(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    await writer.wait_closed()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def test_sighup_reloads_the_policy_and_a_bad_pack_is_refused(
+    chat_service, tmp_path: Path, test_pack: tuple[Path, Path]
+) -> None:
+    policies, banners = test_pack
+    port, admin = free_port(), free_port()
+    cfg = tmp_path / "chatguard.yaml"
+    cfg.write_text(
+        f"listen: {{port: {port}}}\n"
+        f"admin: {{port: {admin}}}\n"
+        f"upstream: {{url: '{chat_service.url}'}}\n"
+        f"policy: {{directory: '{policies}', watch: false}}\n"
+        f"banners: {{directory: '{banners}'}}\n"
+        f"data_dir: '{tmp_path / 'data'}'\n"
+    )
+    proc = await start_sidecar(cfg)
+    loaded = 'chatguard_policy_reloads_total{outcome="loaded"}'
+    refused = 'chatguard_policy_reloads_total{outcome="refused"}'
+    try:
+        await wait_for_port(admin, unit(20))
+        assert await metric(admin, loaded) == 1.0
+        rules = policies / "en" / "rules.yaml"
+        good = rules.read_text(encoding="utf-8")
+        rules.write_text(good.replace("weight: 10", "weight: 9"), encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(unit(20)):
+            while await metric(admin, loaded) < 2.0:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.1)
+        rules.write_text(good + "\n  - id: [broken\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(unit(20)):
+            while await metric(admin, refused) < 1.0:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.1)
+        # The sidecar still relays with the pack it had.
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws?user=hup") as ws:
+            assert "welcome" in str(await ws.recv())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(unit(10)):
+            assert await proc.wait() == 0
