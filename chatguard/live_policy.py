@@ -78,8 +78,9 @@ class LivePolicy:
             if trigger is not None and trigger.banner:
                 named.add(trigger.banner)
         missing = sorted(b for b in named if catalogue.get(b) is None)
-        if missing and self.banners_dir:
-            raise BannerError(f"{self.banners_dir}: the pack uses unknown banners: {missing}")
+        if missing:
+            where = self.banners_dir or "banners.directory (not set)"
+            raise BannerError(f"{where}: the pack uses banners that are not there: {missing}")
         rules = {rule.id: rule for rule in policy.rules}
         return Loaded(policy, engine, catalogue, rules)
 

@@ -134,14 +134,13 @@ async def test_a_pack_naming_a_banner_missing_from_the_catalogue_stops_start_up(
     assert live.current is None
 
 
-async def test_without_a_catalogue_the_pack_loads_with_no_banners(
-    test_pack: Pack, tmp_path: Path
-) -> None:
+async def test_a_pack_that_shows_banners_needs_a_catalogue(test_pack: Pack, tmp_path: Path) -> None:
+    """Without `banners.directory` every banner would silently go missing: refuse."""
     policies, _ = test_pack
     live = LivePolicy(policies, None, Metrics())
-    loaded = live.load_now()
-    assert dict(loaded.catalogue.banners) == {}
-    assert matched(loaded, "add me on snap") == ["t.isolation.move_app"]
+    with pytest.raises(BannerError, match=r"banners.directory \(not set\).*off_platform_warning"):
+        live.load_now()
+    assert live.current is None
 
 
 async def test_a_trigger_banner_missing_from_the_catalogue_stops_start_up(
