@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import aiohttp
 import websockets
 
 from chatguard.stores import RedisStore
+from tests.support.net import free_port
 from tests.support.probe import ProbeUpstream
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def get(url: str) -> tuple[int, str]:

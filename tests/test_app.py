@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -14,13 +13,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests.support.net import free_port
 from tests.support.timing import unit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_for_port(port: int, within: float) -> None:

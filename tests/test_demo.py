@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import sys
 
 import aiohttp
 import websockets
 
+from tests.support.net import free_port
 from tests.support.timing import unit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_scripted_demo_runs_and_stops_cleanly(tmp_path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import aiohttp
@@ -17,15 +16,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatguard.events import PASS, ChatEvent, Side, Verdict
 from chatguard.pipeline import Findings, SessionContext
+from tests.support.net import free_port
 from tests.support.probe import ProbeUpstream
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sample(guard, name: str, labels: dict[str, str] | None = None) -> float | None:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from ..events import PASS, ChatEvent, Frame, Verdict
 from ..metrics import Metrics
 from ..pipeline import Findings, SessionContext
-from ..policy.model import ActionType, Assessment
+from ..policy.model import ActionType, Assessment, PlannedAction
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,12 @@ class RecordingSink:
         )
 
 
-class CaptureStep:
-    def __init__(
-        self, sink: EvidenceSink, metrics: Metrics, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.sink = sink
+class _HandoffStep:
+    """Hands each enforced action of one type to a sink; ``_send`` says how."""
+
+    kind: ActionType
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics
         self.clock = clock
 
@@ -105,9 +106,47 @@ class CaptureStep:
         if not isinstance(assessment, Assessment):
             return PASS
         for action in assessment.actions:
-            if action.type is not ActionType.CAPTURE or action.shadow:
+            if action.type is not self.kind or action.shadow:
                 continue
-            request = CaptureRequest(
+            try:
+                await self._send(action, assessment, event, session, findings)
+            except Exception:
+                log.exception("%s sink failed", self.kind.value)
+                self.metrics.handoffs.labels(kind=self.kind.value, outcome="failed").inc()
+            else:
+                self.metrics.handoffs.labels(kind=self.kind.value, outcome="ok").inc()
+        return PASS
+
+    async def _send(
+        self,
+        action: PlannedAction,
+        assessment: Assessment,
+        event: ChatEvent,
+        session: SessionContext,
+        findings: Findings,
+    ) -> None:
+        raise NotImplementedError
+
+
+class CaptureStep(_HandoffStep):
+    kind = ActionType.CAPTURE
+
+    def __init__(
+        self, sink: EvidenceSink, metrics: Metrics, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(metrics, clock)
+        self.sink = sink
+
+    async def _send(
+        self,
+        action: PlannedAction,
+        assessment: Assessment,
+        event: ChatEvent,
+        session: SessionContext,
+        findings: Findings,
+    ) -> None:
+        await self.sink.capture(
+            CaptureRequest(
                 at=self.clock(),
                 conversation=assessment.conversation,
                 session_id=session.session_id,
@@ -117,28 +156,28 @@ class CaptureStep:
                 params=dict(action.params),
                 reason=action.reason,
             )
-            await _hand(self.metrics, "capture", self.sink.capture(request))
-        return PASS
+        )
 
 
-class EscalateStep:
+class EscalateStep(_HandoffStep):
+    kind = ActionType.ESCALATE
+
     def __init__(
         self, sink: EscalationSink, metrics: Metrics, clock: Callable[[], float] = time.time
     ) -> None:
+        super().__init__(metrics, clock)
         self.sink = sink
-        self.metrics = metrics
-        self.clock = clock
 
-    async def __call__(
-        self, event: ChatEvent, session: SessionContext, findings: Findings
-    ) -> Verdict:
-        assessment = findings.assessment
-        if not isinstance(assessment, Assessment):
-            return PASS
-        for action in assessment.actions:
-            if action.type is not ActionType.ESCALATE or action.shadow:
-                continue
-            request = EscalationRequest(
+    async def _send(
+        self,
+        action: PlannedAction,
+        assessment: Assessment,
+        event: ChatEvent,
+        session: SessionContext,
+        findings: Findings,
+    ) -> None:
+        await self.sink.escalate(
+            EscalationRequest(
                 at=self.clock(),
                 conversation=assessment.conversation,
                 session_id=session.session_id,
@@ -151,15 +190,4 @@ class EscalateStep:
                 reason=action.reason,
                 assessment=assessment,
             )
-            await _hand(self.metrics, "escalate", self.sink.escalate(request))
-        return PASS
-
-
-async def _hand(metrics: Metrics, kind: str, call: Any) -> None:
-    try:
-        await call
-    except Exception:
-        log.exception("%s sink failed", kind)
-        metrics.handoffs.labels(kind=kind, outcome="failed").inc()
-    else:
-        metrics.handoffs.labels(kind=kind, outcome="ok").inc()
+        )
