@@ -77,8 +77,16 @@ class Findings:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+Interest = frozenset[tuple[Side, EventKind]]
+
+
 class Step(Protocol):
-    """One pipeline step. Return ``PASS`` to leave the frame alone."""
+    """One pipeline step. Return ``PASS`` to leave the frame alone.
+
+    A step may have an ``interests`` attribute: the (origin, kind) pairs it
+    acts on. The relay skips decoding frames no step is interested in; a step
+    without the attribute is interested in everything.
+    """
 
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
@@ -105,12 +113,18 @@ class ControlStep:
         self.type_path = tuple(type_field.split("."))
         self.handlers: dict[str, ControlHandler] = {}
         self.commands: dict[str, ControlHandler] = {}
+        self.interests: Interest = frozenset({(Side.CLIENT, EventKind.CONTROL)})
 
     def register(self, control_type: str, handler: ControlHandler) -> None:
         self.handlers[control_type] = handler
 
     def register_command(self, name: str, handler: ControlHandler) -> None:
         self.commands[name.lower()] = handler
+        # Text commands arrive as ordinary messages.
+        self.interests = self.interests | {
+            (Side.CLIENT, EventKind.MESSAGE),
+            (Side.CLIENT, EventKind.DIRECT),
+        }
 
     def _command(self, event: ChatEvent) -> ControlHandler | None:
         if not self.commands or event.origin is not Side.CLIENT or not event.text:
@@ -174,6 +188,14 @@ class Pipeline:
         )
         self.metrics = metrics
         self.clock = clock
+
+    def wants(self, origin: Side, kind: EventKind) -> bool:
+        """Whether any step acts on events of ``kind`` from ``origin``."""
+        for _, step in self.steps:
+            interests: Interest | None = getattr(step, "interests", None)
+            if interests is None or (origin, kind) in interests:
+                return True
+        return False
 
     @classmethod
     def pass_through(cls, metrics: Metrics | None = None) -> Pipeline:

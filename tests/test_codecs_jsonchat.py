@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatguard.codecs import JsonChatCodec, MappingError
+from chatguard.codecs.base import UNSURE
 from chatguard.codecs.jsonchat import JsonChatSession
 from chatguard.events import ChatEvent, EventKind, Identity, Notice, Severity, Side
 
@@ -952,3 +953,74 @@ def test_doc_example_frames_are_what_the_example_mapping_renders(session: JsonCh
         Notice("error", "unknown control frame type 'chatguard.bogus'"),
     ]
     assert documented == [session.render(n) for n in notices]
+
+
+# -- sniffing: the kind of a frame without parsing it ---------------------------
+
+SNIFF_CODEC = JsonChatCodec.from_name_or_path("example")
+
+
+def _sniff_session() -> JsonChatSession:
+    session = SNIFF_CODEC.open(None)
+    # Past the welcome frame, as in a live session.
+    session.decode(
+        '{"type":"welcome","user":{"id":"u","name":"u","age_band":"minor"}}', Side.UPSTREAM
+    )
+    return session
+
+
+@pytest.mark.parametrize(
+    ("frame", "origin", "expected"),
+    [
+        ('{"type":"message","room":"r","text":"hi"}', Side.CLIENT, EventKind.MESSAGE),
+        ('{"type" :  "dm","to":"b","text":"x"}', Side.CLIENT, EventKind.DIRECT),
+        ('{"type":"chatguard.confirm","hold":"h"}', Side.CLIENT, EventKind.CONTROL),
+        ('{"type":"joined","room":"r","user":"u"}', Side.UPSTREAM, EventKind.JOIN),
+        ('{"type":"pong"}', Side.CLIENT, None),
+        ("not json", Side.CLIENT, None),
+        ("{}", Side.CLIENT, None),
+        # Anything that could hide the real type is decoded in full.
+        ('{"meta":{"type":"x"},"type":"message","room":"r","text":"t"}', Side.CLIENT, UNSURE),
+        ('{"\\u0074ype":"message","room":"r","text":"t"}', Side.CLIENT, UNSURE),
+        ('{"type":"x","type":"message","room":"r","text":"t"}', Side.CLIENT, UNSURE),
+        (b'{"type":"message"}', Side.CLIENT, UNSURE),
+    ],
+)
+def test_sniff_tells_the_kind_only_when_sure(
+    frame: str | bytes, origin: Side, expected: object
+) -> None:
+    assert _sniff_session().sniff(frame, origin) == expected
+
+
+def test_sniff_waits_for_the_welcome_before_trusting_upstream_frames() -> None:
+    session = SNIFF_CODEC.open(None)
+    assert session.sniff('{"type":"joined","room":"r","user":"u"}', Side.UPSTREAM) is UNSURE
+
+
+def test_sniff_is_unsure_when_rules_do_not_key_on_a_string_type() -> None:
+    codec = JsonChatCodec(
+        {"client": [{"kind": "message", "match": {"op": 1}, "text": "body"}]}, "numeric.yaml"
+    )
+    assert codec.open(None).sniff('{"op": 1, "body": "x"}', Side.CLIENT) is UNSURE
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "room", "text", "to", "meta", "\\u0074ype"]),
+        st.one_of(
+            st.sampled_from(["message", "dm", "join", "chatguard.x", "other", "type"]),
+            st.dictionaries(st.just("type"), st.sampled_from(["message", "dm"]), max_size=1),
+            st.integers(),
+        ),
+        max_size=5,
+    )
+)
+def test_a_sure_sniff_never_contradicts_decode(obj: dict[str, object]) -> None:
+    """The relay skips parsing on a sure sniff, so a sure sniff must be right."""
+    frame = json.dumps(obj).replace("\\\\u0074ype", "\\u0074ype")
+    session = _sniff_session()
+    sniffed = session.sniff(frame, Side.CLIENT)
+    if sniffed is UNSURE:
+        return
+    event = session.decode(frame, Side.CLIENT)
+    assert event is None or event.kind is sniffed

@@ -288,3 +288,25 @@ async def test_a_room_message_warns_the_minors_in_the_room(
     finally:
         for ws in (amy, bob, cat):
             await ws.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"meta": {"type": "x"}, "type": "dm", "to": "amy", "text": "add me on snap"},
+        '{"\\u0074ype":"dm","to":"amy","text":"add me on snap"}',
+        '{"type":"x","type":"dm","to":"amy","text":"add me on snap"}',
+    ],
+)
+async def test_frames_shaped_to_dodge_the_fast_path_are_still_assessed(
+    chat_service, make_guard: GuardFactory, test_pack, frame: object
+) -> None:
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await bob.send(frame if isinstance(frame, str) else json.dumps(frame))
+        banner = await recv_type(amy, "chatguard.banner")
+        assert banner["banner"] == "off_platform_warning"
+    finally:
+        await amy.close()
+        await bob.close()

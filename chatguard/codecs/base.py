@@ -17,8 +17,18 @@ Invariants every codec keeps:
 from __future__ import annotations
 
 import abc
+import enum
 
-from ..events import ChatEvent, Frame, Identity, Notice, Side
+from ..events import ChatEvent, EventKind, Frame, Identity, Notice, Side
+
+
+class Unsure(enum.Enum):
+    """``CodecSession.sniff`` cannot tell a frame's kind without decoding it."""
+
+    UNSURE = "unsure"
+
+
+UNSURE = Unsure.UNSURE
 
 
 class MappingError(ValueError):
@@ -33,6 +43,16 @@ class CodecSession(abc.ABC):
     @abc.abstractmethod
     def decode(self, frame: Frame, origin: Side) -> ChatEvent | None:
         """The chat event this frame means, or None to pass it through untouched."""
+
+    def sniff(self, frame: Frame, origin: Side) -> EventKind | Unsure | None:
+        """The kind ``decode`` would give this frame, judged cheaply; or ``UNSURE``.
+
+        The relay decodes only frames whose kind the pipeline wants, so a
+        sniff must never say "not wanted" for a frame that decodes to a wanted
+        kind: when in doubt, answer ``UNSURE`` (the frame is then decoded).
+        ``None`` means the frame decodes to no event at all.
+        """
+        return UNSURE
 
     @abc.abstractmethod
     def render(self, notice: Notice) -> Frame:

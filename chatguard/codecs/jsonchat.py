@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ..events import ChatEvent, EventKind, Frame, Identity, Notice, Side
-from .base import Codec, CodecSession, MappingError
+from .base import UNSURE, Codec, CodecSession, MappingError, Unsure
 
 _KINDS = {
     "message": EventKind.MESSAGE,
@@ -114,6 +114,7 @@ class JsonChatCodec(Codec):
             self.rules[side] = self._compile_rules(side.value, mapping.get(side.value, []))
         self.welcome = self._compile_welcome(mapping.get("welcome"))
         self.notices = self._compile_notices(mapping.get("notices", {}))
+        self._compile_sniffing()
 
     # -- loading ------------------------------------------------------------
 
@@ -192,6 +193,33 @@ class JsonChatCodec(Codec):
             key = dict(rule.match).get(self.type_path, _MISSING)
             by_type.setdefault(key, []).append(rule)
         return {k: tuple(v) for k, v in by_type.items()}
+
+    def _compile_sniffing(self) -> None:
+        """What ``sniff`` may conclude from a frame's type value alone.
+
+        Only for a top-level type field: ``kind_of_type`` maps each type value
+        to its kind when every rule for that value gives the same kind (else
+        UNSURE); ``untyped`` marks a side where a frame without a string
+        type can still match (rules without a type match, or with a
+        non-string type value), so that only a parse can rule it out.
+        """
+        self.sniff_key: re.Pattern[str] | None = None
+        if len(self.type_path) == 1:
+            key = re.escape(json.dumps(self.type_path[0]))
+            self.sniff_key = re.compile(key + r'\s*:\s*"([^"\\]{0,128})"')
+        self.kind_of_type: dict[Side, dict[Any, EventKind | Unsure]] = {}
+        self.untyped: dict[Side, bool] = {}
+        for side in Side:
+            table: dict[Any, EventKind | Unsure] = {}
+            untyped = False
+            for value, rules in self.rules[side].items():
+                if value is _MISSING or not isinstance(value, str):
+                    untyped = True
+                    continue
+                kinds = {r.kind for r in rules}
+                table[value] = kinds.pop() if len(kinds) == 1 else UNSURE
+            self.kind_of_type[side] = table
+            self.untyped[side] = untyped
 
     def _compile_welcome(self, spec: Any) -> _Welcome | None:
         if spec is None:
@@ -272,6 +300,9 @@ class JsonChatSession(CodecSession):
                     control=obj,
                 )
         elif self.use_welcome and codec.welcome is not None and self._attest(obj, codec.welcome):
+            # One attestation per connection: later frames are never read
+            # as a new identity.
+            self.use_welcome = False
             return None
         rules = codec.rules[origin]
         try:
@@ -282,6 +313,30 @@ class JsonChatSession(CodecSession):
             if rule.matches(obj):
                 return self._build(rule, obj, frame, origin)
         return None
+
+    def sniff(self, frame: Frame, origin: Side) -> EventKind | Unsure | None:
+        """The kind of a frame from its one type field, without parsing it.
+
+        Sure only when the frame holds the type key exactly once and no
+        ``\\u`` escape (which could spell a second, hidden type key); then
+        that occurrence is the top-level type if there is one. Anything else
+        — no JSON object, a welcome still awaited, rules that need more than
+        the type to decide — is ``UNSURE`` and gets a full decode.
+        """
+        codec = self.codec
+        if not isinstance(frame, str) or codec.sniff_key is None:
+            return UNSURE
+        if origin is Side.UPSTREAM and self.use_welcome and codec.welcome is not None:
+            return UNSURE
+        if "\\u" in frame:
+            return UNSURE
+        found = codec.sniff_key.findall(frame)
+        if len(found) != 1:
+            return UNSURE if found or codec.untyped[origin] else None
+        value = found[0]
+        if origin is Side.CLIENT and value.startswith(codec.control_prefix):
+            return EventKind.CONTROL
+        return codec.kind_of_type[origin].get(value, UNSURE if codec.untyped[origin] else None)
 
     def _attest(self, obj: dict[str, Any], welcome: _Welcome) -> bool:
         if not all(_get(obj, path) == want for path, want in welcome.match):

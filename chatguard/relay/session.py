@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from ..codecs import CodecSession
+from ..codecs.base import UNSURE
 from ..events import ChatEvent, Frame, Identity, Inject, Notice, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
@@ -136,6 +137,15 @@ class RelaySession:
             log.debug("session %s: %s pump ended: %s", self.context.session_id, origin.value, exc)
 
     async def _relay(self, data: Frame, origin: Side, target: Leg) -> None:
+        kind = self.codec.sniff(data, origin)
+        if kind is None:
+            await _send(target, data)
+            return
+        if kind is not UNSURE and not self.pipeline.wants(origin, kind):
+            # Nothing acts on this kind: count it and pass it on unparsed.
+            self.metrics.event_counter(kind.value, origin.value).inc()
+            await _send(target, data)
+            return
         event = self.codec.decode(data, origin)
         if origin is Side.UPSTREAM and self.codec.identity is not self.context.identity:
             # The upstream just attested who this connection is.

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..events import PASS, ChatEvent, Frame, Verdict
+from ..events import PASS, ChatEvent, EventKind, Frame, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Findings, SessionContext
 from ..policy.model import ActionType, Assessment, PlannedAction
@@ -94,6 +94,7 @@ class _HandoffStep:
     """Hands each enforced action of one type to a sink; ``_send`` says how."""
 
     kind: ActionType
+    interests = frozenset({(Side.CLIENT, EventKind.MESSAGE), (Side.CLIENT, EventKind.DIRECT)})
 
     def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics

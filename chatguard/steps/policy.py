@@ -34,6 +34,16 @@ from ..stores import Store, StoreError
 
 
 class PolicyStep:
+    #: Messages clients send, and who joins and leaves rooms.
+    interests = frozenset(
+        {
+            (Side.CLIENT, EventKind.MESSAGE),
+            (Side.CLIENT, EventKind.DIRECT),
+            (Side.UPSTREAM, EventKind.JOIN),
+            (Side.UPSTREAM, EventKind.LEAVE),
+        }
+    )
+
     def __init__(
         self,
         live: LivePolicy,

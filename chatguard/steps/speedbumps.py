@@ -44,6 +44,8 @@ class HoldPolicy:
 
 
 class SpeedBumpStep:
+    interests = frozenset({(Side.CLIENT, EventKind.MESSAGE), (Side.CLIENT, EventKind.DIRECT)})
+
     def __init__(
         self,
         deliveries: Deliveries,
