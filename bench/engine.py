@@ -47,9 +47,11 @@ from typing import Any
 
 import regex
 
+from chatguard.policy.engine import Engine, MessageContext
 from chatguard.policy.matcher import Matcher, build_matcher
-from chatguard.policy.model import Rule
+from chatguard.policy.model import Policy, Rule, Where
 from chatguard.policy.normalise import normalise
+from chatguard.policy.risk import ConversationState
 from chatguard.policy.rules import PolicyError, load_policy
 
 RUNS = 5
@@ -350,7 +352,34 @@ def stages(matcher: Matcher) -> dict[str, Stage]:
         "normalise": (normalise, False),
         "scan": (matcher.scan, True),
         "normalise+scan": (lambda text: matcher.scan(normalise(text)), False),
+        "engine (normalise+scan+risk)": (whole_engine(matcher), False),
     }
+
+
+def whole_engine(matcher: Matcher) -> Callable[[str], object]:
+    """``Engine.assess`` as the live policy step runs it: an adult writing to a
+    child, 50 conversations in turn, each with its own state, time moving on."""
+    policy = Policy(rules=matcher.rules, thresholds=(), version="bench")
+    engine = Engine(policy, matcher)
+    states: dict[str, ConversationState] = {}
+    clock = iter(range(10**9))
+
+    def run(text: str) -> object:
+        now = float(next(clock))
+        conversation = f"c-{int(now) % 50}"
+        message = MessageContext(
+            text=text,
+            conversation=conversation,
+            sender="adult",
+            recipients=("child",),
+            where=Where.DIRECT,
+            sender_age="adult",
+            recipient_ages={"child": "minor"},
+        )
+        assessment, states[conversation] = engine.assess(message, states.get(conversation), now)
+        return assessment
+
+    return run
 
 
 def naive(matcher: Matcher) -> Callable[[str], object]:

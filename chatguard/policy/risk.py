@@ -585,8 +585,14 @@ class Observation:
     recipient_ages: Mapping[str, str] = field(default_factory=dict)
 
 
-def decay(state: ConversationState, settings: RiskSettings, now: float) -> ConversationState:
-    """The state as of ``now``: every score times 2^(-(now - updated) / half_life)."""
+def decay(
+    state: ConversationState, settings: RiskSettings, now: float, *, with_risk: bool = True
+) -> ConversationState:
+    """The state as of ``now``: every score times 2^(-(now - updated) / half_life).
+
+    ``with_risk=False`` leaves ``risk`` as it was, for a caller that
+    recomputes it anyway (``observe``).
+    """
     if not math.isfinite(now):
         raise ValueError("now must be a finite number")
     dt = now - state.updated
@@ -594,19 +600,22 @@ def decay(state: ConversationState, settings: RiskSettings, now: float) -> Conve
         return state
     k = 0.5 ** (dt / settings.half_life)
     pairs = {
-        key: replace(p, scores=_scaled(p.scores, k), shadow_scores=_scaled(p.shadow_scores, k))
+        key: (
+            replace(p, scores=_scaled(p.scores, k), shadow_scores=_scaled(p.shadow_scores, k))
+            if p.scores or p.shadow_scores
+            else p  # nothing to scale: most pairs in ordinary chat
+        )
         for key, p in state.pairs.items()
     }
-    return _with_risk(
-        replace(state, updated=float(now), scores=_scaled(state.scores, k), pairs=pairs), settings
-    )
+    decayed = replace(state, updated=float(now), scores=_scaled(state.scores, k), pairs=pairs)
+    return _with_risk(decayed, settings) if with_risk else decayed
 
 
 def observe(
     state: ConversationState, obs: Observation, settings: RiskSettings, now: float
 ) -> ConversationState:
     """Fold one message into the state (``now`` is when it was sent)."""
-    state = decay(state, settings, now)
+    state = decay(state, settings, now, with_risk=False)
     index = state.messages
     participants = dict(state.participants)
     sender = participant_key(obs.sender)
@@ -810,11 +819,17 @@ def conversation_risk(
 
 
 def _with_risk(state: ConversationState, settings: RiskSettings) -> ConversationState:
-    return replace(
-        state,
-        risk=conversation_risk(state, settings),
-        enforced_risk=conversation_risk(state, settings, include_shadow=False),
-    )
+    pairs = state.pairs.values()
+    if not any(p.scores or p.shadow_scores for p in pairs):
+        # No pair has any score: ordinary chat, whose risk is zero.
+        risk = enforced = 0.0
+    else:
+        risk = conversation_risk(state, settings)
+        shadow = any(p.shadow_scores for p in pairs)
+        enforced = conversation_risk(state, settings, include_shadow=False) if shadow else risk
+    if risk == state.risk and enforced == state.enforced_risk:
+        return state
+    return replace(state, risk=risk, enforced_risk=enforced)
 
 
 # --- Thresholds and severity ---------------------------------------------------------
