@@ -25,20 +25,8 @@ from chatguard.stores import (
     StoreUnavailable,
     Subscription,
 )
+from tests.support.clock import FakeClock
 from tests.support.timing import unit
-
-
-class FakeClock:
-    """The memory store's only time source, moved by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

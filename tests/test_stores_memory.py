@@ -20,17 +20,7 @@ from chatguard.stores import (
     open_store,
 )
 from chatguard.stores.memory import SWEEP_BATCH
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
