@@ -28,8 +28,9 @@ from ..events import PASS, ChatEvent, EventKind, Inject, Notice, Severity, Side,
 from ..holds import CHOICES, Held
 from ..metrics import Metrics
 from ..pipeline import Findings, SessionContext, error_notice
+from ..policy.engine import scope_bands
 from ..policy.model import ActionType, Assessment, Audience, PlannedAction, Rule
-from ..policy.risk import Band, ConversationState
+from ..policy.risk import Band, ConversationState, Participant
 from ..relay.delivery import Deliveries, Directive
 
 MINOR_BANDS = frozenset({Band.MINOR, Band.LIKELY_MINOR})
@@ -185,7 +186,11 @@ class SpeedBumpStep:
             # A rule about messages *to minors* warns the minors who got it,
             # not every adult in the room.
             wanted = rule.scope.recipient_age
-            recipients = tuple(r for r in recipients if wanted & _scope_bands(state, r))
+            recipients = tuple(
+                r
+                for r in recipients
+                if wanted & scope_bands(state.participant(r) or Participant(), include_shadow=False)
+            )
         targets = _audience(audience, sender, recipients, state)
         out: list[Inject] = []
         for user in targets:
@@ -224,11 +229,6 @@ def _audience(
             u for u in (sender, *recipients) if any(b in MINOR_BANDS for b in state.bands(u))
         )
     return ()
-
-
-def _scope_bands(state: ConversationState, user: str) -> frozenset[str]:
-    """A user's bands as a rule scope reads them (likely minor counts as minor)."""
-    return frozenset(band.value.removeprefix("likely_") for band in state.bands(user))
 
 
 def _locale(session: SessionContext) -> str | None:
