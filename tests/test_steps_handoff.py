@@ -129,6 +129,7 @@ async def test_a_capture_request_carries_what_happened() -> None:
             assessment=assessment,
             params={"before": 30, "after": 10},
             reason="rule.c",
+            event=EVENT,
         )
     ]
 
@@ -246,3 +247,17 @@ async def test_a_policy_decision_reaches_the_sink_through_the_pipeline(
         ("amy",),
     )
     assert escalation.signals == ("image_request",)
+
+
+class NumberingSink(RecordingSink):
+    """An evidence sink that names the records it writes."""
+
+    async def capture(self, request: CaptureRequest) -> str | None:
+        await super().capture(request)
+        return f"rec-{len(self.captures)}"
+
+
+async def test_an_escalation_links_the_evidence_captured_for_the_same_event() -> None:
+    sink = NumberingSink()
+    await hand_off(sink, findings_of(assessment_of(capture(), escalate(severity="high"))))
+    assert [e.evidence for e in sink.escalations] == [("rec-1",)]

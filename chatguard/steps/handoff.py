@@ -36,18 +36,34 @@ DEFAULT_KEEP = 1000
 
 @dataclass(frozen=True, slots=True)
 class CaptureRequest:
+    """Keep this event (and its conversation's context) as evidence.
+
+    ``trigger`` says why: ``policy`` (a capture action), ``report`` (a user
+    report), ``hold`` (a held message), ``moderator`` (a moderator asked).
+    ``assessment`` is None when no policy assessment led here (reports).
+    """
+
     at: float
     conversation: str
     session_id: str
     sender: str | None
     frame: Frame
-    assessment: Assessment
+    assessment: Assessment | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+    trigger: str = "policy"
+    event: ChatEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EscalationRequest:
+    """Ask a human to look at this conversation.
+
+    ``source`` is ``detection`` (the policy escalated) or ``report`` (a user
+    reported; ``reporter`` names them). ``evidence`` lists the ids of the
+    evidence records captured for the same event, when any were.
+    """
+
     at: float
     conversation: str
     session_id: str
@@ -58,11 +74,16 @@ class EscalationRequest:
     risk: float
     signals: tuple[str, ...]
     reason: str
-    assessment: Assessment
+    assessment: Assessment | None = None
+    source: str = "detection"
+    reporter: str | None = None
+    evidence: tuple[str, ...] = ()
 
 
 class EvidenceSink(Protocol):
-    async def capture(self, request: CaptureRequest) -> None: ...
+    async def capture(self, request: CaptureRequest) -> str | None:
+        """Keep the request; the id of the record written, when there is one."""
+        ...
 
 
 class EscalationSink(Protocol):
@@ -76,8 +97,9 @@ class RecordingSink:
         self.captures: deque[CaptureRequest] = deque(maxlen=keep)
         self.escalations: deque[EscalationRequest] = deque(maxlen=keep)
 
-    async def capture(self, request: CaptureRequest) -> None:
+    async def capture(self, request: CaptureRequest) -> str | None:
         self.captures.append(request)
+        return None
 
     async def escalate(self, request: EscalationRequest) -> None:
         self.escalations.append(request)
@@ -146,7 +168,7 @@ class CaptureStep(_HandoffStep):
         session: SessionContext,
         findings: Findings,
     ) -> None:
-        await self.sink.capture(
+        record = await self.sink.capture(
             CaptureRequest(
                 at=self.clock(),
                 conversation=assessment.conversation,
@@ -156,8 +178,12 @@ class CaptureStep(_HandoffStep):
                 assessment=assessment,
                 params=dict(action.params),
                 reason=action.reason,
+                event=event,
             )
         )
+        if record is not None:
+            # The escalate step (later in ORDER) links the case to this record.
+            findings.notes.setdefault("evidence", []).append(record)
 
 
 class EscalateStep(_HandoffStep):
@@ -190,5 +216,6 @@ class EscalateStep(_HandoffStep):
                 signals=tuple(s.value for s in assessment.signals),
                 reason=action.reason,
                 assessment=assessment,
+                evidence=tuple(findings.notes.get("evidence", ())),
             )
         )
