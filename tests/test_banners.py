@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chatguard.banners import FALLBACK_LOCALE, Banner, BannerError, load_catalogue
+from chatguard.banner_files import load_catalogue
+from chatguard.banners import FALLBACK_LOCALE, Banner, BannerError
 from chatguard.events import Severity
 from chatguard.policy.risk import DEFAULT_SETTINGS
 
@@ -84,7 +85,7 @@ def test_a_catalogue_loads_every_yaml_file_below_the_directory(tmp_path: Path) -
     catalogue = load_catalogue(tmp_path)
     assert sorted(catalogue.banners) == ["hello", "plain"]
     assert catalogue.get("hello") == Banner(
-        "hello", "greet", Severity.CRITICAL, {"en": "Hello.", "es": "Hola."}, str(first)
+        "hello", "greet", Severity.CRITICAL, {"en": "Hello.", "es": "Hola."}, str(first), 2
     )
     plain = catalogue.get("plain")
     assert plain is not None
@@ -111,32 +112,32 @@ def test_an_empty_directory_is_an_empty_catalogue(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("banners: [\n", "{file}: cannot load:"),
-        ("- id: x\n", "{file}: expected a mapping with a `banners` list"),
-        ("banners: {id: x}\n", "{file}: expected a mapping with a `banners` list"),
-        ("", "{file}: expected a mapping with a `banners` list"),
-        ("banners: [hello]\n", "{file}: banners[0]: a banner must be a mapping"),
+        ("banners: [\n", "{file}:2: cannot load:"),
+        ("- id: x\n", "{file}:1: expected a mapping with a `banners` list"),
+        ("banners: {id: x}\n", "{file}:1: expected a mapping with a `banners` list"),
+        ("", "{file}:1: expected a mapping with a `banners` list"),
+        ("banners: [hello]\n", "{file}:1: banners[0]: a banner must be a mapping"),
         (
             "banners:\n  - id: ok\n    text: {en: Fine.}\n  - text: {en: No id.}\n",
-            "{file}: banners[1]: `id` must be a non-empty string",
+            "{file}:4: banners[1]: `id` must be a non-empty string",
         ),
-        ("banners:\n  - {id: '', text: {en: x}}\n", "{file}: banners[0]: `id` must be"),
+        ("banners:\n  - {id: '', text: {en: x}}\n", "{file}:2: banners[0]: `id` must be"),
         (
             "banners:\n  - {id: b, colour: red, text: {en: x}}\n",
-            "{file}: banners[0]: unknown key 'colour'",
+            "{file}:2: banners[0]: unknown key 'colour'",
         ),
-        ("banners:\n  - {id: b}\n", "{file}: b: `text` must map locales to non-empty text"),
-        ("banners:\n  - {id: b, text: Hello}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: '  '}}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: x, es: 3}}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {es: Hola.}}\n", "{file}: b: `text` needs an `en` entry"),
+        ("banners:\n  - {id: b}\n", "{file}:2: b: `text` must map locales to non-empty text"),
+        ("banners:\n  - {id: b, text: Hello}\n", "{file}:2: b: `text` must map locales"),
+        ("banners:\n  - {id: b, text: {en: '  '}}\n", "{file}:2: b: `text` must map locales"),
+        ("banners:\n  - {id: b, text: {en: x, es: 3}}\n", "{file}:2: b: `text` must map locales"),
+        ("banners:\n  - {id: b, text: {es: Hola.}}\n", "{file}:2: b: `text` needs an `en` entry"),
         (
-            "banners:\n  - {id: b, severity: loud, text: {en: x}}\n",
-            "{file}: b: `severity` must be info, warning or critical",
+            "banners:\n  - id: b\n    severity: loud\n    text: {en: x}\n",
+            "{file}:3: b: `severity` must be info, warning or critical",
         ),
         (
             "banners:\n  - {id: b, text: {en: x}}\n  - {id: b, text: {en: y}}\n",
-            "{file}: b: duplicate id (also in {file})",
+            "{file}:3: b: duplicate id (also in {file})",
         ),
     ],
 )
@@ -156,9 +157,9 @@ def test_every_problem_in_every_file_is_listed_one_per_line(tmp_path: Path) -> N
     with pytest.raises(BannerError) as caught:
         load_catalogue(tmp_path)
     assert str(caught.value).splitlines() == [
-        f"{one}: a: `text` needs an `en` entry",
-        f"{one}: banners[1]: a banner must be a mapping",
-        f"{two}: c: `severity` must be info, warning or critical",
+        f"{one}:2: a: `text` needs an `en` entry",
+        f"{one}:1: banners[1]: a banner must be a mapping",
+        f"{two}:2: c: `severity` must be info, warning or critical",
     ]
 
 
@@ -167,7 +168,7 @@ def test_a_duplicate_across_files_names_both_files(tmp_path: Path) -> None:
     second = write(tmp_path, "b.yaml", GOOD)
     with pytest.raises(BannerError, match="duplicate") as caught:
         load_catalogue(tmp_path)
-    assert str(caught.value) == f"{second}: hello: duplicate id (also in {first})"
+    assert str(caught.value) == f"{second}:2: hello: duplicate id (also in {first})"
 
 
 # -- the shipped catalogue ----------------------------------------------------------
