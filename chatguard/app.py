@@ -28,11 +28,15 @@ from .directory import Directory
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
 from .metrics import Metrics
+from .outcome_log import OutcomeLog, OutcomeTracker
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
 from .relay.delivery import Deliveries
+from .reports import ReportPolicy, Reports
+from .restraint import Restraint, RestraintPolicy
 from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
 from .steps.policy import PolicyStep
+from .steps.showing import BannerShower
 from .steps.speedbumps import HoldPolicy, SpeedBumpStep
 from .stores import Store, open_store
 
@@ -70,7 +74,11 @@ class ChatGuard:
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
         # Without a policy pack the pipeline only consumes control frames.
-        self.control = ControlStep(type_field=".".join(self.codec.type_path))
+        self.control = ControlStep(
+            type_field=".".join(self.codec.type_path),
+            per_minute=config.limits.control_per_minute,
+        )
+        self.outcomes: OutcomeTracker | None = None
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         policy_steps: dict[str, Step] = {}
@@ -104,12 +112,7 @@ class ChatGuard:
             cache_dir=Path(cfg.data_dir) / "cache",
         )
         self.live.load_now()  # an invalid pack stops start-up with its errors
-        self.speedbumps = SpeedBumpStep(
-            self.deliveries,
-            self.metrics,
-            HoldPolicy(cfg.holds.timeout, cfg.holds.on_timeout),
-            default_locale=cfg.banners.default_locale,
-        )
+        self.speedbumps = self._speedbumps(evidence, escalations)
         self.control.register("chatguard.confirm", self.speedbumps.confirm)
         for command in ("send", "cancel"):
             self.control.register_command(command, self.speedbumps.command)
@@ -126,6 +129,55 @@ class ChatGuard:
             "evidence": CaptureStep(evidence, self.metrics),
             "escalate": EscalateStep(escalations, self.metrics),
         }
+
+    def _speedbumps(self, evidence: EvidenceSink, escalations: EscalationSink) -> SpeedBumpStep:
+        """Banners: restraint, outcome tracking, in-chat reports (issue 4)."""
+        b = self.config.banners
+        restraint = Restraint(
+            self.store, RestraintPolicy(b.cap, b.cap_window, b.cooldown, b.per_minute)
+        )
+        events = OutcomeLog(
+            Path(self.config.data_dir) / "banners", self.instance_id, b.log_max_bytes, b.log_keep
+        )
+        self.outcomes = OutcomeTracker(
+            self.metrics, events, window=b.outcome_window, deterrence_window=b.deterrence_window
+        )
+        shower = BannerShower(
+            self.deliveries,
+            self.directory,
+            self.metrics,
+            restraint=restraint,
+            tracker=self.outcomes,
+            default_locale=b.default_locale,
+        )
+        self.deliveries.wait = b.recipient_wait
+        self.deliveries.on_shown = lambda session, notice: shower.shown(session.context, notice)
+        r = self.config.reports
+        self.reports = Reports(
+            evidence,
+            escalations,
+            shower,
+            self.live,
+            self.store,
+            self.metrics,
+            ReportPolicy(r.per_minute, r.max_reason, r.context),
+            tracker=self.outcomes,
+        )
+        self.control.register("chatguard.report", self.reports.control)
+        self.control.register_command("report", self.reports.command)
+        return SpeedBumpStep(
+            self.deliveries,
+            self.metrics,
+            HoldPolicy(self.config.holds.timeout, self.config.holds.on_timeout),
+            default_locale=b.default_locale,
+            live=self.live,
+            store=self.store,
+            restraint=restraint,
+            tracker=self.outcomes,
+            shower=shower,
+            recipient_wait=b.recipient_wait,
+            first_contact_ttl=b.first_contact_ttl,
+        )
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         """Tasks that live as long as the relay listener."""
@@ -149,10 +201,12 @@ class ChatGuard:
             await asyncio.sleep(interval)
             now = time.time()
             for session in list(self.relay.sessions):
-                for held in session.context.holds.expired(now):
-                    for item in self.speedbumps.settle(held, expired=True):
-                        with contextlib.suppress(ConnectionError, RuntimeError):
-                            await session.inject(item)
+                # Expired holds, and banners whose message never came.
+                for item in self.speedbumps.tick(session.context, now):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await session.inject(item)
+            if self.outcomes is not None:
+                self.outcomes.sweep(now)
 
     @property
     def relay_url(self) -> str:
@@ -187,6 +241,8 @@ class ChatGuard:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.outcomes is not None and self.outcomes.log is not None:
+            self.outcomes.log.close()
         if self._own_store:
             await self.store.close()
 

@@ -25,6 +25,7 @@ import yaml
 from .banners import (
     EVENTS,
     FALLBACK_LOCALE,
+    MEASURES,
     PLACEHOLDERS,
     Banner,
     BannerError,
@@ -51,6 +52,7 @@ _BANNER_KEYS = {
     "variants",
     "cap",
     "cooldown",
+    "measure",
 }
 _RESOURCE_KEYS = {"id", "kind", "name", "contact", "url", "locales", "regions"}
 _AGES = frozenset({"minor", "likely_minor", "adult", "unknown"})
@@ -81,7 +83,8 @@ class _Problems:
         self.lines: list[str] = []
 
     def add(self, file: str, line: int, what: str, reason: str) -> None:
-        self.lines.append(f"{file}:{line}: {what}: {reason}" if what else f"{file}:{line}: {reason}")
+        where = f"{file}:{line}: {what}" if what else f"{file}:{line}"
+        self.lines.append(f"{where}: {reason}")
 
 
 def load_catalogue(directory: Path) -> Catalogue:
@@ -93,7 +96,7 @@ def load_catalogue(directory: Path) -> Catalogue:
     for path in sorted(p for p in directory.rglob("*.yaml") if p.is_file()):
         shown = str(path)
         try:
-            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             problems.add(shown, _error_line(exc), "", f"cannot load: {exc}")
             continue
@@ -190,6 +193,10 @@ def _banner(
     if cooldown is not None and (not _number(cooldown) or cooldown < 0):
         bad("cooldown", "`cooldown` must be seconds (0 or more)")
         cooldown = None
+    measure = fields.get("measure")
+    if measure is not None and measure not in MEASURES:
+        bad("measure", f"`measure` must be one of {', '.join(sorted(MEASURES))}")
+        measure = None
     return Banner(
         banner_id,
         str(fields.get("purpose", "")),
@@ -207,6 +214,7 @@ def _banner(
         cap=cap,
         cap_window=window,
         cooldown=float(cooldown) if cooldown is not None else None,
+        measure=measure,
     )
 
 
@@ -285,7 +293,8 @@ def _cap(raw: Any, bad: Bad) -> tuple[int | None, float | None]:
         or not isinstance(count, int)
         or isinstance(count, bool)
         or count < 1
-        or not _number(window)
+        or not isinstance(window, int | float)
+        or isinstance(window, bool)
         or window <= 0
     ):
         bad("cap", "`cap` must be {count: N >= 1, window: seconds > 0}")

@@ -32,6 +32,8 @@ FALLBACK_LOCALE = "en"
 PLACEHOLDERS = frozenset({"report", "resources", "other", "room", "rule"})
 #: Events (besides policy signals and actions) that can show a banner.
 EVENTS = frozenset({"room_entry", "first_contact", "report"})
+#: How an impression is measured (effectiveness.OUTCOMES).
+MEASURES = frozenset({"prompt", "warning", "deterrence", "notice"})
 #: What ``{report}`` says: how to report from a chat-only client.
 REPORT_HINT = "/report"
 DEFAULT_VARIANT = "default"
@@ -83,6 +85,7 @@ class Banner:
     cap: int | None = None  # most impressions per user per cap_window
     cap_window: float | None = None
     cooldown: float | None = None
+    measure: str | None = None  # impression kind for effectiveness; None = inferred
 
     def text_for(
         self,
@@ -150,7 +153,9 @@ class Catalogue:
             of_kind = [r for r in self.resources if r.kind == kind]
             chosen = [r for r in of_kind if region and region.upper() in r.regions]
             if not chosen:
-                chosen = [r for r in of_kind if locale in r.locales or language in r.locales]
+                chosen = [r for r in of_kind if locale in r.locales]
+            if not chosen:
+                chosen = [r for r in of_kind if language in r.locales]
             out.extend(chosen)
         return tuple(out)
 
@@ -180,7 +185,7 @@ def render(
 ) -> Rendered:
     chosen = banner.locale_for(locale, default_locale)
     template = banner.text_for(locale, default_locale, adult=adult, variant=variant)
-    resources = catalogue.resources_for(banner.resources, chosen, region)
+    resources = catalogue.resources_for(banner.resources, locale or chosen, region)
     values = {
         "report": REPORT_HINT,
         "resources": "; ".join(r.line() for r in resources),

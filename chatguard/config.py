@@ -101,6 +101,12 @@ class LimitsConfig:
         "Largest HTTP request body reverse-proxied to the upstream; larger gets HTTP 413.",
         10_485_760,
     )
+    control_per_minute: int = _doc(
+        "Most ChatGuard control frames and commands (chatguard.*, /send, /report) one "
+        "session may send per minute; beyond it each gets an error frame and does nothing. "
+        "0 = no limit.",
+        60,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +195,44 @@ class PolicyConfig:
 class BannersConfig:
     directory: str = _doc("Banner catalogue directory (see banners/README.md).", "")
     default_locale: str = _doc("Locale used when a user's own has no text.", "en")
+    cap: int = _doc(
+        "Most times one user sees one banner per `cap_window` (a banner's own `cap` wins; "
+        "critical banners have none unless they set one).",
+        3,
+    )
+    cap_window: float = _doc("Seconds of the per-user, per-banner cap window.", 3600.0)
+    cooldown: float = _doc(
+        "Seconds before one user sees the same banner again (critical banners: 0).", 60.0
+    )
+    per_minute: int = _doc(
+        "Most banners one user sees per minute, all banners together; critical banners are "
+        "not held back by it. 0 = no limit.",
+        3,
+    )
+    recipient_wait: float = _doc(
+        "Seconds a recipient's banner waits for the message it is about to reach their "
+        "session, so it arrives after it; then it is shown anyway.",
+        2.0,
+    )
+    first_contact_ttl: float = _doc(
+        "Seconds two users who exchanged a direct message count as known to each other.",
+        2_592_000.0,
+    )
+    outcome_window: float = _doc(
+        "Seconds after a prompt or warning in which the viewer's acts decide its outcome.",
+        300.0,
+    )
+    deterrence_window: float = _doc(
+        "Seconds after a deterrence banner in which further risk signals from that sender "
+        "count as `reoffended`.",
+        1800.0,
+    )
+    log_max_bytes: int = _doc(
+        "Size at which the banner event log `<data_dir>/banners/events-<instance>.jsonl` "
+        "is rotated.",
+        16_777_216,
+    )
+    log_keep: int = _doc("Rotated banner event log files kept per instance.", 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +243,15 @@ class HoldsConfig:
     )
     per_session: int = _doc(
         "Most messages held at once per session; one more settles the oldest.", 8
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    per_minute: int = _doc("Most in-chat reports one user may make per minute.", 5)
+    max_reason: int = _doc("Longest report reason kept, in characters; longer is cut.", 500)
+    context: int = _doc(
+        "Recent messages of the reported conversation sent with the escalation.", 20
     )
 
 
@@ -218,6 +271,7 @@ class Config:
     policy: PolicyConfig = _doc("The policy pack and how it is run.", factory=PolicyConfig)
     banners: BannersConfig = _doc("The banner catalogue.", factory=BannersConfig)
     holds: HoldsConfig = _doc("Held messages (are-you-sure prompts).", factory=HoldsConfig)
+    reports: ReportsConfig = _doc("In-chat reports (/report).", factory=ReportsConfig)
     data_dir: str = _doc("Directory for durable data (evidence, keys).", "./data")
     instance_id: str = _doc(
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""

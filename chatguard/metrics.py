@@ -142,6 +142,36 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        # -- banners (speed bumps): restraint and effectiveness --
+        self.banner_impressions = Counter(
+            "chatguard_banner_impressions",
+            "Banners shown, by banner, variant, audience and trigger.",
+            ["banner", "variant", "audience", "trigger"],
+            registry=r,
+        )
+        self.banner_outcomes = Counter(
+            "chatguard_banner_outcomes",
+            "Outcomes of banner impressions, by banner, variant and outcome.",
+            ["banner", "variant", "outcome"],
+            registry=r,
+        )
+        self.banners_suppressed = Counter(
+            "chatguard_banners_suppressed",
+            "Banners held back by restraint: cap, cooldown, per_minute, once_per_session.",
+            ["reason"],
+            registry=r,
+        )
+        self.banner_log_errors = Counter(
+            "chatguard_banner_log_errors",
+            "Impression or outcome events that could not be written to the banner event log.",
+            registry=r,
+        )
+        self.reports = Counter(
+            "chatguard_reports",
+            "In-chat reports by outcome: accepted, refused (bad frame), limited (too many).",
+            ["outcome"],
+            registry=r,
+        )
 
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""

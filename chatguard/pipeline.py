@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .codecs.base import CodecSession
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
+from .following import SessionSeen
 from .holds import HoldBook
 from .metrics import Metrics
 
@@ -61,6 +63,8 @@ class SessionContext:
     attrs: dict[str, str] = field(default_factory=dict)
     codec: CodecSession | None = None
     holds: HoldBook = field(default_factory=HoldBook)
+    # What the client saw: notices waiting for their message, report context.
+    seen: SessionSeen = field(default_factory=SessionSeen)
 
 
 @dataclass(slots=True)
@@ -94,6 +98,9 @@ class Step(Protocol):
 
 
 ControlHandler = Callable[[ChatEvent, SessionContext], Awaitable[Verdict]]
+_FLOODING = "too many control frames; slow down"
+#: Bound on the sessions whose recent control frames are remembered.
+_MAX_TRACKED_SESSIONS = 100_000
 
 
 class ControlStep:
@@ -108,12 +115,35 @@ class ControlStep:
     ``/`` words, is ordinary chat.
     """
 
-    def __init__(self, type_field: str = "type") -> None:
+    def __init__(
+        self,
+        type_field: str = "type",
+        per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # The same dotted field path the codec mapping uses (``meta.type``).
         self.type_path = tuple(type_field.split("."))
         self.handlers: dict[str, ControlHandler] = {}
         self.commands: dict[str, ControlHandler] = {}
         self.interests: Interest = frozenset({(Side.CLIENT, EventKind.CONTROL)})
+        # Flooding: at most ``per_minute`` control frames and commands per
+        # session (0 = no limit); beyond it each gets an error and does nothing.
+        self.per_minute = per_minute
+        self.clock = clock
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _flooding(self, session: SessionContext) -> bool:
+        if not self.per_minute:
+            return False
+        now = self.clock()
+        times = self._recent.pop(session.session_id, None) or deque(maxlen=self.per_minute)
+        self._recent[session.session_id] = times
+        while len(self._recent) > _MAX_TRACKED_SESSIONS:
+            self._recent.popitem(last=False)
+        if len(times) >= self.per_minute and now - times[0] < 60.0:
+            return True
+        times.append(now)
+        return False
 
     def register(self, control_type: str, handler: ControlHandler) -> None:
         self.handlers[control_type] = handler
@@ -144,6 +174,8 @@ class ControlStep:
             command = self._command(event)
             if command is None:
                 return PASS
+            if self._flooding(session):
+                return Verdict(forward=False, inject=(error_notice(_FLOODING),), reason="control")
             try:
                 verdict = await command(event, session)
             except Exception:
@@ -152,6 +184,8 @@ class ControlStep:
                 log.exception("command handler failed")
                 verdict = Verdict(inject=(error_notice("that command failed"),))
             return replace(verdict, forward=False, replacement=None)
+        if self._flooding(session):
+            return Verdict(forward=False, inject=(error_notice(_FLOODING),), reason="control")
         kind: Any = event.control or {}
         for part in self.type_path:
             kind = kind.get(part) if isinstance(kind, Mapping) else None

@@ -191,13 +191,19 @@ def test_the_shipped_catalogue_loads_with_english_for_every_banner() -> None:
     catalogue = load_catalogue(ROOT / "banners")
     assert sorted(catalogue.banners) == [
         "deterrence_image_request",
+        "first_contact_notice",
         "off_platform_warning",
         "pi_share_confirm",
+        "report_received",
+        "room_entry_notice",
         "safeguarding_help",
         "stay_safe_reminder",
     ]
     for banner in catalogue.banners.values():
-        assert banner.text["en"].strip()
+        # All six languages of the default pack, for every wording.
+        for texts in (banner.text, banner.adult_text, *(v.text for v in banner.variants)):
+            if texts:
+                assert set(texts) == {"en", "es", "fr", "de", "pt", "pl"}, banner.id
         assert banner.purpose
 
 
