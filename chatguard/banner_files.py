@@ -160,7 +160,7 @@ def _banner(
         return None
 
     def bad(key: str, reason: str) -> None:
-        problems.add(shown, lines.get(key, line), banner_id, reason)
+        problems.add(shown, lines.get(key.split(".")[0], line), banner_id, reason)
 
     if banner_id in seen:
         bad("id", f"duplicate id (also in {seen[banner_id].file})")

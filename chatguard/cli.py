@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_policy import add_parser as add_policy
 
     add_policy(sub)
+    from .cli_banners import add_parser as add_banners
+
+    add_banners(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from chatguard.banner_files import load_catalogue
-from chatguard.banners import FALLBACK_LOCALE, Banner, BannerError
+from chatguard.banners import FALLBACK_LOCALE, Banner
 from chatguard.events import Severity
 from chatguard.policy.risk import DEFAULT_SETTINGS
 
@@ -68,107 +68,6 @@ def test_the_default_locale_defaults_to_english() -> None:
     assert FALLBACK_LOCALE == "en"
     assert banner.text_for("de") == "E"
     assert banner.text_for("es") == "S"
-
-
-# -- loading --------------------------------------------------------------------------
-
-
-def test_a_catalogue_loads_every_yaml_file_below_the_directory(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", GOOD)
-    second = write(
-        tmp_path,
-        "more/b.yaml",
-        "banners:\n  - id: plain\n    text: {en: Plain text.}\n",
-    )
-    write(tmp_path, "README.md", "not a catalogue")
-    write(tmp_path, "ignored.yml", "this: [is not read")
-    catalogue = load_catalogue(tmp_path)
-    assert sorted(catalogue.banners) == ["hello", "plain"]
-    assert catalogue.get("hello") == Banner(
-        "hello", "greet", Severity.CRITICAL, {"en": "Hello.", "es": "Hola."}, str(first), 2
-    )
-    plain = catalogue.get("plain")
-    assert plain is not None
-    # purpose is optional; severity defaults to info.
-    assert (plain.purpose, plain.severity, plain.file) == ("", Severity.INFO, str(second))
-    assert catalogue.get("missing") is None
-
-
-def test_a_locale_yaml_reads_as_a_boolean_loads_when_quoted(tmp_path: Path) -> None:
-    # Unquoted, YAML reads the Norwegian `no:` as false and the catalogue is refused.
-    write(tmp_path, "no.yaml", "banners:\n  - id: b\n    text: {en: Hi., no: Hei.}\n")
-    with pytest.raises(BannerError, match="`text` must map locales"):
-        load_catalogue(tmp_path)
-    write(tmp_path, "no.yaml", 'banners:\n  - id: b\n    text: {en: Hi., "no": Hei.}\n')
-    banner = load_catalogue(tmp_path).get("b")
-    assert banner is not None
-    assert banner.text_for("no-NO") == "Hei."
-
-
-def test_an_empty_directory_is_an_empty_catalogue(tmp_path: Path) -> None:
-    assert dict(load_catalogue(tmp_path).banners) == {}
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("banners: [\n", "{file}:2: cannot load:"),
-        ("- id: x\n", "{file}:1: expected a mapping with a `banners` list"),
-        ("banners: {id: x}\n", "{file}:1: expected a mapping with a `banners` list"),
-        ("", "{file}:1: expected a mapping with a `banners` list"),
-        ("banners: [hello]\n", "{file}:1: banners[0]: a banner must be a mapping"),
-        (
-            "banners:\n  - id: ok\n    text: {en: Fine.}\n  - text: {en: No id.}\n",
-            "{file}:4: banners[1]: `id` must be a non-empty string",
-        ),
-        ("banners:\n  - {id: '', text: {en: x}}\n", "{file}:2: banners[0]: `id` must be"),
-        (
-            "banners:\n  - {id: b, colour: red, text: {en: x}}\n",
-            "{file}:2: banners[0]: unknown key 'colour'",
-        ),
-        ("banners:\n  - {id: b}\n", "{file}:2: b: `text` must map locales to non-empty text"),
-        ("banners:\n  - {id: b, text: Hello}\n", "{file}:2: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: '  '}}\n", "{file}:2: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: x, es: 3}}\n", "{file}:2: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {es: Hola.}}\n", "{file}:2: b: `text` needs an `en` entry"),
-        (
-            "banners:\n  - id: b\n    severity: loud\n    text: {en: x}\n",
-            "{file}:3: b: `severity` must be info, warning or critical",
-        ),
-        (
-            "banners:\n  - {id: b, text: {en: x}}\n  - {id: b, text: {en: y}}\n",
-            "{file}:3: b: duplicate id (also in {file})",
-        ),
-    ],
-)
-def test_a_bad_catalogue_is_refused_naming_file_and_banner(
-    tmp_path: Path, text: str, expected: str
-) -> None:
-    path = write(tmp_path, "bad.yaml", text)
-    write(tmp_path, "good.yaml", GOOD)
-    with pytest.raises(BannerError) as caught:
-        load_catalogue(tmp_path)
-    assert expected.format(file=path) in str(caught.value)
-
-
-def test_every_problem_in_every_file_is_listed_one_per_line(tmp_path: Path) -> None:
-    one = write(tmp_path, "one.yaml", "banners:\n  - {id: a, text: {es: Hola.}}\n  - 7\n")
-    two = write(tmp_path, "two/two.yaml", "banners:\n  - {id: c, severity: loud, text: {en: x}}\n")
-    with pytest.raises(BannerError) as caught:
-        load_catalogue(tmp_path)
-    assert str(caught.value).splitlines() == [
-        f"{one}:2: a: `text` needs an `en` entry",
-        f"{one}:1: banners[1]: a banner must be a mapping",
-        f"{two}:2: c: `severity` must be info, warning or critical",
-    ]
-
-
-def test_a_duplicate_across_files_names_both_files(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", GOOD)
-    second = write(tmp_path, "b.yaml", GOOD)
-    with pytest.raises(BannerError, match="duplicate") as caught:
-        load_catalogue(tmp_path)
-    assert str(caught.value) == f"{second}:2: hello: duplicate id (also in {first})"
 
 
 # -- the shipped catalogue ----------------------------------------------------------
