@@ -43,18 +43,17 @@ async def guarded(
     make_guard: GuardFactory, upstream: str, pack: tuple[Path, Path], **extra: Any
 ) -> ChatGuard:
     policies, banners = pack
-    guard = await make_guard(
-        upstream,
-        policy={"directory": str(policies), "watch": False},
-        banners={"directory": str(banners)},
-        **extra,
-    )
+    extra["banners"] = {"directory": str(banners), **extra.get("banners", {})}
+    guard = await make_guard(upstream, policy={"directory": str(policies), "watch": False}, **extra)
     await asyncio.wait_for(guard.deliveries.ready.wait(), unit(3))
     return guard
 
 
-async def connect(guard: ChatGuard, user: str, age: int | None = None) -> Client:
+async def connect(
+    guard: ChatGuard, user: str, age: int | None = None, locale: str | None = None
+) -> Client:
     query = f"/ws?user={user}" + (f"&age={age}" if age is not None else "")
+    query += f"&locale={locale}" if locale else ""
     ws = await websockets.connect(ws_url(guard, query))
     assert (await recv(ws))["type"] == "welcome"
     return ws
@@ -72,11 +71,11 @@ async def test_a_child_is_warned_when_an_adult_asks_to_move_apps(
     try:
         await eventually(lambda: len(guard.relay.sessions) == 2)
         await dm(bob, "amy", "add me on snap")
-        # The banner travels beside the message, not through the upstream, so
-        # either may arrive first.
-        got = {f["type"]: f for f in [await recv(amy), await recv(amy)]}
-        assert got["dm"]["text"] == "add me on snap"
-        banner = got["chatguard.banner"]
+        # The banner travels beside the message, not through the upstream,
+        # and waits for it: the message first, then the warning.
+        first, second = await recv(amy), await recv(amy)
+        assert (first["type"], first["text"]) == ("dm", "add me on snap")
+        banner = second
         assert banner == {
             "type": "chatguard.banner",
             "banner": "off_platform_warning",
@@ -310,3 +309,197 @@ async def test_frames_shaped_to_dodge_the_fast_path_are_still_assessed(
     finally:
         await amy.close()
         await bob.close()
+
+
+# -- ordering, restraint, locale ----------------------------------------------------------
+
+
+async def test_recipient_banners_always_follow_their_message(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    # A recipient's banner reaches their session before the message (the store
+    # is quicker than the chat service here): it must still be shown after it.
+    guard = await guarded(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        banners={"cooldown": 0, "per_minute": 0, "cap": 100},
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        for i in range(5):
+            await dm(bob, "amy", f"add me on snap {i}")
+            first, second = await recv(amy), await recv(amy)
+            assert (first["type"], first["text"]) == ("dm", f"add me on snap {i}")
+            assert second["type"] == "chatguard.banner"
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_a_warning_whose_message_never_arrives_is_shown_anyway(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    from chatguard.following import message_key
+    from chatguard.relay.delivery import Directive
+    from chatguard.events import Notice
+
+    guard = await guarded(make_guard, chat_service.url, test_pack, banners={"recipient_wait": 0.3})
+    amy = await connect(guard, "amy", 13)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 1)
+        key = message_key("dm:amy:bob", "bob", "never sent")
+        await guard.deliveries.send(Directive("amy", notice=Notice("banner", "late"), after=key))
+        await nothing_of(amy, "chatguard.banner", within=0.15)
+        assert (await recv_type(amy, "chatguard.banner", within=3))["text"] == "late"
+    finally:
+        await amy.close()
+
+
+async def test_caps_stop_repeated_banners(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(
+        make_guard, chat_service.url, test_pack, banners={"cooldown": 0, "cap": 2}
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        for i in range(4):
+            await dm(bob, "amy", f"text me on telegram {i}")
+            assert (await recv_type(amy, "dm"))["text"].endswith(str(i))
+        await nothing_of(amy, "nothing", within=0.4)  # let every banner arrive
+    finally:
+        await amy.close()
+        await bob.close()
+    suppressed = guard.metrics.registry.get_sample_value(
+        "chatguard_banners_suppressed_total", {"reason": "cap"}
+    )
+    assert suppressed == 2.0
+    shown = guard.metrics.registry.get_sample_value(
+        "chatguard_banner_impressions_total",
+        {
+            "banner": "off_platform_warning",
+            "variant": "default",
+            "audience": "recipients",
+            "trigger": "signal:isolation",
+        },
+    )
+    assert shown == 2.0
+
+
+async def test_a_cooldown_holds_back_the_same_banner(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(make_guard, chat_service.url, test_pack)  # default cooldown 60 s
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "add me on snap")
+        await recv_type(amy, "chatguard.banner")
+        await dm(bob, "amy", "add me on kik")
+        await recv_type(amy, "dm")
+        await nothing_of(amy, "chatguard.banner")
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_a_recipient_reads_a_banner_in_their_own_language(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 13, locale="es-MX"), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "add me on snap")
+        banner = await recv_type(amy, "chatguard.banner")
+        assert banner["text"] == "Alguien te pide hablar en otra aplicación."
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+# -- room entry and first contact ---------------------------------------------------------
+
+EVENT_BANNERS = """\
+banners:
+  - id: entry
+    purpose: test
+    trigger: {events: [room_entry]}
+    text: {en: "Welcome to {room}. Type {report} to report."}
+    adult_text: {en: "Welcome to {room}. Chats are recorded."}
+  - id: new_contact
+    purpose: test
+    ages: [minor, likely_minor]
+    trigger: {events: [first_contact]}
+    text: {en: "First message from {other}."}
+  - id: thanks
+    purpose: test
+    trigger: {events: [report]}
+    text: {en: "Thanks, a moderator will look."}
+"""
+
+
+async def test_room_entry_notices_show_once_per_session(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    (test_pack[1] / "events.yaml").write_text(EVENT_BANNERS, encoding="utf-8")
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await amy.send(json.dumps({"type": "join", "room": "games"}))
+        await recv_type(amy, "joined")
+        notice = await recv_type(amy, "chatguard.banner")
+        assert notice["text"] == "Welcome to games. Type /report to report."
+        assert (notice["banner"], notice["room"]) == ("entry", "games")
+        await bob.send(json.dumps({"type": "join", "room": "games"}))
+        assert (await recv_type(bob, "chatguard.banner"))["text"] == (
+            "Welcome to games. Chats are recorded."
+        )
+        # Amy saw bob join: not her entry. Leaving and coming back: not again.
+        await amy.send(json.dumps({"type": "leave", "room": "games"}))
+        await amy.send(json.dumps({"type": "join", "room": "games"}))
+        await nothing_of(amy, "chatguard.banner")
+        # A new session is told again.
+        await amy.close()
+        amy = await connect(guard, "amy", 13)
+        await amy.send(json.dumps({"type": "join", "room": "games"}))
+        await recv_type(amy, "chatguard.banner")
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_a_child_is_told_about_a_first_message_from_a_new_contact(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    (test_pack[1] / "events.yaml").write_text(EVENT_BANNERS, encoding="utf-8")
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob, cat = (
+        await connect(guard, "amy", 13),
+        await connect(guard, "bob", 41),
+        await connect(guard, "cat", 30),
+    )
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 3)
+        await dm(bob, "amy", "hello there")
+        first, second = await recv(amy), await recv(amy)
+        assert first["type"] == "dm"
+        assert (second["banner"], second["text"], second["with"]) == (
+            "new_contact",
+            "First message from bob.",
+            "bob",
+        )
+        await dm(bob, "amy", "hello again")
+        await recv_type(amy, "dm")
+        await dm(amy, "bob", "hi")  # the same pair, either way round
+        await nothing_of(amy, "chatguard.banner")
+        # Adults get no first-contact banner (ages: minors only).
+        await dm(bob, "cat", "hello")
+        await recv_type(cat, "dm")
+        await nothing_of(cat, "chatguard.banner")
+    finally:
+        for ws in (amy, bob, cat):
+            await ws.close()
