@@ -38,7 +38,9 @@ def test_variant_assignment_follows_the_weights() -> None:
 
 
 def impression(kind: str, risky: tuple[str, ...] = ()) -> Impression:
-    return Impression("i-1", "b", "a", "sender", "signal:x", "amy", 100.0, kind, "dm:amy:bob", risky)
+    return Impression(
+        "i-1", "b", "a", "sender", "signal:x", "amy", 100.0, kind, "dm:amy:bob", risky
+    )
 
 
 HELD = ("call me 555 123 4567 after school", "555 123 4567")
