@@ -125,3 +125,24 @@ def test_the_catalogue_readme_documents_every_shipped_banner() -> None:
     documented = set(re.findall(r"`([a-z][a-z0-9_]+)`", readme))
     shipped = set(load_catalogue(ROOT / "banners").banners)
     assert shipped <= documented
+
+
+def test_the_shipped_catalogue_speaks_every_language_and_signal_of_the_default_pack() -> None:
+    # The fast form of `chatguard banners lint banners --policy policies`.
+    rules = [
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted((ROOT / "policies").glob("*/*.yaml"))
+    ]
+    languages = {doc["language"] for doc in rules}
+    signals = {rule["signal"] for doc in rules for rule in doc["rules"]}
+    assert languages == {"en", "es", "fr", "de", "pt", "pl"}
+    catalogue = load_catalogue(ROOT / "banners")
+    for banner in catalogue.banners.values():
+        assert banner.trigger.signals <= signals, banner.id
+        assert languages <= set(banner.text), banner.id
+    # Every help resource named by a banner exists in every language.
+    for banner in catalogue.banners.values():
+        for language in languages:
+            assert len(catalogue.resources_for(banner.resources, language)) >= len(
+                set(banner.resources)
+            ), (banner.id, language)
