@@ -27,6 +27,17 @@ FAMILIES = [
     ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
+    # banners (speed bumps)
+    (
+        "banner_impressions",
+        "chatguard_banner_impressions",
+        "counter",
+        ("banner", "variant", "audience", "trigger"),
+    ),
+    ("banner_outcomes", "chatguard_banner_outcomes", "counter", ("banner", "variant", "outcome")),
+    ("banners_suppressed", "chatguard_banners_suppressed", "counter", ("reason",)),
+    ("banner_log_errors", "chatguard_banner_log_errors", "counter", ()),
+    ("reports", "chatguard_reports", "counter", ("outcome",)),
 ]
 
 
