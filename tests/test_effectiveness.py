@@ -129,6 +129,7 @@ def test_summarise_counts_rates_and_differences() -> None:
     assert report.skipped == 0  # before `since`: not even read
     a, b = report.variants
     assert (a.variant, a.impressions, a.decided) == ("a", 10, 10)
+    assert (b.variant, b.impressions, b.decided) == ("b", 10, 10)
     cancel_a = next(r for r in a.rates if r.outcome == "cancelled")
     assert (cancel_a.count, cancel_a.rate) == (3, 0.3)
     diff = next(d for d in report.differences if d.outcome == "cancelled")

@@ -11,6 +11,9 @@ import pytest
 import websockets
 
 from chatguard.app import ChatGuard
+from chatguard.events import Notice
+from chatguard.following import message_key
+from chatguard.relay.delivery import Directive
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
@@ -341,10 +344,6 @@ async def test_recipient_banners_always_follow_their_message(
 async def test_a_warning_whose_message_never_arrives_is_shown_anyway(
     chat_service, make_guard: GuardFactory, test_pack
 ) -> None:
-    from chatguard.following import message_key
-    from chatguard.relay.delivery import Directive
-    from chatguard.events import Notice
-
     guard = await guarded(make_guard, chat_service.url, test_pack, banners={"recipient_wait": 0.3})
     amy = await connect(guard, "amy", 13)
     try:
