@@ -15,6 +15,9 @@ waits until the message passes (and then goes out right after it), or until
 its deadline — then it goes out anyway, because a late warning is better
 than a lost one.
 
+It also keeps the last ``RECENT_LIMIT`` messages the client saw (each cut to
+``RECENT_CHARS``), the context sent with a report.
+
 Invariants: pure (time is passed in); at most ``limit`` notices wait and
 ``limit`` messages are remembered per session, the oldest giving way (a
 waiting notice that gives way is sent, not dropped).
@@ -29,8 +32,10 @@ from dataclasses import dataclass, field
 from .events import Notice
 
 DEFAULT_LIMIT = 32
-#: Messages a session remembers for the context of a report.
-RECENT_LIMIT = 200
+#: Messages a session remembers for the context of a report, and how much of
+#: each: at most about 50 kB of text per session.
+RECENT_LIMIT = 50
+RECENT_CHARS = 1000
 Key = tuple[str, str, str]
 
 
@@ -111,6 +116,9 @@ class SessionSeen:
 
     following: Following = field(default_factory=Following)
     recent: deque[Seen] = field(default_factory=lambda: deque(maxlen=RECENT_LIMIT))
+
+    def saw(self, at: float, conversation: str, sender: str, text: str) -> None:
+        self.recent.append(Seen(at, conversation, sender, text[:RECENT_CHARS]))
 
     def context(self, conversation: str, limit: int) -> list[Seen]:
         """The last ``limit`` messages of one conversation, oldest first."""

@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from chatguard.app import ChatGuard
+from chatguard.effectiveness import assign_variant
 from chatguard.events import Notice
 from chatguard.following import message_key
 from chatguard.relay.delivery import Directive
@@ -502,3 +503,63 @@ async def test_a_child_is_told_about_a_first_message_from_a_new_contact(
     finally:
         for ws in (amy, bob, cat):
             await ws.close()
+
+
+async def test_caps_hold_across_replicas_sharing_redis(
+    chat_service, make_guard: GuardFactory, test_pack, redis_store_factory
+) -> None:
+    # amy is on one replica, bob on the other; the cooldown is counted in Redis,
+    # so a second banner within it is held back whichever replica decides.
+    first = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
+    second = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
+    amy, bob = await connect(first, "amy", 13), await connect(second, "bob", 41)
+    dan = await connect(first, "dan", 40)
+    try:
+        await eventually(lambda: len(first.relay.sessions) == 2 and len(second.relay.sessions) == 1)
+        await dm(bob, "amy", "add me on snap")
+        assert (await recv_type(amy, "chatguard.banner"))["banner"] == "off_platform_warning"
+        await dm(dan, "amy", "text me on telegram")  # decided on the first replica
+        assert (await recv_type(amy, "dm"))["from"] == "dan"
+        await nothing_of(amy, "chatguard.banner")
+        suppressed = first.metrics.registry.get_sample_value(
+            "chatguard_banners_suppressed_total", {"reason": "cooldown"}
+        )
+        assert suppressed == 1.0
+    finally:
+        for ws in (amy, bob, dan):
+            await ws.close()
+
+
+async def test_a_sender_always_sees_their_assigned_variant(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    banners = test_pack[1] / "test.yaml"
+    text = banners.read_text(encoding="utf-8").replace(
+        "      en: Asking a child for images is a crime.\n",
+        "      en: Asking a child for images is a crime.\n"
+        "    variants:\n"
+        "      - {id: law, text: {en: It is a crime.}}\n"
+        "      - {id: trace, text: {en: It is recorded.}}\n",
+    )
+    banners.write_text(text, encoding="utf-8")
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    expected = assign_variant("bob", "deterrence_image_request", [("law", 1.0), ("trace", 1.0)])
+    wording = {"law": "It is a crime.", "trace": "It is recorded."}[expected]
+    amy, bob = await connect(guard, "amy", 12), await connect(guard, "bob", 45)
+    try:
+        for ask in ("send me a pic", "send me a selfie"):
+            await dm(bob, "amy", ask)
+            assert (await recv_type(bob, "chatguard.banner"))["text"] == wording
+        shown = guard.metrics.registry.get_sample_value(
+            "chatguard_banner_impressions_total",
+            {
+                "banner": "deterrence_image_request",
+                "variant": expected,
+                "audience": "sender",
+                "trigger": "signal:image_request",
+            },
+        )
+        assert shown == 2.0
+    finally:
+        await amy.close()
+        await bob.close()

@@ -29,10 +29,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from ..banners import Catalogue
-from ..effectiveness import Observation
+from ..banners import Catalogue, render
+from ..effectiveness import Observation, assign_variant
 from ..events import PASS, ChatEvent, EventKind, Inject, Notice, Severity, Side, Verdict
-from ..following import Seen, message_key
+from ..following import message_key
 from ..holds import CHOICES, Held
 from ..live_policy import LivePolicy
 from ..metrics import Metrics
@@ -186,11 +186,25 @@ class SpeedBumpStep:
     ) -> list[Inject]:
         banner_id = str(action.params.get("banner", ""))
         banner = catalogue.get(banner_id)
-        text = (
-            banner.text_for(_locale(session), self.default_locale)
-            if banner
-            else ("Are you sure you want to send this?")
-        )
+        user = event.sender or ""
+        variant = "default"
+        if banner is None:
+            text = "Are you sure you want to send this?"
+        else:
+            variant = assign_variant(user, banner.id, [(v.id, v.weight) for v in banner.variants])
+            identity = session.identity
+            text = render(
+                catalogue,
+                banner,
+                locale=_locale(session),
+                default_locale=self.default_locale,
+                adult=identity is not None and identity.age_band == "adult",
+                variant=variant,
+                region=identity.attrs.get("region") if identity else None,
+                other=event.recipients[0] if event.kind is EventKind.DIRECT else None,
+                room=event.room,
+                rule=action.reason,
+            ).text
         held, evicted = session.holds.hold(
             event.raw, event, banner_id, self.clock(), self.holds.timeout
         )
@@ -207,7 +221,7 @@ class SpeedBumpStep:
             with_user=event.recipients[0] if event.kind is EventKind.DIRECT else None,
             extra={"hold": held.id, "choices": list(CHOICES)},
             meta={
-                "variant": "default",
+                "variant": variant,
                 "audience": Audience.SENDER.value,
                 "trigger": f"signal:{assessment.signals[0].value}"
                 if assessment.signals
@@ -364,9 +378,7 @@ class SpeedBumpStep:
         own = session.identity.user_id if session.identity else None
         if event.kind in _CHAT:
             key = message_key(event.conversation, event.sender, event.text)
-            session.seen.recent.append(
-                Seen(now, event.conversation or "", event.sender or "", event.text or "")
-            )
+            session.seen.saw(now, event.conversation or "", event.sender or "", event.text or "")
             released = session.seen.following.passed(key, now, self.recipient_wait)
             for notice in released:
                 self.shower.shown(session, notice)
