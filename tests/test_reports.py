@@ -8,8 +8,8 @@ import pytest
 
 from tests.support.relay import GuardFactory
 from tests.support.timing import eventually
+from tests.test_steps_event_banners import EVENT_BANNERS
 from tests.test_steps_speedbumps import (
-    EVENT_BANNERS,
     connect,
     dm,
     guarded,

@@ -11,7 +11,6 @@ import pytest
 import websockets
 
 from chatguard.app import ChatGuard
-from chatguard.effectiveness import assign_variant
 from chatguard.events import Notice
 from chatguard.following import message_key
 from chatguard.relay.delivery import Directive
@@ -406,105 +405,6 @@ async def test_a_cooldown_holds_back_the_same_banner(
         await bob.close()
 
 
-async def test_a_recipient_reads_a_banner_in_their_own_language(
-    chat_service, make_guard: GuardFactory, test_pack
-) -> None:
-    guard = await guarded(make_guard, chat_service.url, test_pack)
-    amy, bob = await connect(guard, "amy", 13, locale="es-MX"), await connect(guard, "bob", 41)
-    try:
-        await eventually(lambda: len(guard.relay.sessions) == 2)
-        await dm(bob, "amy", "add me on snap")
-        banner = await recv_type(amy, "chatguard.banner")
-        assert banner["text"] == "Alguien te pide hablar en otra aplicación."
-    finally:
-        await amy.close()
-        await bob.close()
-
-
-# -- room entry and first contact ---------------------------------------------------------
-
-EVENT_BANNERS = """\
-banners:
-  - id: entry
-    purpose: test
-    trigger: {events: [room_entry]}
-    text: {en: "Welcome to {room}. Type {report} to report."}
-    adult_text: {en: "Welcome to {room}. Chats are recorded."}
-  - id: new_contact
-    purpose: test
-    ages: [minor, likely_minor]
-    trigger: {events: [first_contact]}
-    text: {en: "First message from {other}."}
-  - id: thanks
-    purpose: test
-    trigger: {events: [report]}
-    text: {en: "Thanks, a moderator will look."}
-"""
-
-
-async def test_room_entry_notices_show_once_per_session(
-    chat_service, make_guard: GuardFactory, test_pack
-) -> None:
-    (test_pack[1] / "events.yaml").write_text(EVENT_BANNERS, encoding="utf-8")
-    guard = await guarded(make_guard, chat_service.url, test_pack)
-    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
-    try:
-        await amy.send(json.dumps({"type": "join", "room": "games"}))
-        await recv_type(amy, "joined")
-        notice = await recv_type(amy, "chatguard.banner")
-        assert notice["text"] == "Welcome to games. Type /report to report."
-        assert (notice["banner"], notice["room"]) == ("entry", "games")
-        await bob.send(json.dumps({"type": "join", "room": "games"}))
-        assert (await recv_type(bob, "chatguard.banner"))["text"] == (
-            "Welcome to games. Chats are recorded."
-        )
-        # Amy saw bob join: not her entry. Leaving and coming back: not again.
-        await amy.send(json.dumps({"type": "leave", "room": "games"}))
-        await amy.send(json.dumps({"type": "join", "room": "games"}))
-        await nothing_of(amy, "chatguard.banner")
-        # A new session is told again.
-        await amy.close()
-        amy = await connect(guard, "amy", 13)
-        await amy.send(json.dumps({"type": "join", "room": "games"}))
-        await recv_type(amy, "chatguard.banner")
-    finally:
-        await amy.close()
-        await bob.close()
-
-
-async def test_a_child_is_told_about_a_first_message_from_a_new_contact(
-    chat_service, make_guard: GuardFactory, test_pack
-) -> None:
-    (test_pack[1] / "events.yaml").write_text(EVENT_BANNERS, encoding="utf-8")
-    guard = await guarded(make_guard, chat_service.url, test_pack)
-    amy, bob, cat = (
-        await connect(guard, "amy", 13),
-        await connect(guard, "bob", 41),
-        await connect(guard, "cat", 30),
-    )
-    try:
-        await eventually(lambda: len(guard.relay.sessions) == 3)
-        await dm(bob, "amy", "hello there")
-        first, second = await recv(amy), await recv(amy)
-        assert first["type"] == "dm"
-        assert (second["banner"], second["text"], second["with"]) == (
-            "new_contact",
-            "First message from bob.",
-            "bob",
-        )
-        await dm(bob, "amy", "hello again")
-        await recv_type(amy, "dm")
-        await dm(amy, "bob", "hi")  # the same pair, either way round
-        await nothing_of(amy, "chatguard.banner")
-        # Adults get no first-contact banner (ages: minors only).
-        await dm(bob, "cat", "hello")
-        await recv_type(cat, "dm")
-        await nothing_of(cat, "chatguard.banner")
-    finally:
-        for ws in (amy, bob, cat):
-            await ws.close()
-
-
 async def test_caps_hold_across_replicas_sharing_redis(
     chat_service, make_guard: GuardFactory, test_pack, redis_store_factory
 ) -> None:
@@ -528,38 +428,3 @@ async def test_caps_hold_across_replicas_sharing_redis(
     finally:
         for ws in (amy, bob, dan):
             await ws.close()
-
-
-async def test_a_sender_always_sees_their_assigned_variant(
-    chat_service, make_guard: GuardFactory, test_pack
-) -> None:
-    banners = test_pack[1] / "test.yaml"
-    text = banners.read_text(encoding="utf-8").replace(
-        "      en: Asking a child for images is a crime.\n",
-        "      en: Asking a child for images is a crime.\n"
-        "    variants:\n"
-        "      - {id: law, text: {en: It is a crime.}}\n"
-        "      - {id: trace, text: {en: It is recorded.}}\n",
-    )
-    banners.write_text(text, encoding="utf-8")
-    guard = await guarded(make_guard, chat_service.url, test_pack)
-    expected = assign_variant("bob", "deterrence_image_request", [("law", 1.0), ("trace", 1.0)])
-    wording = {"law": "It is a crime.", "trace": "It is recorded."}[expected]
-    amy, bob = await connect(guard, "amy", 12), await connect(guard, "bob", 45)
-    try:
-        for ask in ("send me a pic", "send me a selfie"):
-            await dm(bob, "amy", ask)
-            assert (await recv_type(bob, "chatguard.banner"))["text"] == wording
-        shown = guard.metrics.registry.get_sample_value(
-            "chatguard_banner_impressions_total",
-            {
-                "banner": "deterrence_image_request",
-                "variant": expected,
-                "audience": "sender",
-                "trigger": "signal:image_request",
-            },
-        )
-        assert shown == 2.0
-    finally:
-        await amy.close()
-        await bob.close()

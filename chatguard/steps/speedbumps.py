@@ -43,7 +43,8 @@ from ..policy.model import ActionType, Assessment, Audience, PlannedAction, Rule
 from ..policy.risk import Band, ConversationState, Participant
 from ..relay.delivery import Deliveries
 from ..restraint import Restraint
-from ..stores import Store, StoreError
+from ..stores import Store
+from .event_banners import EventBanners
 from .showing import BannerShower, Showing
 
 MINOR_BANDS = frozenset({Band.MINOR, Band.LIKELY_MINOR})
@@ -92,12 +93,7 @@ class SpeedBumpStep:
         self.holds = holds
         self.default_locale = default_locale
         self.clock = clock
-        self.live = live
-        self.store = store
-        self.restraint = restraint
         self.tracker = tracker
-        self.recipient_wait = recipient_wait
-        self.first_contact_ttl = first_contact_ttl
         self.shower = shower or BannerShower(
             deliveries,
             None,
@@ -107,12 +103,23 @@ class SpeedBumpStep:
             default_locale=default_locale,
             clock=clock,
         )
+        self.events = EventBanners(
+            self.shower,
+            metrics,
+            live=live,
+            store=store,
+            restraint=restraint,
+            tracker=tracker,
+            recipient_wait=recipient_wait,
+            first_contact_ttl=first_contact_ttl,
+            clock=clock,
+        )
 
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
     ) -> Verdict:
         if event.origin is Side.UPSTREAM:
-            return await self._upstream(event, session)
+            return await self.events.upstream(event, session)
         if event.kind not in _CHAT:
             return PASS
         assessment = findings.assessment
@@ -128,11 +135,7 @@ class SpeedBumpStep:
         if isinstance(assessment, Assessment):
             verdict = await self._actions(event, session, findings, assessment)
         if verdict.forward and event.kind is EventKind.DIRECT:
-            first = await self._first_contact(event, session, verdict)
-            if first:
-                verdict = (
-                    verdict.also(*first) if verdict is not PASS else Verdict(inject=tuple(first))
-                )
+            await self.events.first_contact(event, session, verdict)
         return verdict
 
     async def _actions(
@@ -335,89 +338,6 @@ class SpeedBumpStep:
             if shown is not None:
                 out.append(shown)
         return out
-
-    async def _first_contact(
-        self, event: ChatEvent, session: SessionContext, verdict: Verdict
-    ) -> list[Inject]:
-        catalogue = self.live.current.catalogue if self.live and self.live.current else None
-        if catalogue is None or self.store is None or not event.recipients or not event.sender:
-            return []
-        banners = catalogue.for_event("first_contact")
-        if not banners:
-            return []
-        try:
-            first = await self.store.set_if_absent(
-                f"contact:{event.conversation}", b"1", ttl=self.first_contact_ttl
-            )
-        except StoreError:
-            return []
-        if not first:
-            return []
-        recipient = event.recipients[0]
-        text = event.text
-        if verdict.replacement is not None and session.codec is not None:
-            decoded = session.codec.decode(verdict.replacement, Side.CLIENT)
-            text = decoded.text if decoded is not None else text
-        showing = Showing(
-            trigger="first_contact",
-            audience=Audience.RECIPIENTS.value,
-            kind="warning",
-            conversation=event.conversation or "",
-            sender=event.sender,
-            with_user=recipient,
-            after=message_key(event.conversation, event.sender, text),
-        )
-        for banner in banners:
-            await self.shower.show(catalogue, banner, recipient, session, showing)
-        return []
-
-    # -- what the client sees -----------------------------------------------------
-
-    async def _upstream(self, event: ChatEvent, session: SessionContext) -> Verdict:
-        now = self.clock()
-        own = session.identity.user_id if session.identity else None
-        if event.kind in _CHAT:
-            key = message_key(event.conversation, event.sender, event.text)
-            session.seen.saw(now, event.conversation or "", event.sender or "", event.text or "")
-            released = session.seen.following.passed(key, now, self.recipient_wait)
-            for notice in released:
-                self.shower.shown(session, notice)
-            if released:
-                return Verdict(inject=tuple(Inject(Side.CLIENT, n) for n in released))
-            return PASS
-        if event.room is None or own is None or event.sender != own:
-            return PASS
-        if event.kind is EventKind.LEAVE:
-            if self.tracker is not None:
-                self.tracker.observe(own, Observation("left", now, f"room:{event.room}"))
-            return PASS
-        return await self._room_entry(event.room, own, session)
-
-    async def _room_entry(self, room: str, user: str, session: SessionContext) -> Verdict:
-        catalogue = self.live.current.catalogue if self.live and self.live.current else None
-        if catalogue is None:
-            return PASS
-        inject: list[Inject] = []
-        for banner in catalogue.for_event("room_entry"):
-            if self.restraint is not None and not await self.restraint.once_per_session(
-                session.session_id, f"{banner.id}:{room}"
-            ):
-                self.metrics.banners_suppressed.labels(reason="once_per_session").inc()
-                continue
-            showing = Showing(
-                trigger="room_entry",
-                audience=Audience.SENDER.value,
-                kind="notice",
-                conversation=f"room:{room}",
-                sender=user,
-                room=room,
-            )
-            shown = await self.shower.show(
-                catalogue, banner, user, session, showing, restrained=False
-            )
-            if shown is not None:
-                inject.append(shown)
-        return Verdict(inject=tuple(inject)) if inject else PASS
 
 
 def _with_kind(showing: Showing, kind: str) -> Showing:
