@@ -37,7 +37,7 @@ def test_each_misfit_is_one_line_naming_file_and_line(test_pack: Pack) -> None:
     test = banners / "test.yaml"
     assert f"{more}:2: meetings: no rule of the pack detects signal 'meeting'" in problems
     assert (
-        f"{test}:7: pi_share_confirm: `text` has no text in the pack's language(s) es" in problems
+        f"{test}:8: pi_share_confirm: `text` has no text in the pack's language(s) es" in problems
     )
     # off_platform_warning has Spanish; meetings too.
     assert not [p for p in problems if "off_platform_warning" in p or "meetings: `text`" in p]
