@@ -81,9 +81,12 @@ class Restraint:
     async def allow(self, user: str, banner: Banner) -> str | None:
         """Count the banner as shown and return None, or the reason it is held back."""
         limits = limits_for(banner, self.policy)
-        cap_key = f"banner:cap:{user}:{banner.id}"
-        cool_key = f"banner:cool:{user}:{banner.id}"
-        rate_key = f"banner:rate:{user}"
+        # Escaped, so that user "a:b" and banner "c" never share a key with
+        # user "a" and banner "b:c".
+        who, what = _escape(user), _escape(banner.id)
+        cap_key = f"banner:cap:{who}:{what}"
+        cool_key = f"banner:cool:{who}:{what}"
+        rate_key = f"banner:rate:{who}"
         try:
             cooling = limits.cooldown > 0 and await self.store.get(cool_key) is not None
             shown = int(await self.store.get(cap_key) or 0)
@@ -109,3 +112,7 @@ class Restraint:
             )
         except StoreError:
             return True
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")

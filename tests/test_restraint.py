@@ -86,3 +86,9 @@ async def test_a_store_that_is_down_shows_the_banner() -> None:
     restraint = Restraint(store, POLICY)
     assert await restraint.allow("amy", banner()) is None
     assert await restraint.once_per_session("s1", "x") is True
+
+
+async def test_user_and_banner_ids_with_colons_never_share_counters() -> None:
+    restraint = Restraint(MemoryStore(FakeClock()), POLICY)
+    assert await restraint.allow("a:b", banner("c")) is None
+    assert await restraint.allow("a", banner("b:c")) is None

@@ -92,7 +92,6 @@ class EventBanners:
         )
         for banner in banners:
             await self.shower.show(catalogue, banner, recipient, session, showing)
-        return
 
     # -- what the client sees -----------------------------------------------------
 
