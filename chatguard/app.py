@@ -25,6 +25,7 @@ from .admin import admin_app
 from .codecs import JsonChatCodec
 from .config import Config
 from .directory import Directory
+from .effectiveness import Observation
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
 from .metrics import Metrics
@@ -206,7 +207,18 @@ class ChatGuard:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await session.inject(item)
             if self.outcomes is not None:
+                online = self._users_online()
+                for user in self.outcomes.users() - online:
+                    # Gone from the chat altogether: counts as leaving.
+                    self.outcomes.observe(user, Observation("left", now))
                 self.outcomes.sweep(now)
+
+    def _users_online(self) -> set[str]:
+        return {
+            s.context.identity.user_id
+            for s in self.relay.sessions
+            if s.context.identity is not None
+        }
 
     @property
     def relay_url(self) -> str:

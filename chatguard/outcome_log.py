@@ -130,6 +130,10 @@ class OutcomeTracker:
     def __len__(self) -> int:
         return len(self._open)
 
+    def users(self) -> set[str]:
+        """Viewers with an impression still waiting for its outcome."""
+        return {impression.user for impression, _ in self._open.values()}
+
     def shown(self, impression: Impression, hold: str | None = None) -> None:
         self.metrics.banner_impressions.labels(
             banner=impression.banner,
