@@ -126,13 +126,15 @@ class OutcomeTracker:
         self.limit = limit
         self._open: OrderedDict[str, tuple[Impression, list[Observation]]] = OrderedDict()
         self._holds: dict[str, str] = {}  # hold id -> impression id
+        self._by_user: dict[str, list[str]] = {}  # viewer -> open impression ids
+        self._hold_of: dict[str, str] = {}  # impression id -> hold id
 
     def __len__(self) -> int:
         return len(self._open)
 
     def users(self) -> set[str]:
         """Viewers with an impression still waiting for its outcome."""
-        return {impression.user for impression, _ in self._open.values()}
+        return set(self._by_user)
 
     def shown(self, impression: Impression, hold: str | None = None) -> None:
         self.metrics.banner_impressions.labels(
@@ -161,8 +163,10 @@ class OutcomeTracker:
             oldest = next(iter(self._open))
             self._close(oldest, impression.at, force=True)
         self._open[impression.id] = (impression, [])
+        self._by_user.setdefault(impression.user, []).append(impression.id)
         if hold is not None:
             self._holds[hold] = impression.id
+            self._hold_of[impression.id] = hold
 
     def answered(self, hold: str, what: str, at: float) -> None:
         """The viewer answered (or let time out) the prompt of ``hold``."""
@@ -174,8 +178,9 @@ class OutcomeTracker:
 
     def observe(self, user: str, observation: Observation) -> None:
         """Something ``user`` did: offer it to their open impressions."""
-        for impression_id, (impression, seen) in list(self._open.items()):
-            if impression.user != user or not _relevant(impression, observation):
+        for impression_id in list(self._by_user.get(user, ())):
+            impression, seen = self._open[impression_id]
+            if not _relevant(impression, observation):
                 continue
             seen.append(observation)
             self._decide(impression_id, observation.at)
@@ -198,6 +203,13 @@ class OutcomeTracker:
         if outcome is None:
             return
         del self._open[impression_id]
+        hold = self._hold_of.pop(impression_id, None)
+        if hold is not None:
+            self._holds.pop(hold, None)
+        ids = self._by_user[impression.user]
+        ids.remove(impression_id)
+        if not ids:
+            del self._by_user[impression.user]
         self.metrics.banner_outcomes.labels(
             banner=impression.banner, variant=impression.variant, outcome=outcome
         ).inc()

@@ -89,3 +89,14 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     result = report([tmp_path])
     assert result.skipped == 2
     assert result.variants[0].impressions == 1
+
+
+def test_a_prompt_never_answered_leaves_nothing_behind(tmp_path: Path) -> None:
+    t, metrics, log = tracker(tmp_path)
+    t.shown(imp("p1", "prompt"), hold="h-1")
+    t.sweep(1000.0)
+    log.close()
+    assert len(t) == 0 and t.users() == set()
+    assert outcome_count(metrics, "timed_out") == 1.0
+    t.answered("h-1", "send", 1001.0)  # too late: nothing left to decide
+    assert outcome_count(metrics, "sent_anyway") == 0.0
