@@ -96,7 +96,8 @@ def test_a_prompt_never_answered_leaves_nothing_behind(tmp_path: Path) -> None:
     t.shown(imp("p1", "prompt"), hold="h-1")
     t.sweep(1000.0)
     log.close()
-    assert len(t) == 0 and t.users() == set()
+    assert len(t) == 0
+    assert t.users() == set()
     assert outcome_count(metrics, "timed_out") == 1.0
     t.answered("h-1", "send", 1001.0)  # too late: nothing left to decide
     assert outcome_count(metrics, "sent_anyway") == 0.0
