@@ -231,7 +231,11 @@ class RedisStore(Store):
         self._check_open()
         with _translated():
             rows = await self._redis.zrange(self._index(index), 0, -1, withscores=True)
-        members = [(bytes(m).decode() if not isinstance(m, str) else m, float(s)) for m, s in rows]
+        members: list[tuple[str, float]] = []
+        for row in rows:
+            member, score = row[0], row[1]
+            name = member.decode() if isinstance(member, bytes) else str(member)
+            members.append((name, float(score)))
         # Redis orders ties by the member's bytes; sort again so both backends agree.
         return sorted(members, key=lambda item: (item[1], item[0]))
 
