@@ -84,8 +84,7 @@ class ChatGuard:
         if config.policy.directory:
             policy_steps = self._policy_steps(evidence or self.recorded, escalations or self.cases)
         self.pipeline = Pipeline(
-            {"control": self.control, "sanctions": self.sanctions, **policy_steps, **(steps or {})},
-            self.metrics,
+            {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
         )
         self.relay = Relay(
             config,
@@ -171,6 +170,9 @@ class ChatGuard:
         for command in ("send", "cancel"):
             self.control.register_command(command, self.speedbumps.command)
         return {
+            # Without a pack nothing escalates, so there are no cases and no
+            # sanctions; the pass-through pipeline keeps its unparsed fast path.
+            "sanctions": self.sanctions,
             "policy": PolicyStep(
                 self.live,
                 self.store,
