@@ -75,11 +75,11 @@ class ChatGuard:
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
-        self._cases()
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
+        self._cases()
         policy_steps: dict[str, Step] = {}
         if config.policy.directory:
             policy_steps = self._policy_steps(evidence or self.recorded, escalations or self.cases)

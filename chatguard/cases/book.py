@@ -240,6 +240,7 @@ class CaseBook:
         assignee: str | None = None,
         older_than: float | None = None,
         limit: int = 100,
+        escalated_to_lead: bool | None = None,
     ) -> builtins.list[Case]:
         """Cases matching every filter given: open ones first, by severity then age
         (highest severity, oldest first); then final ones, latest change first."""
@@ -257,6 +258,8 @@ class CaseBook:
             if assignee is not None and case.assignee != assignee:
                 continue
             if older_than is not None and now - case.created_at < older_than:
+                continue
+            if escalated_to_lead is not None and case.escalated_to_lead != escalated_to_lead:
                 continue
             out.append(case)
         out.sort(key=queue_order)
@@ -444,11 +447,18 @@ class CaseBook:
         raise CaseError(f"case {case_id} is busy; try again")
 
     def _ttl(self, case: Case) -> float | None:
+        """Final cases expire a fixed time after they became final (a later note
+        does not extend that); open cases never expire."""
         if case.status is Status.REPORTED:
-            return self.limits.reported_ttl or None
-        if case.status is Status.CLOSED:
-            return self.limits.closed_ttl or None
-        return None
+            keep = self.limits.reported_ttl
+        elif case.status is Status.CLOSED:
+            keep = self.limits.closed_ttl
+        else:
+            return None
+        if not keep:
+            return None
+        finished = case.finished_at if case.finished_at is not None else case.updated_at
+        return max(1.0, finished + keep - self.clock())
 
     async def _finish(self, case: Case) -> None:
         """A case became final: out of the queue, its group free for a new case."""

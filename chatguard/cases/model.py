@@ -191,6 +191,7 @@ class Case:
     escalated_to_lead: bool = False
     first_claimed_at: float | None = None
     first_actioned_at: float | None = None
+    finished_at: float | None = None  # when it became reported or closed
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -231,6 +232,7 @@ class Case:
             "escalated_to_lead": self.escalated_to_lead,
             "first_claimed_at": self.first_claimed_at,
             "first_actioned_at": self.first_actioned_at,
+            "finished_at": self.finished_at,
             "extra": dict(self.extra),
         }
 
@@ -258,6 +260,7 @@ class Case:
             escalated_to_lead=bool(d.get("escalated_to_lead", False)),
             first_claimed_at=d.get("first_claimed_at"),
             first_actioned_at=d.get("first_actioned_at"),
+            finished_at=d.get("finished_at"),
             extra=dict(d.get("extra") or {}),
         )
 
@@ -466,6 +469,7 @@ def act(
             status=Status.CLOSED,
             assignee=None,
             claim_expires=None,
+            finished_at=now,
             updated_at=now,
             history=history,
             first_actioned_at=first_actioned,
@@ -488,6 +492,7 @@ def act(
         status=Status.REPORTED,
         external_ref=external_ref.strip(),
         reported_at=now,
+        finished_at=now,
         assignee=None,
         claim_expires=None,
         updated_at=now,
