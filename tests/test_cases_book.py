@@ -135,6 +135,8 @@ async def test_queue_order_is_severity_then_age_and_filters_apply(setup: Setup) 
     assert [c.id for c in await book.list(assignee="mod1")] == [low.id]
     assert [c.id for c in await book.list(status="in_review")] == [low.id]
     assert await book.list(older_than=3600) == []
+    with pytest.raises(CaseError, match="unknown status 'open'"):
+        await book.list(status="open")
     assert len(await book.list(limit=2)) == 2
 
 

@@ -203,7 +203,11 @@ class CaseBook:
         """Cases matching every filter given: open ones first, by severity then age
         (highest severity, oldest first); then final ones, latest change first.
         ``older_than`` is an age in seconds; ``limit`` is capped at ``max_list``."""
-        wanted = Status(status) if status is not None else None
+        try:
+            wanted = Status(status) if status is not None else None
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise CaseError(f"unknown status {status!r} (known: {known})") from None
         cases = [await self._settle(c) for c in await self.queue.load(wanted)]
         filters = Filters(wanted, severity, category, assignee, older_than, escalated_to_lead)
         return select(cases, filters, self.clock(), min(limit, self.limits.max_list))
