@@ -338,3 +338,13 @@ async def test_an_action_whose_claim_ran_out_meanwhile_is_still_audited() -> Non
     assert entry.details["case_updated"] is False
     assert entry.details["target"] == "adult"
     assert await store.sanctions("adult", clock.now) != []  # the effect did happen
+
+
+async def test_a_stale_group_key_is_forgotten_and_a_new_case_opened(setup: Setup) -> None:
+    from chatguard.cases.model import group_key
+
+    # As if a replica died between ending a case and freeing its group.
+    await setup.store.set(f"case-group:{group_key('dm:adult:kid', 'adult')}", b"case-999")
+    case = await setup.book().add(escalation())
+    assert case.id != "case-999"
+    assert [c.id for c in await setup.book().list()] == [case.id]

@@ -129,6 +129,9 @@ class CaseBook:
                 try:
                     before, after = await self.queue.update(case_id, join)
                 except CaseError:
+                    current = await self.queue.get(case_id)
+                    if current is not None and current.status.open:
+                        raise  # busy, not gone: never open a second case for the group
                     # The group's case was closed (or has expired) meanwhile:
                     # forget it, and open a new one on the next pass.
                     await self.queue.forget_group(group, case_id)
