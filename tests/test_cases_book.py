@@ -12,7 +12,7 @@ import pytest
 from chatguard.audit import MemoryAudit
 from chatguard.cases.actions import Actions
 from chatguard.cases.book import BookLimits, CaseBook
-from chatguard.cases.model import CaseError, ModeratorAction, Status
+from chatguard.cases.model import CaseError, ModeratorAction, Status, group_key
 from chatguard.cases.report import IpCapture, ReportInput, TranscriptLine
 from chatguard.metrics import Metrics
 from chatguard.steps.handoff import EscalationRequest
@@ -341,7 +341,6 @@ async def test_an_action_whose_claim_ran_out_meanwhile_is_still_audited() -> Non
 
 
 async def test_a_stale_group_key_is_forgotten_and_a_new_case_opened(setup: Setup) -> None:
-    from chatguard.cases.model import group_key
 
     # As if a replica died between ending a case and freeing its group.
     await setup.store.set(f"case-group:{group_key('dm:adult:kid', 'adult')}", b"case-999")
