@@ -19,9 +19,11 @@ order they are registered in.
 Combining rule (like an Envoy filter chain): steps run in order; each
 returns a verdict; injections accumulate; a replacement is seen by later
 steps as the frame to forward; the first verdict that drops the frame stops
-the chain. A step that raises is counted and skipped: a policy bug must never
-stop chat from flowing. The one exception: a client control frame is never
-forwarded, even when the step handling it fails.
+the chain. A step that declares ``interests`` (a set of (side, kind) pairs)
+sees only those events; one without sees every event. A step that raises is
+counted and skipped: a policy bug must never stop chat from flowing. The one
+exception: a client control frame is never forwarded, even when the step
+handling it fails.
 """
 
 from __future__ import annotations
@@ -240,7 +242,14 @@ class Pipeline:
         started = self.clock()
         result = PASS
         findings = Findings()
+        wanted = (event.origin, event.kind)
         for name, step in self.steps:
+            # A step sees only the events it declares an interest in, so a
+            # step written for client messages never acts on upstream frames
+            # that another step asked the relay to decode.
+            interests: Interest | None = getattr(step, "interests", None)
+            if interests is not None and wanted not in interests:
+                continue
             try:
                 verdict = await step(event, session, findings)
             except Exception:

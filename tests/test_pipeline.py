@@ -491,3 +491,24 @@ def test_error_notice_goes_to_the_client() -> None:
     assert inject == Inject(
         Side.CLIENT, Notice(kind="error", text="nope", severity=Severity.WARNING)
     )
+
+
+async def test_a_step_sees_only_the_events_it_declares_an_interest_in() -> None:
+    seen: list[tuple[Side, EventKind]] = []
+
+    class ClientMessagesOnly:
+        interests = frozenset({(Side.CLIENT, EventKind.MESSAGE)})
+
+        async def __call__(
+            self, event: ChatEvent, session: SessionContext, findings: Findings
+        ) -> Verdict:
+            seen.append((event.origin, event.kind))
+            return Verdict(forward=False)
+
+    pipeline = Pipeline({"sanctions": ClientMessagesOnly()})
+    session = SessionContext(session_id="s", peer="127.0.0.1", connected_at=0.0)
+    from_upstream = ChatEvent(EventKind.MESSAGE, Side.UPSTREAM, "{}", sender="amy", room="r")
+    from_client = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "{}", sender="bob", room="r")
+    assert (await pipeline.run(from_upstream, session)).forward
+    assert not (await pipeline.run(from_client, session)).forward
+    assert seen == [(Side.CLIENT, EventKind.MESSAGE)]

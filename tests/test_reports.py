@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from chatguard.cases.model import EscalationSummary
 from tests.support.relay import GuardFactory
-from tests.support.timing import eventually
+from tests.support.timing import eventually, unit
 from tests.test_steps_event_banners import EVENT_BANNERS
 from tests.test_steps_speedbumps import (
     connect,
@@ -16,6 +18,17 @@ from tests.test_steps_speedbumps import (
     nothing_of,
     recv_type,
 )
+
+
+async def escalations(guard, count: int | None = None) -> list[tuple[str, EscalationSummary]]:
+    """(conversation, escalation) for every escalation the case book holds;
+    with ``count``, waits until there are that many."""
+    async with asyncio.timeout(unit(3.0)):
+        while True:
+            found = [(c.conversation, e) for c in await guard.cases.list() for e in c.escalations]
+            if count is None or len(found) >= count:
+                return found
+            await asyncio.sleep(0.01)
 
 
 def upstream_saw(chat_service, needle: str) -> bool:
@@ -37,14 +50,13 @@ async def test_slash_report_escalates_with_context_and_is_never_forwarded(
         await dm(amy, "bob", "/report he is making me uncomfortable")
         thanks = await recv_type(amy, "chatguard.banner")
         assert (thanks["banner"], thanks["text"]) == ("thanks", "Thanks, a moderator will look.")
-        await eventually(lambda: len(guard.recorded.escalations) == 1)
-        escalation = guard.recorded.escalations[0]
+        [(conversation, escalation)] = await escalations(guard, 1)
         assert (escalation.source, escalation.reporter, escalation.sender) == (
             "report",
             "amy",
             "bob",
         )
-        assert escalation.conversation == "dm:amy:bob"
+        assert conversation == "dm:amy:bob"
         assert escalation.severity == "high"  # a child's report
         assert escalation.reason == "he is making me uncomfortable"
         capture = guard.recorded.captures[-1]
@@ -70,9 +82,8 @@ async def test_a_report_frame_about_a_room_from_an_adult_is_medium(
         # No `report` banner in this catalogue: a plain thank-you.
         thanks = await recv_type(cat, "chatguard.banner")
         assert "moderator" in thanks["text"]
-        await eventually(lambda: len(guard.recorded.escalations) == 1)
-        escalation = guard.recorded.escalations[0]
-        assert (escalation.conversation, escalation.severity, escalation.sender) == (
+        [(conversation, escalation)] = await escalations(guard, 1)
+        assert (conversation, escalation.severity, escalation.sender) == (
             "room:games",
             "medium",
             None,
@@ -99,7 +110,7 @@ async def test_forged_report_frames_get_an_error_and_change_nothing(
     try:
         await eve.send(json.dumps(frame))
         assert reason in (await recv_type(eve, "chatguard.error"))["reason"]
-        assert len(guard.recorded.escalations) == 0
+        assert await escalations(guard) == []
         assert not upstream_saw(chat_service, "chatguard.report")
     finally:
         await eve.close()
@@ -117,7 +128,7 @@ async def test_a_flood_of_reports_is_limited(
             await recv_type(eve, "chatguard.banner")
         await eve.send(frame)
         assert "too many reports" in (await recv_type(eve, "chatguard.error"))["reason"]
-        assert len(guard.recorded.escalations) == 2
+        assert len(await escalations(guard)) == 2
     finally:
         await eve.close()
 
