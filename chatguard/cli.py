@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_policy import add_parser as add_policy
 
     add_policy(sub)
+
+    from .cli_evidence import add_parser as add_evidence
+
+    add_evidence(sub)
     return parser
 
 

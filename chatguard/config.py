@@ -217,7 +217,9 @@ class EvidenceConfig:
     )
     batch_delay: float = _doc("Longest wait to gather a group commit (fsync: batch).", 0.01)
     batch_max: int = _doc("Most records in one group commit.", 256)
-    segment_bytes: int = _doc("Size at which a segment file is closed and a new one begun.", 67_108_864)
+    segment_bytes: int = _doc(
+        "Size at which a segment file is closed and a new one begun.", 67_108_864
+    )
     queue_size: int = _doc(
         "Captures waiting to be written; when full, a capture waits queue_wait seconds, "
         "then is dropped and counted (chatguard_evidence_dropped_total).",

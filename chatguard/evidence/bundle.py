@@ -174,7 +174,9 @@ def export(
             "records": entries,
             "proof_checkpoint": "checkpoints/proof.note",
             "latest_checkpoint": "checkpoints/latest.note",
-            "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+            "files": {
+                name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())
+            },
         }
     )
     files["manifest.json"] = manifest

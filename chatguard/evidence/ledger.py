@@ -37,7 +37,7 @@ from typing import Any
 from . import records
 from .checkpoint import Checkpoint, open_note, sign_note
 from .envelope import EVIDENCE_PAYLOAD_TYPE, Envelope, EnvelopeError, sign, verify
-from .keys import Keyring, load_or_create_keyring
+from .keys import Keyring, KeyringError, load_or_create_keyring
 from .merkle import MerkleTree, leaf_hash
 from .segments import DEFAULT_SEGMENT_BYTES, SegmentError, SegmentStore
 
@@ -73,7 +73,7 @@ class Ledger:
         self,
         data_dir: Path,
         *,
-        instance: str,
+        instance: str | None,
         now: Callable[[], float],
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         key: bytes | None = None,
@@ -81,7 +81,16 @@ class Ledger:
     ) -> None:
         self.directory = data_dir / "evidence"
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.instance = instance
+        # The instance that created the log names it for good (its origin is
+        # the checkpoint key name); tools that open it later read it from here.
+        named = self.directory / "INSTANCE"
+        if named.exists():
+            instance = instance or named.read_text("utf-8").strip()
+        elif instance is None:
+            raise LedgerError(f"{self.directory} holds no evidence log")
+        else:
+            named.write_text(instance + "\n", "utf-8")
+        self.instance: str = instance
         self.origin = origin_for(instance)
         self.now = now
         self.new_id = new_id
@@ -96,7 +105,7 @@ class Ledger:
             self.store = SegmentStore(
                 self.directory / "segments", segment_bytes=segment_bytes, key=key
             )
-        except (SegmentError, OSError) as exc:
+        except (SegmentError, KeyringError, OSError) as exc:
             os.close(self._lock)
             raise LedgerError(str(exc)) from exc
         self.tree = MerkleTree()
@@ -114,7 +123,7 @@ class Ledger:
             self.append(
                 records.repair_record(
                     record_id=self.new_id(),
-                    instance=instance,
+                    instance=self.instance,
                     at=now(),
                     segment=repair.segment,
                     offset=repair.offset,
@@ -173,7 +182,9 @@ class Ledger:
         """Sign a checkpoint of everything durable, record it, and keep it as the latest."""
         self.store.sync()
         size = self.size
-        note = sign_note(Checkpoint(self.origin, size, self.tree.root()).body(), self.keyring.signer)
+        note = sign_note(
+            Checkpoint(self.origin, size, self.tree.root()).body(), self.keyring.signer
+        )
         self.append(
             records.checkpoint_record(
                 record_id=self.new_id(), instance=self.instance, at=self.now(), note=note
@@ -314,5 +325,7 @@ class Ledger:
                 problems.append(f"checkpoint at size {size}: {exc}")
                 continue
             if checkpoint.size > tree.size or tree.root(checkpoint.size) != checkpoint.root_hash:
-                problems.append(f"checkpoint at size {checkpoint.size}: root does not match the log")
+                problems.append(
+                    f"checkpoint at size {checkpoint.size}: root does not match the log"
+                )
         return problems

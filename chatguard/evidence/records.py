@@ -122,9 +122,7 @@ def person(session: SessionContext | None, sender: str | None) -> dict[str, Any]
     return person
 
 
-def message_entry(
-    event: ChatEvent, at: float, session: SessionContext | None
-) -> dict[str, Any]:
+def message_entry(event: ChatEvent, at: float, session: SessionContext | None) -> dict[str, Any]:
     """One message as the context window keeps it (and a record repeats it).
 
     ``session`` is the sending session when the message came from a client
@@ -237,7 +235,11 @@ def capture_record(
             "params": {k: v for k, v in params.items() if isinstance(v, str | int | float)},
         },
         "banners_shown": [
-            {"banner": a.params.get("banner"), "audience": a.params.get("audience"), "outcome": None}
+            {
+                "banner": a.params.get("banner"),
+                "audience": a.params.get("audience"),
+                "outcome": None,
+            }
             for a in actions
             if a.type in (ActionType.BANNER, ActionType.HOLD)
         ],

@@ -198,6 +198,12 @@ class SegmentStore:
             self.sync()
             self._fh.close()
 
+    def __enter__(self) -> SegmentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _body(self, index: int, leaf: bytes) -> bytes:
         if self._aead is None:
             return bytes([_PLAIN]) + leaf
@@ -261,7 +267,7 @@ class SegmentStore:
         slots = sorted({self._positions[i][0] for i in hashes})
         self.sync()
         for slot in slots:
-            first, path = self._segments[slot]
+            _, path = self._segments[slot]
             data = path.read_bytes()
             out = bytearray()
             new_positions: list[tuple[int, int]] = []

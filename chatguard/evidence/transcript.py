@@ -16,6 +16,7 @@ HTML-escaped; a message seen in several records appears once.
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,7 +67,7 @@ def _segments(text: str, spans: list[Mapping[str, Any]]) -> list[tuple[str, list
             cuts |= {start, end}
     ordered = sorted(cuts)
     pieces = []
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         rules = sorted(
             {
                 str(s.get("rule_id"))
@@ -114,7 +115,7 @@ def render_html(title: str, lines: list[Line]) -> str:
             f"<td>{html.escape(_who(line))}</td><td>{body}</td></tr>"
         )
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif}td{padding:2px 8px;vertical-align:top}"
         "tr.captured{background:#fff3cd}mark{background:#f8a5a5}"
