@@ -8,10 +8,10 @@ zip; ``docs/evidence-format.md`` §8 specifies each file)::
                              subject, records, checkpoints, SHA-256 of every file
     manifest.sig             DSSE envelope: manifest.json signed by the instance key
     records/<index>.json     each record's envelope, the exact leaf bytes
-    proofs/<index>.json      inclusion proof of that leaf in the proof checkpoint
-    proofs/consistency.json  consistency proof: proof checkpoint -> latest checkpoint
-    checkpoints/proof.note   signed checkpoint the inclusion proofs are against
-    checkpoints/latest.note  the log's latest signed checkpoint
+    proofs/<index>.json      inclusion proof of that leaf in the earliest
+                             checkpoint that covered it (named in the proof)
+    checkpoints/<size>.note  those signed checkpoints and the latest one
+    proofs/consistency-<size>.json  consistency proof: that checkpoint -> latest
     keys/<key id>.pem        every public key of the log (active and retired)
     keys/vkeys.txt           the same keys as signed-note verifier keys
     transcript.txt, transcript.html, VERIFY.md
@@ -112,20 +112,26 @@ def export(
     indices.append(ledger.by_id[audit_id])
     latest_note = ledger.checkpoint()
     latest_size = ledger.size - 1  # the checkpoint record follows what it commits
-    proof_size, proof_note = latest_size, latest_note
-    # Prove against the earliest checkpoint that already covered everything,
-    # so the bundle also shows the log did not change since.
-    needed = max(indices) + 1
-    for size, note in ledger.checkpoints:
-        if size >= needed:
-            proof_size, proof_note = size, note
-            break
+    # Each record is proven against the earliest checkpoint that covered it
+    # (the log's head when the record was new), and each such checkpoint is
+    # proven consistent with the latest: the log only grew since.
+    stored = sorted(set(ledger.checkpoints) | {(latest_size, latest_note)})
+    used: dict[int, bytes] = {}
+
+    def covering(index: int) -> int:
+        for size, note in stored:
+            if size > index:
+                used[size] = note
+                return size
+        raise LedgerError(f"no checkpoint covers record {index}")  # pragma: no cover
+
     subtrees = _Subtrees(ledger.tree.leaf_hashes)
     files: dict[str, bytes] = {}
     entries: list[dict[str, Any]] = []
     readable: list[dict[str, Any]] = []
     for index in indices:
         leaf = ledger.leaf(index)
+        proof_size = covering(index)
         proof = subtrees.inclusion_proof(index, proof_size)
         entry: dict[str, Any] = {"index": index}
         if leaf is None:
@@ -136,17 +142,26 @@ def export(
             readable.append(records.decode(Envelope.from_json(leaf).payload))
             entry["id"] = readable[-1]["id"]
             entry["kind"] = readable[-1]["kind"]
-        files[f"proofs/{index}.json"] = _json({"index": index, "size": proof_size, "path": proof})
+        files[f"proofs/{index}.json"] = _json(
+            {
+                "index": index,
+                "size": proof_size,
+                "checkpoint": f"checkpoints/{proof_size}.note",
+                "path": proof,
+            }
+        )
         entries.append(entry)
-    files["proofs/consistency.json"] = _json(
-        {
-            "old_size": proof_size,
-            "new_size": latest_size,
-            "path": ledger.tree.consistency_proof(proof_size, latest_size),
-        }
-    )
-    files["checkpoints/proof.note"] = proof_note
-    files["checkpoints/latest.note"] = latest_note
+    used[latest_size] = latest_note
+    for size, note in used.items():
+        files[f"checkpoints/{size}.note"] = note
+        if size != latest_size:
+            files[f"proofs/consistency-{size}.json"] = _json(
+                {
+                    "old_size": size,
+                    "new_size": latest_size,
+                    "path": ledger.tree.consistency_proof(size, latest_size),
+                }
+            )
     vkeys = []
     for verifier in ledger.keyring:
         files[f"keys/{verifier.key_id}.pem"] = public_to_pem(verifier)
@@ -172,8 +187,7 @@ def export(
             "subject": subject,
             "signing_key": signer.key_id,
             "records": entries,
-            "proof_checkpoint": "checkpoints/proof.note",
-            "latest_checkpoint": "checkpoints/latest.note",
+            "latest_checkpoint": f"checkpoints/{latest_size}.note",
             "files": {
                 name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())
             },
@@ -341,21 +355,14 @@ def _verify(data: bytes, key: str | None, report: BundleReport) -> None:
         if hashlib.sha256(files[name]).hexdigest() != listed[name]:
             raise _Fail(name, "SHA-256 does not match the manifest")
     # Files match the signed manifest; now check what they say.
-    proof_cp = _checkpoint(files, str(manifest.get("proof_checkpoint")), trusted, origin)
-    latest_cp = _checkpoint(files, str(manifest.get("latest_checkpoint")), trusted, origin)
+    # The instance key that signed the manifest must be the one that signed
+    # the latest checkpoint: a key slipped into keys/ cannot vouch for a bundle.
+    manifest_key = trusted.get(result.key_id or "")
+    assert manifest_key is not None
+    latest_name = str(manifest.get("latest_checkpoint"))
+    latest_cp = _checkpoint(files, latest_name, Keyring.public([manifest_key]), origin)
     report.checkpoint_size = latest_cp.size
-    consistency = _load(files.get("proofs/consistency.json", b""), "proofs/consistency.json")
-    if (consistency.get("old_size"), consistency.get("new_size")) != (
-        proof_cp.size,
-        latest_cp.size,
-    ) or not verify_consistency(
-        proof_cp.size,
-        latest_cp.size,
-        proof_cp.root_hash,
-        latest_cp.root_hash,
-        _hashes(consistency.get("path"), "proofs/consistency.json"),
-    ):
-        raise _Fail("proofs/consistency.json", "does not prove the checkpoints consistent")
+    checkpoints = _Checkpoints(files, trusted, origin, latest_name, latest_cp)
     entries = manifest.get("records")
     if not isinstance(entries, list) or not entries:
         raise _Fail("manifest.json", "lists no records")
@@ -365,7 +372,7 @@ def _verify(data: bytes, key: str | None, report: BundleReport) -> None:
         if not isinstance(index, int) or index in seen or index < 0:
             raise _Fail("manifest.json", f"bad or repeated record index {index!r}")
         seen.add(index)
-        _verify_record(files, entry, index, trusted, proof_cp, report)
+        _verify_record(files, entry, index, trusted, checkpoints, report)
     extra = {n for n in files if _RECORD.fullmatch(n)} - {f"records/{i}.json" for i in seen}
     if extra:
         raise _Fail(sorted(extra)[0], "is not a record of this bundle")
@@ -376,7 +383,7 @@ def _verify_record(
     entry: dict[str, Any],
     index: int,
     keyring: Keyring,
-    checkpoint: Checkpoint,
+    checkpoints: _Checkpoints,
     report: BundleReport,
 ) -> None:
     name = f"records/{index}.json"
@@ -409,11 +416,53 @@ def _verify_record(
         report.records += 1
     proof_name = f"proofs/{index}.json"
     proof = _load(files.get(proof_name, b""), proof_name)
+    checkpoint = checkpoints.get(str(proof.get("checkpoint")))
     if proof.get("index") != index or proof.get("size") != checkpoint.size:
         raise _Fail(proof_name, "is not for this record and checkpoint")
     path = _hashes(proof.get("path"), proof_name)
     if not verify_inclusion(hashed, index, checkpoint.size, path, checkpoint.root_hash):
         raise _Fail(name, f"is not in the log at the checkpoint (size {checkpoint.size})")
+
+
+class _Checkpoints:
+    """Checkpoints of a bundle, each opened and proven consistent with the latest once."""
+
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        keyring: Keyring,
+        origin: str,
+        latest_name: str,
+        latest: Checkpoint,
+    ) -> None:
+        self.files, self.keyring, self.origin, self.latest = files, keyring, origin, latest
+        self.opened = {latest_name: latest}
+
+    def get(self, name: str) -> Checkpoint:
+        checkpoint = self.opened.get(name)
+        if checkpoint is not None:
+            return checkpoint
+        match = re.fullmatch(r"checkpoints/(0|[1-9][0-9]*)\.note", name)
+        if match is None:
+            raise _Fail(name, "is not a checkpoint of this bundle")
+        checkpoint = _checkpoint(self.files, name, self.keyring, self.origin)
+        if checkpoint.size != int(match.group(1)):
+            raise _Fail(name, f"holds a checkpoint of size {checkpoint.size}")
+        proof_name = f"proofs/consistency-{checkpoint.size}.json"
+        proof = _load(self.files.get(proof_name, b""), proof_name)
+        if (proof.get("old_size"), proof.get("new_size")) != (
+            checkpoint.size,
+            self.latest.size,
+        ) or not verify_consistency(
+            checkpoint.size,
+            self.latest.size,
+            checkpoint.root_hash,
+            self.latest.root_hash,
+            _hashes(proof.get("path"), proof_name),
+        ):
+            raise _Fail(proof_name, "does not prove the checkpoints consistent")
+        self.opened[name] = checkpoint
+        return checkpoint
 
 
 def _keyring(files: dict[str, bytes]) -> Keyring:
