@@ -115,9 +115,11 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 def test_a_bundle_verifies_offline(bundle_bytes: bytes) -> None:
     report = bundle.verify_bundle(bundle_bytes)
     assert report.ok, report
-    assert report.subject == "case:42" and report.origin == "chatguard/test"
+    assert report.subject == "case:42"
+    assert report.origin == "chatguard/test"
     # Three captures, the case record and the export's own audit record.
-    assert report.records == 5 and report.purged == 0
+    assert report.records == 5
+    assert report.purged == 0
     [key_id] = report.key_ids
     assert bundle.verify_bundle(bundle_bytes, key=key_id).ok
 
@@ -145,7 +147,8 @@ def test_a_bundle_holds_what_the_issue_lists(bundle_bytes: bytes) -> None:
     assert files["VERIFY.md"].startswith(b"# Verifying this evidence bundle")
     assert manifest["signing_key"].encode() in files["VERIFY.md"]
     text = files["transcript.txt"].decode()
-    assert ">> " in text and "[[add me on snap]]{r.isolation} ok?" in text
+    assert ">> " in text
+    assert "[[add me on snap]]{r.isolation} ok?" in text
     assert "hi amy" in text  # the context before
     assert (
         '<mark data-rules="r.isolation">add me on snap</mark>' in files["transcript.html"].decode()
@@ -210,7 +213,8 @@ def test_purged_records_are_proven_by_their_leaf_hash(tmp_path: Path) -> None:
     finally:
         ledger.close()
     report = bundle.verify_bundle(data)
-    assert report.ok and report.purged == 1
+    assert report.ok
+    assert report.purged == 1
     files = files_of(data)
     assert "records/0.json" not in files
     manifest = json.loads(files["manifest.json"])
@@ -310,7 +314,8 @@ def test_a_bundle_re_signed_with_another_key_fails_the_fingerprint_check(
     fails_naming(forged, manifest["latest_checkpoint"])
     # ...and with the operator's fingerprint, at the manifest signature.
     report = bundle.verify_bundle(forged, key=original)
-    assert not report.ok and report.item == "manifest.sig"
+    assert not report.ok
+    assert report.item == "manifest.sig"
 
 
 @pytest.mark.parametrize("junk", [b"", b"not a zip", b"PK\x03\x04broken"])

@@ -89,7 +89,8 @@ def test_a_checkpoint_commits_to_the_log_and_is_kept_in_it(open_ledger: Open) ->
     ledger.append_many([message("room:a", i) for i in range(5)])
     note = ledger.checkpoint()
     checkpoint = open_note(note, ledger.keyring, origin=ledger.origin)
-    assert checkpoint.size == 5 and ledger.size == 6
+    assert checkpoint.size == 5
+    assert ledger.size == 6
     assert ledger.kinds[5] == "checkpoint"
     assert ledger.latest_checkpoint() == (5, note)
     leaf = ledger.leaf(2)
@@ -156,7 +157,8 @@ def test_purge_keeps_leaf_hashes_so_the_log_still_verifies(open_ledger: Open) ->
     tombstone = ledger.purge([1, 2, 4], "retention")  # 4 is an audit record: never purged
     assert tombstone is not None
     assert ledger.kinds[:5] == ["context", "purged", "purged", "context", "audit"]
-    assert ledger.leaf(1) is None and ledger.record(1) is None
+    assert ledger.leaf(1) is None
+    assert ledger.record(1) is None
     record = ledger.record(ledger.by_id[tombstone])
     assert record is not None
     assert [p["index"] for p in record["purged"]] == [1, 2]

@@ -68,14 +68,17 @@ def test_encoding_is_canonical_and_decoding_reads_without_re_encoding() -> None:
     record = capture()
     data = records.encode(record)
     assert data == records.encode(json.loads(data))
-    assert b", " not in data and b": " not in data
+    assert b", " not in data
+    assert b": " not in data
     assert records.decode(data) == json.loads(data)
     assert records.encode({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
 
 
 def test_a_capture_record_carries_the_cybertipline_fields() -> None:
     record = capture()
-    assert record["kind"] == "capture" and record["v"] == 1 and record["seq"] == -1
+    assert record["kind"] == "capture"
+    assert record["v"] == 1
+    assert record["seq"] == -1
     assert record["incident_date_time"] == "2023-11-14T22:13:20.000000Z"
     assert record["chat_client"] == "ExampleChat/2.1"
     person = record["reported_person"]
@@ -129,7 +132,8 @@ def test_a_binary_frame_is_kept_as_bytes() -> None:
 
 def test_a_report_without_an_assessment_is_still_a_record() -> None:
     record = capture(assessment=None, trigger="report", reported_person=None, event=None)
-    assert record["policy"]["rules"] == [] and record["escalated"] is False
+    assert record["policy"]["rules"] == []
+    assert record["escalated"] is False
     assert record["reported_person"] == {"platform_id": "bob"}
     assert record["message"]["text"] is None
 

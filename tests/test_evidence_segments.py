@@ -94,7 +94,8 @@ def test_a_half_written_last_record_is_cut(open_store: Open, tmp_path: Path) -> 
     path.write_bytes(raw[:-5])
     store = open_store(tmp_path)
     assert len(store) == 2
-    assert store.opened_repair is not None and store.opened_repair.records_kept == 2
+    assert store.opened_repair is not None
+    assert store.opened_repair.records_kept == 2
 
 
 def test_damage_before_the_last_segment_is_refused_not_repaired(
