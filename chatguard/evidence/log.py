@@ -69,8 +69,10 @@ class EvidenceLog:
         *,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        tick: float = 1.0,
     ) -> None:
         self.config = config
+        self.tick = tick
         self.data_dir = data_dir
         self.instance = instance
         self.metrics = metrics
@@ -319,12 +321,12 @@ class EvidenceLog:
             if item.done is not None and not item.done.done():
                 item.done.set_result(index)
 
-    async def _tick_loop(self, tick: float = 1.0) -> None:
+    async def _tick_loop(self) -> None:
         cfg = self.config
         next_checkpoint = self.clock() + cfg.checkpoint_interval
         next_purge = self.clock() + cfg.purge_interval
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(self.tick)
             now = self.clock()
             for follow in self.context.expire(now):
                 self._enqueue_followup(follow)
