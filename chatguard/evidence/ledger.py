@@ -145,7 +145,19 @@ class Ledger:
         conversation = record.get("conversation")
         if isinstance(conversation, str):
             self.by_conversation.setdefault(conversation, []).append(index)
-        if kind == "checkpoint":
+        if kind == "tombstone":
+            # Purged records stay findable by id and conversation (their leaf
+            # hashes are still proven in bundles).
+            for purged in record.get("purged", ()):
+                gone = int(purged["index"])
+                self.by_id[str(purged["id"])] = gone
+                where = purged.get("conversation")
+                if isinstance(where, str):
+                    listed = self.by_conversation.setdefault(where, [])
+                    if gone not in listed:
+                        listed.append(gone)
+                        listed.sort()
+        elif kind == "checkpoint":
             self.checkpoints.append((int(record["seq"]), str(record["note"]).encode("utf-8")))
         elif kind == "audit":
             self.audits.append(index)
@@ -238,6 +250,7 @@ class Ledger:
                     "index": index,
                     "id": record["id"],
                     "kind": record["kind"],
+                    "conversation": record.get("conversation"),
                     "leaf_hash": hashes[index].hex(),
                 }
             )

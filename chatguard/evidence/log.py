@@ -42,7 +42,7 @@ from ..events import ChatEvent, Side
 from ..metrics import Metrics
 from ..pipeline import SessionContext
 from ..steps.handoff import CaptureRequest
-from . import records, retention
+from . import bundle, records, retention
 from .context import ContextBuffer, FollowUp
 from .ledger import Ledger
 from .segments import load_key
@@ -264,6 +264,35 @@ class EvidenceLog:
         if count:
             log.info("retention purged %d evidence payloads", count)
         return count
+
+    # -- for the console -----------------------------------------------------
+
+    async def export(
+        self,
+        *,
+        conversation: str | None = None,
+        case: str | None = None,
+        actor: str,
+        reason: str,
+    ) -> bytes:
+        """A verifiable bundle of a case or conversation (the export is audited)."""
+        await self._barrier()
+        now = self.clock()
+        return await self.run_io(
+            lambda ledger: bundle.export(
+                ledger, conversation=conversation, case=case, actor=actor, reason=reason, now=now
+            )
+        )
+
+    async def read(self, record_id: str, *, actor: str, reason: str) -> dict[str, Any] | None:
+        """One record's content, for a person; the read is audited first."""
+        await self.audit(AuditEntry(self.clock(), actor, "read", f"record:{record_id}", reason))
+
+        def read(ledger: Ledger) -> dict[str, Any] | None:
+            index = ledger.by_id.get(record_id)
+            return None if index is None else ledger.record(index)
+
+        return await self.run_io(read)
 
     # -- background ---------------------------------------------------------
 
