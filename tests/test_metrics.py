@@ -27,6 +27,12 @@ FAMILIES = [
     ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
+    ("evidence_records", "chatguard_evidence_records", "counter", ("kind",)),
+    ("evidence_queue_full", "chatguard_evidence_queue_full", "counter", ()),
+    ("evidence_dropped", "chatguard_evidence_dropped", "counter", ("kind",)),
+    ("evidence_queue_depth", "chatguard_evidence_queue_depth", "gauge", ()),
+    ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
+    ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
 ]
 
 
