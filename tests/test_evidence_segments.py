@@ -110,6 +110,19 @@ def test_damage_before_the_last_segment_is_refused_not_repaired(
         open_store(tmp_path, segment_bytes=4096)
 
 
+def test_damage_inside_the_last_segment_is_refused_not_cut(
+    open_store: Open, tmp_path: Path
+) -> None:
+    fill(tmp_path, 5)
+    path = tmp_path / "seg-000000000000.log"
+    raw = bytearray(path.read_bytes())
+    raw[20] ^= 0x01  # inside record 0; records 1-4 follow intact
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SegmentError, match="damaged record at byte 0"):
+        open_store(tmp_path)
+    assert path.read_bytes() == bytes(raw)
+
+
 def test_a_missing_segment_is_refused(open_store: Open, tmp_path: Path) -> None:
     fill(tmp_path, 80, segment_bytes=4096)
     names = sorted(tmp_path.iterdir())

@@ -21,8 +21,9 @@ Invariants:
   acknowledges nothing before it has.
 * On open, only the *last* segment may end in a torn record; it is cut back
   to the last whole record and ``opened_repair`` says what was cut. A bad
-  frame anywhere else is damage, not a crash: opening refuses with
-  ``SegmentError`` naming the file and offset.
+  frame anywhere else — or one followed by a whole frame — is damage, not a
+  crash: opening refuses with ``SegmentError`` naming the file and offset,
+  and nothing is cut.
 * A segment is never edited in place: a purge writes a new file, syncs it and
   renames it over the old one, so a crash leaves either version whole.
 * Encrypted leaves are bound to their index (AAD), so ciphertexts cannot be
@@ -148,7 +149,10 @@ class SegmentStore:
                 self._positions.append((slot, offset))
                 offset = end
             if offset < len(data):
-                if slot != len(names) - 1:
+                # A crash tears only the end of the last segment. A bad frame
+                # with whole frames after it was damaged later: refuse rather
+                # than cut good records.
+                if slot != len(names) - 1 or _any_frame_after(data, offset):
                     raise SegmentError(f"{path}: damaged record at byte {offset}")
                 kept = len(self._positions) - first
                 with open(path, "r+b") as fh:
@@ -319,6 +323,10 @@ def _frame_end(data: bytes, offset: int) -> int | None:
     if body[0] == _PURGED and length != 1 + hashlib.sha256().digest_size:
         return None
     return start + length
+
+
+def _any_frame_after(data: bytes, offset: int) -> bool:
+    return any(_frame_end(data, p) is not None for p in range(offset + 1, len(data)))
 
 
 def _body_at(data: bytes, offset: int) -> tuple[int, bytes]:
