@@ -95,7 +95,7 @@ def render_text(title: str, lines: list[Line]) -> str:
         )
         prefix = ">> " if line["captured"] else "   "
         out.append(f"{prefix}{line['date_time']}  {_who(line)}: {marked}")
-    out += ["", ">> marks a captured message; [[...]]{rule} marks what the rule matched."]
+    out += ["", "Legend: >> a captured message; [[...]]{rule} what the rule matched."]
     return "\n".join(out) + "\n"
 
 
