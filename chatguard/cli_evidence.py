@@ -11,6 +11,8 @@ Commands (``--json`` prints one object; exit 0 only on success):
 * ``hold --data-dir DIR (--case|--conversation|--record) X [--release]``
   — place or release a legal hold (an audit record).
 * ``purge --data-dir DIR [--dry-run]`` — run retention once.
+* ``rotate-key --data-dir DIR`` — sign with a new key from now on; retired
+  public keys stay in the keyring and in every bundle.
 
 Commands that write (all but ``verify`` and ``verify-log``) audit themselves
 in the log with ``--actor`` (default: the login name) and ``--reason``. The
@@ -30,6 +32,7 @@ from typing import Any
 
 from .config import EvidenceConfig
 from .evidence import bundle, retention
+from .evidence.keys import rotate
 from .evidence.ledger import Ledger, LedgerError
 from .evidence.log import purge_due
 from .evidence.segments import SegmentError, load_key
@@ -168,6 +171,26 @@ def cmd_hold(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    try:
+        old = ledger.keyring.signer.key_id
+        keyring = rotate(ledger.directory, time.time(), name=ledger.origin)
+        ledger.keyring = keyring
+        ledger.audit(
+            _actor(args),
+            "key.rotate",
+            f"key:{keyring.signer.key_id}",
+            args.reason,
+            {"retired": old},
+        )
+    finally:
+        ledger.close()
+    new = keyring.signer.key_id
+    _out(args, {"ok": True, "key_id": new, "retired": old}, f"signing key {new} (retired {old})")
+    return EXIT_OK
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     defaults = EvidenceConfig()
     captured = args.captured_days if args.captured_days is not None else defaults.captured_days
@@ -248,6 +271,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     target.add_argument("--conversation")
     target.add_argument("--record")
     hold.add_argument("--release", action="store_true")
+
+    cmd("rotate-key", "start signing with a new key (old public keys stay)", cmd_rotate_key)
 
     purge = cmd("purge", "remove payloads whose retention is over", cmd_purge)
     purge.add_argument("--dry-run", action="store_true")

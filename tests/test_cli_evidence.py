@@ -164,3 +164,20 @@ def test_the_log_takes_one_writer(data_dir: Path, capsys: pytest.CaptureFixture[
         holder.close()
     assert code == 1
     assert "open in another process" in err
+
+
+def test_a_rotated_key_signs_from_now_on_and_old_records_still_verify(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result, _ = run(capsys, "evidence", "rotate-key", "--data-dir", str(data_dir), "--json")
+    assert code == 0
+    assert result["key_id"] != result["retired"]
+    out = tmp_path / "b.zip"
+    run(capsys, "evidence", "export", "--data-dir", str(data_dir), "--case", "5", "--out", str(out))
+    code, report, _ = run(
+        capsys, "evidence", "verify", str(out), "--key", result["key_id"], "--json"
+    )
+    assert code == 0
+    assert set(report["key_ids"]) == {result["key_id"], result["retired"]}
+    code, result, _ = run(capsys, "evidence", "verify-log", "--data-dir", str(data_dir), "--json")
+    assert (code, result["ok"]) == (0, True)

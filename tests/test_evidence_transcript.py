@@ -56,8 +56,7 @@ def test_text_marks_the_captured_message_and_each_rule_span() -> None:
     assert text.startswith("Case 1\n======\n")
     [captured] = [line for line in text.splitlines() if line.startswith(">> ")]
     assert captured == (
-        ">> 2026-01-01T10:00:03Z  bob -> amy: "
-        "[[add me on ]]{r.move}[[snap]]{r.move, r.snap} ok"
+        ">> 2026-01-01T10:00:03Z  bob -> amy: [[add me on ]]{r.move}[[snap]]{r.move, r.snap} ok"
     )
     assert "   2026-01-01T10:00:04Z  amy -> amy: why" in text
 

@@ -362,7 +362,10 @@ def _verify(data: bytes, key: str | None, report: BundleReport) -> None:
     latest_name = str(manifest.get("latest_checkpoint"))
     latest_cp = _checkpoint(files, latest_name, Keyring.public([manifest_key]), origin)
     report.checkpoint_size = latest_cp.size
-    checkpoints = _Checkpoints(files, trusted, origin, latest_name, latest_cp)
+    # Older checkpoints and records may be signed by retired keys of the log:
+    # they are bound to the trusted latest checkpoint by consistency and
+    # inclusion proofs, not by who signed them.
+    checkpoints = _Checkpoints(files, keyring, origin, latest_name, latest_cp)
     entries = manifest.get("records")
     if not isinstance(entries, list) or not entries:
         raise _Fail("manifest.json", "lists no records")
@@ -372,7 +375,7 @@ def _verify(data: bytes, key: str | None, report: BundleReport) -> None:
         if not isinstance(index, int) or index in seen or index < 0:
             raise _Fail("manifest.json", f"bad or repeated record index {index!r}")
         seen.add(index)
-        _verify_record(files, entry, index, trusted, checkpoints, report)
+        _verify_record(files, entry, index, keyring, checkpoints, report)
     extra = {n for n in files if _RECORD.fullmatch(n)} - {f"records/{i}.json" for i in seen}
     if extra:
         raise _Fail(sorted(extra)[0], "is not a record of this bundle")
