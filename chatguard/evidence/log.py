@@ -297,6 +297,14 @@ class EvidenceLog:
     # -- background ---------------------------------------------------------
 
     async def _write_loop(self) -> None:
+        """Group commit: each write takes what queued while the last one ran.
+
+        A batch gathers while records keep arriving — at most ``batch_max``
+        records and ``batch_delay`` seconds — and is written as soon as a pass
+        finds nothing new, so a lone record is not held back for the delay.
+        With ``fsync: always`` the batch is still written in one go, with an
+        fsync per record.
+        """
         loop = asyncio.get_running_loop()
         cfg = self.config
         stopping = False
@@ -306,21 +314,18 @@ class EvidenceLog:
                 break
             batch = [first]
             deadline = loop.time() + cfg.batch_delay
-            while len(batch) < cfg.batch_max:
-                try:
+            while len(batch) < cfg.batch_max and not stopping:
+                before = len(batch)
+                while len(batch) < cfg.batch_max and not self._queue.empty():
                     item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if cfg.fsync == "always" or remaining <= 0:
+                    if item is None:
+                        stopping = True
                         break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                if item is None:
-                    stopping = True
+                    batch.append(item)
+                if len(batch) == before or loop.time() >= deadline:
                     break
-                batch.append(item)
+                # Let producers that are running now add to this batch.
+                await asyncio.sleep(0)
             self.metrics.evidence_queue_depth.set(self._queue.qsize())
             await self._commit(batch)
 
