@@ -251,6 +251,11 @@ class EvidenceConfig:
         "Captures waiting for their `after` messages at once (one more completes the oldest).",
         1_000,
     )
+    context_max_bytes: int = _doc(
+        "Memory for all context windows together (frames and text); beyond it the least "
+        "recently active conversations are forgotten.",
+        67_108_864,
+    )
     checkpoint_interval: float = _doc(
         "Seconds between signed checkpoints (written only when the log grew); 0 = on demand only.",
         300.0,

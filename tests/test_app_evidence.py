@@ -21,7 +21,7 @@ import websockets
 from chatguard import cli
 from chatguard.app import ChatGuard
 from chatguard.audit import MemoryAudit
-from chatguard.evidence.ledger import Ledger
+from chatguard.evidence.ledger import Ledger, LockedError
 from tests.support.clock import FakeClock
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
@@ -245,6 +245,18 @@ async def test_without_the_evidence_log_captures_stay_in_memory(
     assert guard.evidence_log is None
     assert isinstance(guard.audit, MemoryAudit)
     assert not (Path(guard.config.data_dir) / "evidence").exists()
+
+
+async def test_a_log_in_use_stops_start_up_with_a_clear_error(
+    chat_service, make_guard: GuardFactory, tmp_path: Path, test_pack
+) -> None:
+    data_dir = tmp_path / "shared"
+    holder = Ledger(data_dir, instance="other", now=FakeClock())
+    try:
+        with pytest.raises(LockedError, match="open in another process"):
+            await evidence_guard(make_guard, chat_service.url, test_pack, data_dir=str(data_dir))
+    finally:
+        holder.close()
 
 
 def _entry(action: str, subject: str, **details: Any) -> Any:

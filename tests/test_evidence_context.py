@@ -86,3 +86,15 @@ def test_no_follow_up_for_zero_messages_after() -> None:
     buf = ContextBuffer()
     assert buf.follow("a", "c", 0, 10.0) == []
     assert buf.drain() == []
+
+
+def test_memory_is_bounded_by_forgetting_the_least_recent_conversations() -> None:
+    buf = ContextBuffer(before=10, max_bytes=3000)
+    for n in range(10):
+        buf.add(f"c{n}", msg("x" * 500))
+    assert buf.bytes <= 3000
+    assert buf.recent("c0", 1) == []
+    assert texts(buf.recent("c9", 1)) == ["x" * 500]
+    # One conversation alone is never forgotten for being large.
+    buf.add("big", msg("y" * 10_000))
+    assert texts(buf.recent("big", 1)) == ["y" * 10_000]

@@ -7,8 +7,9 @@ them.
 
 Invariants (all bounds have defaults in ``config.EvidenceConfig``):
 
-* At most ``before`` entries per conversation and ``conversations``
-  conversations; the least recently active conversation is forgotten first.
+* At most ``before`` entries per conversation, ``conversations``
+  conversations and ``max_bytes`` bytes of entries (frames and text) in all;
+  the least recently active conversation is forgotten first.
 * At most ``followups`` follow-ups wait at once; one more completes the
   oldest early (``complete`` False). A follow-up also completes, partially,
   once ``wait`` seconds passed (``expire``).
@@ -49,11 +50,18 @@ class FollowUp:
 
 class ContextBuffer:
     def __init__(
-        self, *, before: int = 20, conversations: int = 10_000, followups: int = 1_000
+        self,
+        *,
+        before: int = 20,
+        conversations: int = 10_000,
+        followups: int = 1_000,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.before = before
         self.max_conversations = conversations
         self.max_followups = followups
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._waiting: OrderedDict[str, FollowUp] = OrderedDict()
 
@@ -71,16 +79,23 @@ class ContextBuffer:
         """Keep ``entry``; the follow-ups it completes."""
         window = self._recent.get(conversation)
         if window is None:
-            window = self._recent[conversation] = deque(maxlen=max(self.before, 1))
-            while len(self._recent) > self.max_conversations:
-                self._recent.popitem(last=False)
+            window = self._recent[conversation] = deque()
         else:
             self._recent.move_to_end(conversation)
         if entry.get("origin") == "upstream" and self._merge(window, entry):
             return []
         stored = dict(entry)
         stored["_upstream_seen"] = entry.get("origin") == "upstream"
+        stored["_size"] = _size(entry)
         window.append(stored)
+        self.bytes += stored["_size"]
+        while len(window) > max(self.before, 1):
+            self.bytes -= window.popleft()["_size"]
+        while len(self._recent) > self.max_conversations or (
+            self.bytes > self.max_bytes and len(self._recent) > 1
+        ):
+            _, dropped = self._recent.popitem(last=False)
+            self.bytes -= sum(e["_size"] for e in dropped)
         done = []
         for key, follow in list(self._waiting.items()):
             if follow.conversation != conversation:
@@ -134,6 +149,10 @@ class ContextBuffer:
         done = list(self._waiting.values())
         self._waiting.clear()
         return done
+
+
+def _size(entry: Entry) -> int:
+    return sum(len(v) for v in entry.values() if isinstance(v, str)) + 256
 
 
 def _public(entry: Entry) -> dict[str, Any]:

@@ -44,8 +44,9 @@ from .segments import DEFAULT_SEGMENT_BYTES, SegmentError, SegmentStore
 __all__ = ["Ledger", "LedgerError", "LockedError", "StoredRecord", "origin_for"]
 
 
-class LedgerError(Exception):
-    """The ledger cannot be opened or a request on it is invalid."""
+class LedgerError(OSError):
+    """The ledger cannot be opened or a request on it is invalid (an OSError, so
+    ``chatguard run`` reports it in one line)."""
 
 
 class LockedError(LedgerError):

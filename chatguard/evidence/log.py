@@ -82,6 +82,7 @@ class EvidenceLog:
             before=config.context_before,
             conversations=config.context_conversations,
             followups=config.context_followups,
+            max_bytes=config.context_max_bytes,
         )
         self.ledger: Ledger | None = None
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(config.queue_size)

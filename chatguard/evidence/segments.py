@@ -67,7 +67,7 @@ _NAME = re.compile(r"seg-(\d{12})\.log")
 _NONCE = 12
 
 
-class SegmentError(Exception):
+class SegmentError(OSError):
     """The segment files are damaged (not merely torn at the tail) or unreadable."""
 
 
