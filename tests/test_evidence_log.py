@@ -306,3 +306,13 @@ def test_acknowledged_records_survive_sigkill(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_acknowledged_records_survive_many_sigkills(tmp_path: Path) -> None:
     _crash_test(tmp_path, iterations=60, seed=2026)
+
+
+async def test_after_stop_captures_are_dropped_and_audits_refused(make_log: Make) -> None:
+    clock = FakeClock()
+    log = await make_log(clock)
+    await log.stop()
+    assert await log.capture(request(dm("bob", "amy", "pic"), clock)) is None
+    assert metric(log, "chatguard_evidence_dropped_total", kind="capture") == 1
+    with pytest.raises(RuntimeError, match="not open"):
+        await log.audit(AuditEntry(1.0, "a", "b", "c"))

@@ -149,6 +149,10 @@ class EvidenceLog:
 
     async def capture(self, request: CaptureRequest) -> str | None:
         cfg = self.config
+        if self.ledger is None:
+            # Not started, or stopped: nothing will write it.
+            self.metrics.evidence_dropped.labels(kind="capture").inc()
+            return None
         before_n = _bounded(request.params.get("before"), cfg.context_before)
         after_n = _bounded(request.params.get("after"), cfg.context_after)
         recent = self.context.recent(request.conversation, before_n + 1)
@@ -215,6 +219,8 @@ class EvidenceLog:
 
     async def audit(self, entry: AuditEntry) -> str:
         """Write a custody or case record; returns its id once it is durable."""
+        if self.ledger is None:
+            raise RuntimeError("the evidence log is not open")
         record_id = self.new_id()
         record = records.audit_record(
             record_id=record_id,
