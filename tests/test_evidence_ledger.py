@@ -198,3 +198,12 @@ def read_leaf(data_dir: Path, index: int) -> bytes | None:
         return ledger.leaf(index)
     finally:
         ledger.close()
+
+
+def test_a_payload_removed_without_a_tombstone_is_found(open_ledger: Open) -> None:
+    ledger = open_ledger()
+    ledger.append_many([message("room:a", i) for i in range(3)])
+    # Someone with access to the files replaces a payload by its leaf hash,
+    # as a purge would, but writes no tombstone.
+    ledger.store.purge({1: ledger.tree.leaf_hashes[1]})
+    assert ledger.verify() == ["record 1: payload removed without a matching tombstone"]

@@ -311,9 +311,12 @@ class Ledger:
         """Check every leaf, signature, sequence and checkpoint; the problems found."""
         problems: list[str] = []
         tree = MerkleTree()
+        removed: dict[int, bytes] = {}  # purged index -> hash, as the log stores it
+        announced: dict[int, str] = {}  # purged index -> hash hex, as tombstones list it
         for index, leaf, purged_hash in self.store:
             if leaf is None:
                 tree.append(purged_hash or b"")
+                removed[index] = purged_hash or b""
                 continue
             tree.append(leaf_hash(leaf))
             try:
@@ -332,6 +335,14 @@ class Ledger:
                 continue
             if record["seq"] != index:
                 problems.append(f"record {index}: seq is {record['seq']}")
+            if record["kind"] == "tombstone":
+                for purged in record.get("purged", ()):
+                    announced[int(purged["index"])] = str(purged.get("leaf_hash"))
+        for index, hashed in sorted(removed.items()):
+            # A payload may only go the way a purge removes it: after a
+            # tombstone naming it with the same leaf hash.
+            if announced.get(index) != hashed.hex():
+                problems.append(f"record {index}: payload removed without a matching tombstone")
         for size, note in self.checkpoints:
             try:
                 checkpoint = open_note(note, self.keyring, origin=self.origin)
