@@ -231,12 +231,12 @@ class EvidenceConfig:
     context_before: int = _doc(
         "Most messages before a captured one kept in its record (a capture action's "
         "`before` may ask for fewer).",
-        20,
+        50,
     )
     context_after: int = _doc(
         "Most messages after a capture written as its follow-up context record "
         "(a capture action's `after` may ask for fewer).",
-        5,
+        20,
     )
     context_wait: float = _doc(
         "Seconds a capture waits for its `after` messages before the context record is "
