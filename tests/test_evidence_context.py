@@ -15,18 +15,18 @@ def texts(entries: list[Any]) -> list[str]:
     return [e["text"] for e in entries]
 
 
-def test_a_window_keeps_the_last_before_messages_in_order() -> None:
+def test_a_window_keeps_the_newest_and_the_last_before_messages_in_order() -> None:
     buf = ContextBuffer(before=3)
-    for i in range(5):
+    for i in range(6):
         buf.add("c", msg(f"m{i}"))
-    assert texts(buf.recent("c", 10)) == ["m2", "m3", "m4"]
-    assert texts(buf.recent("c", 2)) == ["m3", "m4"]
+    assert texts(buf.recent("c", 10)) == ["m2", "m3", "m4", "m5"]
+    assert texts(buf.recent("c", 2)) == ["m4", "m5"]
     assert buf.recent("c", 0) == []
     assert buf.recent("unknown", 3) == []
 
 
 def test_the_least_recently_active_conversation_is_forgotten_first() -> None:
-    buf = ContextBuffer(before=2, conversations=2)
+    buf = ContextBuffer(before=1, conversations=2)
     buf.add("a", msg("a1"))
     buf.add("b", msg("b1"))
     buf.add("a", msg("a2"))  # a is now the most recent

@@ -127,8 +127,8 @@ async def test_the_window_is_capped_by_the_configuration(make_log: Make) -> None
     log.observe(trigger, BOB)
     await log.capture(request(trigger, clock, before=50))
     [capture] = [r for r in await records_of(log) if r["kind"] == "capture"]
-    # The buffer holds two entries, the trigger among them: one before.
-    assert [e["text"] for e in capture["context_before"]] == ["m4"]
+    # The buffer holds the trigger and the two before it.
+    assert [e["text"] for e in capture["context_before"]] == ["m3", "m4"]
 
 
 async def test_the_messages_after_a_capture_follow_in_a_linked_record(make_log: Make) -> None:

@@ -7,7 +7,8 @@ them.
 
 Invariants (all bounds have defaults in ``config.EvidenceConfig``):
 
-* At most ``before`` entries per conversation, ``conversations``
+* At most ``before`` + 1 entries per conversation (the newest, which a
+  capture is about, and the ``before`` messages before it), ``conversations``
   conversations and ``max_bytes`` bytes of entries (frames and text) in all;
   the least recently active conversation is forgotten first.
 * At most ``followups`` follow-ups wait at once; one more completes the
@@ -69,7 +70,7 @@ class ContextBuffer:
         return len(self._recent)
 
     def recent(self, conversation: str, n: int) -> list[Entry]:
-        """The last ``n`` (at most ``before``) entries of a conversation, oldest first."""
+        """The last ``n`` (at most ``before`` + 1) entries of a conversation, oldest first."""
         window = self._recent.get(conversation)
         if window is None or n <= 0:
             return []
@@ -89,7 +90,8 @@ class ContextBuffer:
         stored["_size"] = _size(entry)
         window.append(stored)
         self.bytes += stored["_size"]
-        while len(window) > max(self.before, 1):
+        # ``before`` messages and the newest, which a capture is about.
+        while len(window) > self.before + 1:
             self.bytes -= window.popleft()["_size"]
         while len(self._recent) > self.max_conversations or (
             self.bytes > self.max_bytes and len(self._recent) > 1
