@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatguard.evidence.segments import SegmentError, SegmentStore, load_key
 
@@ -212,3 +214,21 @@ def test_a_bad_key_file_is_a_clear_error(tmp_path: Path, content: bytes) -> None
         load_key(path)
     with pytest.raises(SegmentError, match="cannot read"):
         load_key(tmp_path / "absent")
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_a_cut_anywhere_keeps_exactly_the_whole_records_before_it(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    directory = tmp_path_factory.mktemp("cut")
+    written = fill(directory, 6)
+    path = directory / "seg-000000000000.log"
+    raw = path.read_bytes()
+    cut = data.draw(st.integers(0, len(raw)))
+    path.write_bytes(raw[:cut])
+    frame = len(raw) // 6  # the test leaves are all one size
+    with SegmentStore(directory) as store:
+        kept = cut // frame
+        assert [store.read(i) for i in range(len(store))] == written[:kept]
+        assert (store.opened_repair is None) == (cut % frame == 0)
