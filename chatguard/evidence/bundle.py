@@ -179,7 +179,8 @@ def export(
         .encode("utf-8")
     )
     manifest = _json(
-        {
+        pretty=True,
+        obj={
             "bundle_version": BUNDLE_VERSION,
             "producer": f"chatguard {__version__}",
             "created_at": records.iso(now),
@@ -191,7 +192,7 @@ def export(
             "files": {
                 name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())
             },
-        }
+        },
     )
     files["manifest.json"] = manifest
     files["manifest.sig"] = sign(MANIFEST_TYPE, manifest, signer).to_json()
@@ -241,7 +242,7 @@ class _Subtrees:
         return tuple(path)
 
 
-def _json(obj: Any) -> bytes:
+def _json(obj: Any, *, pretty: bool = False) -> bytes:
     def default(value: Any) -> Any:
         if isinstance(value, bytes):
             return value.hex()
@@ -249,7 +250,16 @@ def _json(obj: Any) -> bytes:
             return list(value)
         raise TypeError(type(value).__name__)
 
-    return (json.dumps(obj, sort_keys=True, indent=1, default=default) + "\n").encode("utf-8")
+    # Only the manifest is indented for readers; proofs stay compact (and on
+    # json's fast C encoder: there are thousands of them).
+    text = json.dumps(
+        obj,
+        sort_keys=True,
+        indent=1 if pretty else None,
+        separators=None if pretty else (",", ":"),
+        default=default,
+    )
+    return (text + "\n").encode("utf-8")
 
 
 # -- verification ----------------------------------------------------------
