@@ -31,6 +31,7 @@ from .codecs import JsonChatCodec
 from .config import Config
 from .directory import Directory
 from .effectiveness import Observation
+from .evidence.log import EvidenceLog
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
 from .metrics import Metrics
@@ -80,6 +81,16 @@ class ChatGuard:
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
+        # The evidence log, when enabled, keeps captures and is the audit sink
+        # (custody and case records go into the same tamper-evident log).
+        self.evidence_log: EvidenceLog | None = None
+        self.audit: AuditSink = MemoryAudit()
+        if config.evidence.enabled:
+            self.evidence_log = EvidenceLog(
+                config.evidence, Path(config.data_dir), self.instance_id, self.metrics
+            )
+            self.audit = self.evidence_log
+            evidence = evidence or self.evidence_log
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(
             type_field=".".join(self.codec.type_path),
@@ -116,11 +127,9 @@ class ChatGuard:
     def _cases(self) -> None:
         """The case book (the escalation sink), its webhook, and sanction enforcement."""
         cfg = self.config.cases
-        # The evidence log is the audit sink when it is configured; else memory.
-        audit: AuditSink | None = getattr(self, "audit", None)
-        if audit is None:
-            audit = MemoryAudit()
-            self.audit = audit
+        # Case changes are audited where evidence custody is: the evidence log
+        # when it is enabled, else memory.
+        audit = self.audit
         self.webhooks = CaseWebhooks.from_config(cfg.webhook, self.metrics)
         self.cases = CaseBook(
             self.store,
@@ -189,7 +198,11 @@ class ChatGuard:
                 max_recipients=cfg.policy.max_recipients,
             ),
             "banners": self.speedbumps,
-            "evidence": CaptureStep(evidence, self.metrics),
+            "evidence": CaptureStep(
+                evidence,
+                self.metrics,
+                observe=self.evidence_log.observe if self.evidence_log is not None else None,
+            ),
             "escalate": EscalateStep(escalations, self.metrics),
         }
 
@@ -298,6 +311,8 @@ class ChatGuard:
 
     async def start(self) -> None:
         cfg = self.config
+        if self.evidence_log is not None:
+            await self.evidence_log.start()
         self.relay_address = await self._listen(self.relay.app, cfg.listen.host, cfg.listen.port)
         if cfg.admin.enabled:
             self.admin_address = await self._listen(self.admin, cfg.admin.host, cfg.admin.port)
@@ -321,6 +336,9 @@ class ChatGuard:
         self._runners.clear()
         if self.outcomes is not None and self.outcomes.log is not None:
             self.outcomes.log.close()
+        if self.evidence_log is not None:
+            # After the sessions: their last captures are written, then flushed.
+            await self.evidence_log.stop()
         if self._own_store:
             await self.store.close()
 

@@ -321,6 +321,82 @@ class CasesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceConfig:
+    enabled: bool = _doc(
+        "Keep captures in the tamper-evident evidence log under data_dir/evidence "
+        "(off: captures are only counted and kept briefly in memory).",
+        False,
+    )
+    fsync: Literal["always", "batch"] = _doc(
+        "When a record is durable: fsync per record, or one fsync per group of records "
+        "(at most batch_delay seconds / batch_max records later). Nothing is "
+        "acknowledged before its fsync.",
+        "batch",
+    )
+    batch_delay: float = _doc("Longest wait to gather a group commit (fsync: batch).", 0.01)
+    batch_max: int = _doc("Most records in one group commit.", 256)
+    segment_bytes: int = _doc(
+        "Size at which a segment file is closed and a new one begun.", 67_108_864
+    )
+    queue_size: int = _doc(
+        "Captures waiting to be written; when full, a capture waits queue_wait seconds, "
+        "then is dropped and counted (chatguard_evidence_dropped_total).",
+        10_000,
+    )
+    queue_wait: float = _doc(
+        "Longest a capture waits for room in a full queue (it delays that one message).", 0.05
+    )
+    context_before: int = _doc(
+        "Most messages before a captured one kept in its record (a capture action's "
+        "`before` may ask for fewer).",
+        50,
+    )
+    context_after: int = _doc(
+        "Most messages after a capture written as its follow-up context record "
+        "(a capture action's `after` may ask for fewer).",
+        20,
+    )
+    context_wait: float = _doc(
+        "Seconds a capture waits for its `after` messages before the context record is "
+        "written with what came.",
+        300.0,
+    )
+    context_conversations: int = _doc(
+        "Conversations whose recent messages are kept for context (least recent forgotten).",
+        10_000,
+    )
+    context_followups: int = _doc(
+        "Captures waiting for their `after` messages at once (one more completes the oldest).",
+        1_000,
+    )
+    context_max_bytes: int = _doc(
+        "Memory for all context windows together (frames and text); beyond it the least "
+        "recently active conversations are forgotten.",
+        67_108_864,
+    )
+    checkpoint_interval: float = _doc(
+        "Seconds between signed checkpoints (written only when the log grew); 0 = on demand only.",
+        300.0,
+    )
+    captured_days: float = _doc(
+        "Days a capture that was neither escalated nor reported is kept before its payload "
+        "is purged.",
+        30.0,
+    )
+    escalated_days: float = _doc(
+        "Days an escalated or reported capture is kept after its latest escalation or "
+        "report (one year: 18 U.S.C. 2258A(h)).",
+        365.0,
+    )
+    purge_interval: float = _doc("Seconds between retention purge runs; 0 = CLI only.", 3600.0)
+    encryption_key_file: str = _doc(
+        "File with a 32-byte AES-256-GCM key (raw, hex or base64) to encrypt payloads at "
+        "rest; empty = not encrypted.",
+        "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
     upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
@@ -345,6 +421,7 @@ class Config:
     cases: CasesConfig = _doc(
         "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
     )
+    evidence: EvidenceConfig = _doc("The tamper-evident evidence log.", factory=EvidenceConfig)
 
 
 # -- loading ---------------------------------------------------------------
@@ -500,6 +577,12 @@ def _check(config: Config, source: str) -> None:
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
     _check_cases(config.cases, source)
+    ev = config.evidence
+    for key, value in (("queue_size", ev.queue_size), ("batch_max", ev.batch_max)):
+        if value < 1:
+            raise ConfigError(source, f"evidence.{key}", "must be at least 1")
+    if ev.segment_bytes < 4096:
+        raise ConfigError(source, "evidence.segment_bytes", "must be at least 4096")
 
 
 def _check_cases(cases: CasesConfig, source: str) -> None:

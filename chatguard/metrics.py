@@ -225,6 +225,40 @@ class Metrics:
             registry=r,
         )
 
+        # -- evidence log (chatguard/evidence/log.py) --
+        self.evidence_records = Counter(
+            "chatguard_evidence_records",
+            "Evidence records made durable, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.evidence_queue_full = Counter(
+            "chatguard_evidence_queue_full",
+            "Captures that found the evidence queue full and had to wait (back-pressure).",
+            registry=r,
+        )
+        self.evidence_dropped = Counter(
+            "chatguard_evidence_dropped",
+            "Evidence records not written: queue still full after the wait, or log stopped.",
+            ["kind"],
+            registry=r,
+        )
+        self.evidence_queue_depth = Gauge(
+            "chatguard_evidence_queue_depth",
+            "Evidence records waiting to be written.",
+            registry=r,
+        )
+        self.evidence_write_errors = Counter(
+            "chatguard_evidence_write_errors",
+            "Groups of evidence records whose write failed (none of them acknowledged).",
+            registry=r,
+        )
+        self.evidence_purged = Counter(
+            "chatguard_evidence_purged",
+            "Evidence payloads removed by retention (leaf hashes and tombstones stay).",
+            registry=r,
+        )
+
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""
         key = (kind, origin)

@@ -46,6 +46,12 @@ FAMILIES = [
     ("case_actions", "chatguard_case_actions", "counter", ("type",)),
     ("sanctions_enforced", "chatguard_sanctions_enforced", "counter", ("kind",)),
     ("webhook_deliveries", "chatguard_webhook_deliveries", "counter", ("outcome",)),
+    ("evidence_records", "chatguard_evidence_records", "counter", ("kind",)),
+    ("evidence_queue_full", "chatguard_evidence_queue_full", "counter", ()),
+    ("evidence_dropped", "chatguard_evidence_dropped", "counter", ("kind",)),
+    ("evidence_queue_depth", "chatguard_evidence_queue_depth", "gauge", ()),
+    ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
+    ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
 ]
 
 
