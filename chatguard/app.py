@@ -16,13 +16,14 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from .admin import admin_app
-from .codecs import JsonChatCodec
+from .codecs import Codec, JsonChatCodec
+from .codecs.xmpp import XmppCodec, XmppSettings
 from .config import Config
 from .directory import Directory
 from .identity import IdentityResolver
@@ -37,6 +38,30 @@ from .steps.speedbumps import HoldPolicy, SpeedBumpStep
 from .stores import Store, open_store
 
 log = logging.getLogger(__name__)
+
+
+#: The codec for each ``codec.type``: one line per protocol.
+CODECS: dict[str, Callable[[Config], Codec]] = {
+    "jsonchat": lambda cfg: JsonChatCodec.from_name_or_path(cfg.codec.mapping),
+    "xmpp": lambda cfg: XmppCodec(
+        XmppSettings(
+            cfg.xmpp.service_jid,
+            cfg.xmpp.max_stanza_bytes,
+            cfg.xmpp.max_depth,
+            cfg.xmpp.on_bad_stanza,
+        )
+    ),
+}
+
+
+def make_codec(config: Config) -> Codec:
+    """The codec ``codec.type`` names."""
+    return CODECS[config.codec.type](config)
+
+
+def _control_field(codec: Codec) -> str:
+    """The field naming a control frame's type: the jsonchat mapping's own."""
+    return ".".join(codec.type_path) if isinstance(codec, JsonChatCodec) else "type"
 
 
 class ChatGuard:
@@ -54,7 +79,7 @@ class ChatGuard:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
         self.metrics = Metrics()
-        self.codec = JsonChatCodec.from_name_or_path(config.codec.mapping)
+        self.codec = make_codec(config)
         self.identity = IdentityResolver(config.identity)
         self._own_store = store is None
         self.store = store or open_store(
@@ -70,7 +95,7 @@ class ChatGuard:
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
         # Without a policy pack the pipeline only consumes control frames.
-        self.control = ControlStep(type_field=".".join(self.codec.type_path))
+        self.control = ControlStep(type_field=_control_field(self.codec))
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         policy_steps: dict[str, Step] = {}

@@ -27,6 +27,7 @@ FAMILIES = [
     ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
+    ("bad_frames", "chatguard_bad_frames", "counter", ("origin", "reason", "action")),
 ]
 
 
