@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.probe",
     "tests.support.relay",
     "tests.support.pack",
+    "tests.support.prosody",
 ]
 
 _PROXY_VARIABLES = (
@@ -28,3 +29,14 @@ def _no_proxies():
     saved = {name: os.environ.pop(name) for name in _PROXY_VARIABLES if name in os.environ}
     yield
     os.environ.update(saved)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only when asked for: ``-m slow`` (make test-slow)
+    or ``CHATGUARD_SLOW_TESTS=1``; the default run stays fast."""
+    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("CHATGUARD_SLOW_TESTS"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow (make test-slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
