@@ -303,10 +303,10 @@ class XmppSession(CodecSession):
             "with": notice.with_user,
             "hold": hold if isinstance(hold, str) else None,
         }
-        details = "".join(f' {k}="{escape_attr(v)}"' for k, v in attrs.items() if v)
-        to = f' to="{escape_attr(self.full_jid)}"' if self.full_jid else ""
+        details = "".join(f' {k}="{_attr(v)}"' for k, v in attrs.items() if v)
+        to = f' to="{_attr(self.full_jid)}"' if self.full_jid else ""
         return (
-            f'<message xmlns="{CLIENT_NS}" type="headline" from="{escape_attr(service)}"{to}'
+            f'<message xmlns="{CLIENT_NS}" type="headline" from="{_attr(service)}"{to}'
             f' id="chatguard-{self._notices}"><body>{escape_text(_xml_chars(text))}</body>'
             f'<chatguard xmlns="{NOTICE_NS}"{details}/></message>'
         )
@@ -340,6 +340,10 @@ def _remember(table: OrderedDict[str, str], key: str, value: str, limit: int) ->
     table.move_to_end(key)
     while len(table) > limit:
         table.popitem(last=False)
+
+
+def _attr(value: str) -> str:
+    return escape_attr(_xml_chars(value))
 
 
 def _xml_chars(text: str) -> str:
