@@ -64,10 +64,20 @@ Component "{muc}" "muc"
 class Prosody:
     """A running Prosody; ``ws_url`` is its XMPP-over-WebSocket endpoint."""
 
-    def __init__(self, binary: str, ctl: str, directory: Path) -> None:
+    def __init__(
+        self,
+        binary: str,
+        ctl: str,
+        directory: Path,
+        config: str | None = None,
+        domain: str = DOMAIN,
+    ) -> None:
+        """``config`` replaces the test configuration; ``{dir}``, ``{c2s_port}``
+        and ``{http_port}`` in it are filled in."""
         self.binary = binary
         self.ctl = ctl
         self.directory = directory
+        self.domain = domain
         self.http_port = free_port()
         self.c2s_port = free_port()
         self.config = directory / "prosody.cfg.lua"
@@ -76,7 +86,7 @@ class Prosody:
         for sub in ("data", "certs"):
             (directory / sub).mkdir(exist_ok=True)
         self.config.write_text(
-            CONFIG.format(
+            (config or CONFIG).format(
                 dir=directory,
                 c2s_port=self.c2s_port,
                 http_port=self.http_port,
@@ -95,10 +105,10 @@ class Prosody:
         return f"ws://127.0.0.1:{self.http_port}"
 
     def register(self, name: str, password: str = "secret") -> str:
-        """Register ``<name><n>@localhost`` (unique per session); returns the localpart."""
+        """Register ``<name><n>@<domain>`` (unique per server); returns the localpart."""
         user = f"{name}{next(self._users)}"
         subprocess.run(
-            [self.ctl, "--config", str(self.config), "register", user, DOMAIN, password],
+            [self.ctl, "--config", str(self.config), "register", user, self.domain, password],
             check=True,
             capture_output=True,
             timeout=unit(20),
@@ -146,14 +156,20 @@ def _listening(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
+def binaries() -> tuple[str, str]:
+    """The ``prosody`` and ``prosodyctl`` binaries, or skip (fail under CI=true)."""
     binary, ctl = shutil.which("prosody"), shutil.which("prosodyctl")
     if binary is None or ctl is None:
         message = "prosody is not installed (tools/ensure-packages installs it)"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+    return binary, ctl
+
+
+@pytest.fixture(scope="session")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
+    binary, ctl = binaries()
     server = Prosody(binary, ctl, tmp_path_factory.mktemp("prosody"))
     server.start()
     try:
