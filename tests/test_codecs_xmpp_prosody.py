@@ -203,6 +203,23 @@ async def test_evidence_capture_records_the_raw_stanza(
     assert (escalation.sender, escalation.recipients) == (adult.bare, (child.bare,))
 
 
+async def test_redaction_masks_only_the_body_of_the_stanza(
+    prosody: Prosody, make_guard: GuardFactory, clients: list[XmppClient], test_pack
+) -> None:
+    guard = await xmpp_guard(make_guard, prosody, test_pack)
+    sender = await sign_in(prosody, guard, clients, "anon")  # no age band: unknown
+    reader = await sign_in(prosody, guard, clients, "reader")
+    await sender.send(
+        f"<message xmlns='jabber:client' to='{reader.bare}' type='chat' id='r1'>"
+        "<body>ring 555-123-4567 &amp; ask</body><thread>t-9</thread></message>"
+    )
+    got = await reader.expect(body_of("chat", sender.bare))
+    assert text(got) == "ring ████████████ & ask"
+    assert (got.get("id"), got.findtext(q(CLIENT, "thread"))) == ("r1", "t-9")
+    replaced = {"effect": "replaced"}
+    assert guard.metrics.registry.get_sample_value("chatguard_verdicts_total", replaced) == 1
+
+
 BILLION_LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
     '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
