@@ -270,9 +270,15 @@ def test_redaction_replaces_only_the_body_text() -> None:
     )
     event = s.decode(frame, C)
     assert event is not None
-    out = s.rewrite_text(event, "call ███ <&> ████")
-    assert out == frame.replace("call 555 123 4567", "call ███ &lt;&amp;&gt; ████").replace(
-        "ruf 555 123 4567", "call ███ &lt;&amp;&gt; ████"
+    # Both language versions are judged.
+    assert event.text == "call 555 123 4567\nruf 555 123 4567"
+    # A mask of the same length is cut back into the two bodies.
+    out = s.rewrite_text(event, "call ███ ███ ████\nruf ███ ███ ████")
+    assert out == frame.replace("555 123 4567", "███ ███ ████")
+    # Any other text goes whole into each body, escaped.
+    out = s.rewrite_text(event, "<&>")
+    assert out == frame.replace("call 555 123 4567", "&lt;&amp;&gt;").replace(
+        "ruf 555 123 4567", "&lt;&amp;&gt;"
     )
 
 

@@ -170,8 +170,10 @@ class XmppSession(CodecSession):
 
     def _message(self, msg: Element, frame: Frame, origin: Side) -> ChatEvent | None:
         kind = msg.attrs.get("type", "normal")
-        body = msg.child("body", CLIENT_NS)
-        text = body.text if body is not None else None
+        # Every <body> (one per language) is judged: a client shows the one
+        # in its reader's language, so none may go unread.
+        bodies = msg.children_named("body", CLIENT_NS)
+        text = "\n".join(b.text for b in bodies) if bodies else None
         message_id = msg.attrs.get("id")
         if origin is Side.CLIENT:
             to = msg.attrs.get("to", "")
@@ -319,20 +321,35 @@ class XmppSession(CodecSession):
             root = parse(data, max_bytes=len(data), max_depth=self.settings.max_depth)
         except (UnicodeEncodeError, Refused):
             return None
-        spans = [
-            span
-            for body in root.children_named("body", CLIENT_NS)
-            if (span := body.content_span(data)) is not None
-        ]
-        if root.ns != CLIENT_NS or root.name != "message" or not spans:
+        bodies = root.children_named("body", CLIENT_NS)
+        spans = [body.content_span(data) for body in bodies]
+        if root.ns != CLIENT_NS or root.name != "message" or not bodies or None in spans:
             return None
-        new = escape_text(_xml_chars(text)).encode("utf-8")
+        pieces = _split_like(text, [b.text for b in bodies], event.text)
         out, last = bytearray(), 0
-        for start, end in spans:
-            out += data[last:start] + new
-            last = end
+        for span, piece in zip(spans, pieces, strict=True):
+            assert span is not None
+            out += data[last : span[0]] + escape_text(_xml_chars(piece)).encode("utf-8")
+            last = span[1]
         out += data[last:]
         return out.decode("utf-8")
+
+
+def _split_like(text: str, originals: list[str], joined: str | None) -> list[str]:
+    """``text`` cut into one piece per body, as the event's text joined them.
+
+    Masking keeps the length, so the pieces are cut at the original bodies'
+    lengths; a text of another length goes whole into every body.
+    """
+    if len(originals) == 1:
+        return [text]
+    if joined is None or len(text) != len(joined):
+        return [text] * len(originals)
+    pieces, at = [], 0
+    for original in originals:
+        pieces.append(text[at : at + len(original)])
+        at += len(original) + 1  # the joining newline
+    return pieces
 
 
 def _remember(table: OrderedDict[str, str], key: str, value: str, limit: int) -> None:
