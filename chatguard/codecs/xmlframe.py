@@ -85,11 +85,6 @@ class Element:
         return self.inner, self.end
 
 
-def _split(name: str) -> tuple[str, str]:
-    ns, sep, local = name.rpartition(_SEP)
-    return (ns, local) if sep else ("", name)
-
-
 def parse(frame: bytes, *, max_bytes: int, max_depth: int) -> Element:
     """The root element of ``frame``; raises ``Refused`` for anything else."""
     if len(frame) > max_bytes:
@@ -147,16 +142,21 @@ class _Builder:
             self.awaiting = None
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        self.mark()
-        if len(self.stack) >= self.max_depth:
+        # Called for every element of every frame: kept inline and flat.
+        stack = self.stack
+        if len(stack) >= self.max_depth:
             raise Refused("too_deep", f"more than {self.max_depth} levels")
-        ns, local = _split(name)
-        element = Element(ns, local, attrs, self._index())
-        if self.stack:
-            self.stack[-1].children.append(element)
+        assert self.parser is not None
+        index = int(self.parser.CurrentByteIndex)
+        if self.awaiting is not None:
+            self.awaiting.inner = index
+        ns, sep, local = name.rpartition(_SEP)
+        element = Element(ns, local, attrs, index) if sep else Element("", name, attrs, index)
+        if stack:
+            stack[-1].children.append(element)
         else:
             self.root = element
-        self.stack.append(element)
+        stack.append(element)
         self.awaiting = element
 
     def end(self, name: str) -> None:

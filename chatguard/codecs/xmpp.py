@@ -40,6 +40,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -365,11 +366,7 @@ def _attr(value: str) -> str:
 
 def _xml_chars(text: str) -> str:
     """``text`` without the characters XML 1.0 cannot carry (controls, surrogates)."""
-    return "".join(
-        c
-        for c in text
-        if c in "\t\n\r"
-        or "\x20" <= c <= "\ud7ff"
-        or "\ue000" <= c <= "\ufffd"
-        or "\U00010000" <= c <= "\U0010ffff"
-    )
+    return _NOT_XML.sub("", text)
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
