@@ -303,8 +303,17 @@ async def test_a_frame_the_codec_judges_bad_is_refused_and_counted(
         async with asyncio.timeout(unit(3)):
             assert await client.recv() == "<presence xmlns='jabber:client'/>"
         assert probe.connections[0].frames == ["<presence xmlns='jabber:client'/>"]
+        # A bad frame from the upstream is withheld from the client the same way.
+        await probe.connections[0].ws.send("<message xmlns='jabber:client'><body>cut")
+        async with asyncio.timeout(unit(3)):
+            withheld = await client.recv()
+        assert isinstance(withheld, str)
+        assert "ChatGuard refused a server frame: malformed" in withheld
+    count = guard.metrics.registry.get_sample_value
     labels = {"origin": "client", "reason": "dtd", "action": "refused"}
-    assert guard.metrics.registry.get_sample_value("chatguard_bad_frames_total", labels) == 1
+    assert count("chatguard_bad_frames_total", labels) == 1
+    labels = {"origin": "upstream", "reason": "malformed", "action": "refused"}
+    assert count("chatguard_bad_frames_total", labels) == 1
 
 
 async def test_a_bad_frame_passes_unchanged_when_so_configured(
