@@ -102,6 +102,8 @@ async def test_chat_and_room_messages_flow_between_two_users(
     guard = await xmpp_guard(make_guard, prosody, test_pack)
     alice = await sign_in(prosody, guard, clients, "alice")
     bob = await sign_in(prosody, guard, clients, "bob")
+    # Prosody chose the ``xmpp`` subprotocol; the client got that answer through the relay.
+    assert alice.ws.subprotocol == bob.ws.subprotocol == "xmpp"
     # The bind result attested who each connection is.
     await eventually(lambda: session_users(guard) == {alice.bare, bob.bare})
     await alice.message(bob.bare, "hello bob & <friends>")

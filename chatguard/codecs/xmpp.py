@@ -30,8 +30,9 @@ Invariants:
   refuses or passes them.
 * Client-originated events take their sender from the session identity only,
   never from a ``from`` attribute.
-* Only the upstream attests identity, once per connection: the first
-  ``<iq type='result'>`` carrying a bind ``<jid>``.
+* Only the upstream attests identity, once per connection: its first
+  ``<iq type='result'>`` carrying a bind ``<jid>`` in answer to the client's
+  bind request (same id, no ``from``).
 * ``rewrite_text`` changes only the character data of the message's
   ``<body>`` children; every other byte of the frame stays as received.
 * Per-session memory is bounded: at most ``MAX_ROOMS`` joined rooms and
@@ -115,6 +116,8 @@ class XmppSession(CodecSession):
         #: Occupant JID (room@service/nick) → real bare JID, as presence said.
         self.occupants: OrderedDict[str, str] = OrderedDict()
         self._notices = 0
+        #: The id of the client's resource-binding request, once sent.
+        self._bind_request: str | None = None
 
     # -- decoding ---------------------------------------------------------------
 
@@ -146,8 +149,8 @@ class XmppSession(CodecSession):
                 return self._message(root, frame, origin)
             if root.name == "presence":
                 return self._presence(root, frame, origin)
-            if root.name == "iq" and origin is Side.UPSTREAM:
-                self._bind_result(root)
+            if root.name == "iq":
+                self._bind(root, origin)
         except (KeyError, IndexError, ValueError):  # pragma: no cover - defensive
             return None
         return None
@@ -155,12 +158,28 @@ class XmppSession(CodecSession):
     def _me(self) -> str | None:
         return self.identity.user_id if self.identity else None
 
-    def _bind_result(self, iq: Element) -> None:
-        if iq.attrs.get("type") != "result":
-            return
+    def _bind(self, iq: Element, origin: Side) -> None:
+        """Resource binding: the client's request, then the server's answer.
+
+        Only the server's own answer to this client's bind request counts:
+        it carries the request's id and no ``from`` (anything routed from
+        another entity has one), and only the first.
+        """
         bind = iq.child("bind", BIND_NS)
-        jid = bind.child("jid", BIND_NS) if bind else None
-        if jid is None or not jid.text.strip() or self.full_jid is not None:
+        if bind is None or self.full_jid is not None:
+            return
+        if origin is Side.CLIENT:
+            if iq.attrs.get("type") == "set":
+                self._bind_request = iq.attrs.get("id", "")
+            return
+        if (
+            iq.attrs.get("type") != "result"
+            or "from" in iq.attrs
+            or iq.attrs.get("id", "") != self._bind_request
+        ):
+            return
+        jid = bind.child("jid", BIND_NS)
+        if jid is None or not jid.text.strip():
             return
         self.full_jid = jid.text.strip()
         if self.use_welcome:
