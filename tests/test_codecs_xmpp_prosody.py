@@ -205,6 +205,30 @@ async def test_evidence_capture_records_the_raw_stanza(
     assert (escalation.sender, escalation.recipients) == (adult.bare, (child.bare,))
 
 
+async def test_a_room_message_warns_the_minor_in_the_room(
+    prosody: Prosody, make_guard: GuardFactory, clients: list[XmppClient], test_pack
+) -> None:
+    guard = await xmpp_guard(make_guard, prosody, test_pack)
+    child = await sign_in(prosody, guard, clients, "teen", band="minor")
+    adult = await sign_in(prosody, guard, clients, "stranger", band="adult")
+    room = f"games@{MUC}"
+    await child.join(room, "teen")
+    await adult.join(room, "xx")
+    # Membership comes from the room's own presence, with real JIDs.
+    await eventually(lambda: guard.directory.members(room) == {child.bare, adult.bare})
+    await adult.message(room, "add me on snap", "groupchat")
+    got = await child.expect(body_of("groupchat"))
+    assert (got.get("from"), text(got)) == (f"{room}/xx", "add me on snap")
+    banner = await child.expect(headline)
+    assert notice(banner) == {
+        "kind": "banner",
+        "severity": "warning",
+        "banner": "off_platform_warning",
+        "room": room,
+    }
+    await adult.nothing(headline)
+
+
 async def test_redaction_masks_only_the_body_of_the_stanza(
     prosody: Prosody, make_guard: GuardFactory, clients: list[XmppClient], test_pack
 ) -> None:
