@@ -41,3 +41,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
+
+# Tests marked slow (e.g. the shipped policy pack end to end over XMPP).
+.PHONY: test-slow
+test-slow: $(STAMP) packages
+	$(BIN)/pytest -m slow

@@ -16,7 +16,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -27,7 +27,8 @@ from .cases.actions import Actions
 from .cases.book import BookLimits, CaseBook
 from .cases.model import Bounds
 from .cases.webhooks import CaseWebhooks
-from .codecs import JsonChatCodec
+from .codecs import Codec, JsonChatCodec
+from .codecs.xmpp import XmppCodec, XmppSettings
 from .config import Config
 from .directory import Directory
 from .effectiveness import Observation
@@ -51,6 +52,30 @@ from .stores import Store, StoreError, open_store
 log = logging.getLogger(__name__)
 
 
+#: The codec for each ``codec.type``: one line per protocol.
+CODECS: dict[str, Callable[[Config], Codec]] = {
+    "jsonchat": lambda cfg: JsonChatCodec.from_name_or_path(cfg.codec.mapping),
+    "xmpp": lambda cfg: XmppCodec(
+        XmppSettings(
+            cfg.xmpp.service_jid,
+            cfg.xmpp.max_stanza_bytes,
+            cfg.xmpp.max_depth,
+            cfg.xmpp.on_bad_stanza,
+        )
+    ),
+}
+
+
+def make_codec(config: Config) -> Codec:
+    """The codec ``codec.type`` names."""
+    return CODECS[config.codec.type](config)
+
+
+def _control_field(codec: Codec) -> str:
+    """The field naming a control frame's type: the jsonchat mapping's own."""
+    return ".".join(codec.type_path) if isinstance(codec, JsonChatCodec) else "type"
+
+
 class ChatGuard:
     """One sidecar instance: relay listener, admin listener, shared state."""
 
@@ -66,7 +91,7 @@ class ChatGuard:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
         self.metrics = Metrics()
-        self.codec = JsonChatCodec.from_name_or_path(config.codec.mapping)
+        self.codec = make_codec(config)
         self.identity = IdentityResolver(config.identity)
         self._own_store = store is None
         self.store = store or open_store(
@@ -93,7 +118,7 @@ class ChatGuard:
             evidence = evidence or self.evidence_log
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(
-            type_field=".".join(self.codec.type_path),
+            type_field=_control_field(self.codec),
             per_minute=config.limits.control_per_minute,
         )
         self.outcomes: OutcomeTracker | None = None

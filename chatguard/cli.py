@@ -62,7 +62,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from .codecs import JsonChatCodec
     from .identity import IdentityResolver
 
-    JsonChatCodec.from_name_or_path(cfg.codec.mapping)
+    if cfg.codec.type == "jsonchat":
+        JsonChatCodec.from_name_or_path(cfg.codec.mapping)
     IdentityResolver(cfg.identity)
     if args.json:
         print(json.dumps({"ok": True, "config": args.config}))

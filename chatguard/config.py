@@ -157,7 +157,7 @@ class IdentityConfig:
 
 @dataclass(frozen=True, slots=True)
 class CodecConfig:
-    type: Literal["jsonchat"] = _doc("Wire protocol of the upstream.", "jsonchat")
+    type: Literal["jsonchat", "xmpp"] = _doc("Wire protocol of the upstream.", "jsonchat")
     mapping: str = _doc(
         "jsonchat mapping: a built-in name (`example`) or a path to a mapping YAML file.",
         "example",
@@ -397,6 +397,24 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class XmppConfig:
+    service_jid: str = _doc(
+        "JID ChatGuard speaks as: banners come from it; messages to it (send, cancel, "
+        "report <reason>) are commands and never reach the server.",
+        "chatguard",
+    )
+    max_stanza_bytes: int = _doc(
+        "Largest stanza (UTF-8 bytes) ChatGuard parses; a larger one is bad input.", 262_144
+    )
+    max_depth: int = _doc("Deepest element nesting in a stanza; deeper is bad input.", 32)
+    on_bad_stanza: Literal["refuse", "pass"] = _doc(
+        "Bad input (too large, too deep, DTD or entities, malformed): refuse it (dropped, the "
+        "client told) or pass it on unread. Counted either way.",
+        "refuse",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
     upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
@@ -422,6 +440,10 @@ class Config:
         "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
     )
     evidence: EvidenceConfig = _doc("The tamper-evident evidence log.", factory=EvidenceConfig)
+    xmpp: XmppConfig = _doc(
+        "XMPP over WebSocket (codec.type xmpp): service JID and stanza limits.",
+        factory=XmppConfig,
+    )
 
 
 # -- loading ---------------------------------------------------------------
@@ -572,6 +594,13 @@ def _check(config: Config, source: str) -> None:
         )
     if config.holds.per_session < 1:
         raise ConfigError(source, "holds.per_session", "must be at least 1")
+    jid = config.xmpp.service_jid
+    if not jid or "/" in jid or any(c.isspace() or c in "<>&'\"" for c in jid):
+        raise ConfigError(source, "xmpp.service_jid", "must be a bare JID (no resource, no spaces)")
+    if config.xmpp.max_depth < 2:
+        raise ConfigError(source, "xmpp.max_depth", "must be at least 2 (a stanza and its body)")
+    if config.xmpp.max_stanza_bytes < 1024:
+        raise ConfigError(source, "xmpp.max_stanza_bytes", "must be at least 1024")
     if config.policy.watch_interval <= 0:
         raise ConfigError(source, "policy.watch_interval", "must be positive")
     if jwt.key and jwt.key_file:

@@ -258,6 +258,13 @@ class Metrics:
             "Evidence payloads removed by retention (leaf hashes and tombstones stay).",
             registry=r,
         )
+        self.bad_frames = Counter(
+            "chatguard_bad_frames",
+            "Frames a codec judged bad input (too large, too deep, unsafe or malformed), by "
+            "origin, reason and action (refused or passed).",
+            ["origin", "reason", "action"],
+            registry=r,
+        )
 
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .codecs.base import CodecSession
+from .codecs.base import SERVICE_COMMAND, CodecSession
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
 from .following import SessionSeen
 from .holds import HoldBook
@@ -128,6 +128,9 @@ class ControlStep:
         self.handlers: dict[str, ControlHandler] = {}
         self.commands: dict[str, ControlHandler] = {}
         self.interests: Interest = frozenset({(Side.CLIENT, EventKind.CONTROL)})
+        # Protocols whose clients can only message a service name (XMPP's
+        # service JID) send their text commands as this control type.
+        self.handlers[SERVICE_COMMAND] = self.service_command
         # Flooding: at most ``per_minute`` control frames and commands per
         # session (0 = no limit); beyond it each gets an error and does nothing.
         self.per_minute = per_minute
@@ -168,6 +171,26 @@ class ControlStep:
             return None
         name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
         return self.commands.get(name)
+
+    async def service_command(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        """A text command sent to the service name (``send``, ``report ...``).
+
+        Dispatched to the same handlers as ``/send`` typed in a chat; an
+        empty one (a typing notification, a receipt) is dropped quietly.
+        """
+        text = (event.text or "").strip().lstrip("/")
+        if not text:
+            return Verdict(forward=False, reason="control")
+        name = text.split(maxsplit=1)[0].lower()
+        handler = self.commands.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.commands)) or "none"
+            return Verdict(
+                forward=False,
+                inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
+                reason="control",
+            )
+        return await handler(replace(event, text="/" + text), session)
 
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings

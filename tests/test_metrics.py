@@ -52,6 +52,7 @@ FAMILIES = [
     ("evidence_queue_depth", "chatguard_evidence_queue_depth", "gauge", ()),
     ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
     ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
+    ("bad_frames", "chatguard_bad_frames", "counter", ("origin", "reason", "action")),
 ]
 
 

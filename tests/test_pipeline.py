@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chatguard.codecs.base import SERVICE_COMMAND
 from chatguard.events import (
     PASS,
     ChatEvent,
@@ -512,3 +513,48 @@ async def test_a_step_sees_only_the_events_it_declares_an_interest_in() -> None:
     assert (await pipeline.run(from_upstream, session)).forward
     assert not (await pipeline.run(from_client, session)).forward
     assert seen == [(Side.CLIENT, EventKind.MESSAGE)]
+
+
+# -- commands sent to the service name (XMPP's service JID) -------------------
+
+
+def service_command(text: str) -> ChatEvent:
+    return ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        "<message/>",
+        sender="alice",
+        text=text,
+        control={"type": SERVICE_COMMAND},
+    )
+
+
+async def test_a_service_command_reaches_the_text_command_handler(
+    session: SessionContext,
+) -> None:
+    calls: list[str | None] = []
+
+    async def report(event: ChatEvent, ctx: SessionContext) -> Verdict:
+        calls.append(event.text)
+        return Verdict(inject=(banner("thanks"),))
+
+    step = ControlStep()
+    step.register_command("report", report)
+    verdict = await step(service_command("/REPORT he is creepy"), session, Findings())
+    assert calls == ["/REPORT he is creepy"]
+    assert verdict.forward is False
+    assert verdict.inject == (banner("thanks"),)
+
+
+async def test_an_unknown_service_command_lists_the_known_ones(session: SessionContext) -> None:
+    step = ControlStep()
+    step.register_command("send", _never)
+    step.register_command("cancel", _never)
+    verdict = await step(service_command("/dance"), session, Findings())
+    assert verdict.forward is False
+    assert verdict.inject == (error_notice("unknown command 'dance' (known: cancel, send)"),)
+
+
+async def test_an_empty_service_command_is_dropped_quietly(session: SessionContext) -> None:
+    verdict = await ControlStep()(service_command("/"), session, Findings())
+    assert (verdict.forward, verdict.inject) == (False, ())

@@ -10,7 +10,9 @@ Invariants:
   the other leg, and aiohttp's writer waits while a leg's write buffer is over
   its limit; so a slow reader slows only its own pair and memory stays bounded
   (``limits.write_buffer_bytes`` per leg plus one frame).
-* A frame the codec cannot map is forwarded exactly as received.
+* A frame the codec cannot map is forwarded exactly as received, unless the
+  codec judged it bad input (``CodecSession.bad``): then it is counted and,
+  when configured to refuse, dropped with an error notice to the client.
 * Close codes and reasons cross in both directions; codes that must not be
   sent on the wire (1005, 1006, 1015) become 1000. If the upstream vanishes
   without a closing handshake the client gets 1011; if the client vanishes the
@@ -29,8 +31,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from ..codecs import CodecSession
-from ..codecs.base import UNSURE
-from ..events import ChatEvent, Frame, Identity, Inject, Notice, Side, Verdict
+from ..codecs.base import UNSURE, BadFrame
+from ..events import ChatEvent, Frame, Identity, Inject, Notice, Severity, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
 
@@ -165,11 +167,33 @@ class RelaySession:
                     await self.close(CLOSE_POLICY_VIOLATION, refusal, "sanctioned")
                     return
         if event is None:
+            bad = self.codec.bad
+            if bad is not None:
+                await self._bad_frame(bad, data, origin, target)
+                return
             await _send(target, data)
             return
         self.metrics.event_counter(event.kind.value, origin.value).inc()
         verdict = await self.pipeline.run(event, self.context)
         await self._apply(verdict, event, target)
+
+    async def _bad_frame(self, bad: BadFrame, data: Frame, origin: Side, target: Leg) -> None:
+        """Count a frame the codec judged bad; refuse it (telling the client) or pass it."""
+        action = "refused" if bad.refuse else "passed"
+        self.metrics.bad_frames.labels(origin=origin.value, reason=bad.reason, action=action).inc()
+        log.info(
+            "session %s: %s frame %s (%s)",
+            self.context.session_id,
+            origin.value,
+            action,
+            bad.detail or bad.reason,
+        )
+        if not bad.refuse:
+            await _send(target, data)
+            return
+        side = "your" if origin is Side.CLIENT else "a server"
+        text = f"ChatGuard refused {side} frame: {bad.reason}"
+        await self.inject(Inject(Side.CLIENT, Notice("error", text, severity=Severity.WARNING)))
 
     async def _apply(self, verdict: Verdict, event: ChatEvent, target: Leg) -> None:
         if verdict.forward:
