@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_policy import add_parser as add_policy
 
     add_policy(sub)
+
+    from .console.cli import add_parser as add_console
+
+    add_console(sub)
     return parser
 
 

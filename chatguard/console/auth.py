@@ -1,0 +1,186 @@
+"""Who is asking: bearer tokens for /api/, session cookies or a trusted SSO
+header for the console pages, CSRF checks, and the sign-in rate limit.
+
+What it owns: the ``Gate`` (identification, sign-in, sign-out) and the two
+middlewares that refuse every unauthenticated request.
+
+Invariants:
+
+* Only the sign-in page is served without an account; the API answers 401
+  with a JSON body, pages redirect a GET to sign-in and refuse anything else.
+* A state-changing console request (anything but GET/HEAD/OPTIONS) must carry
+  the session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``).
+  API requests are authenticated by a bearer header a browser never adds on
+  its own, so they need no CSRF token.
+* The SSO identity header is believed only from ``console.sso.trusted_proxies``
+  and only for a configured account; from anywhere else it is ignored.
+* Passwords and tokens never reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..config import ConsoleConfig
+from .accounts import Account, Accounts
+from .limits import LoginLimiter
+from .sessions import Session, SessionTable, csrf_ok
+
+COOKIE = "chatguard_console"
+#: The pre-sign-in CSRF cookie: the sign-in form must echo it (double submit).
+LOGIN_COOKIE = "chatguard_login"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+ACCOUNT = web.RequestKey("account", Account)
+SESSION = web.RequestKey("session", Session)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SignInRefused(Exception):
+    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class Gate:
+    config: ConsoleConfig
+    accounts: Accounts
+    sessions: SessionTable
+    limiter: LoginLimiter
+    clock: Callable[[], float]
+
+    @classmethod
+    def build(cls, config: ConsoleConfig, accounts: Accounts, clock: Callable[[], float]) -> Gate:
+        return cls(
+            config,
+            accounts,
+            SessionTable(config.session_ttl, config.max_sessions),
+            LoginLimiter(config.login_max_failures, config.login_window, config.login_tracked),
+            clock,
+        )
+
+    # -- identification --------------------------------------------------------
+
+    def bearer(self, request: web.Request) -> Account | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.accounts.by_token(token.strip())
+
+    def trusted_proxy(self, remote: str | None) -> bool:
+        if not remote:
+            return False
+        try:
+            address = ipaddress.ip_address(remote)
+        except ValueError:
+            return False
+        return any(
+            address in ipaddress.ip_network(net, strict=False)
+            for net in self.config.sso.trusted_proxies
+        )
+
+    def sso_account(self, request: web.Request) -> Account | None:
+        header = self.config.sso.header
+        if not header or header not in request.headers:
+            return None
+        if not self.trusted_proxy(request.remote):
+            return None
+        return self.accounts.get(request.headers[header].strip())
+
+    def session_account(self, request: web.Request) -> tuple[Account, Session] | None:
+        session = self.sessions.get(request.cookies.get(COOKIE), self.clock())
+        if session is None:
+            return None
+        account = self.accounts.get(session.account)
+        if account is None:  # removed from the configuration since sign-in
+            self.sessions.close(session.id)
+            return None
+        return account, session
+
+    # -- sign-in -----------------------------------------------------------------
+
+    async def sign_in(self, account_id: str, password: str, address: str) -> Session:
+        now = self.clock()
+        keys = (f"account:{account_id}", f"address:{address}")
+        wait = self.limiter.retry_after(keys, now)
+        if wait > 0:
+            raise SignInRefused("too many failed sign-ins; try again later", wait)
+        # argon2 is deliberately slow: keep it off the event loop.
+        account = await asyncio.to_thread(self.accounts.check_password, account_id, password)
+        if account is None:
+            self.limiter.failed(keys, self.clock())
+            raise SignInRefused("wrong moderator id or password")
+        self.limiter.succeeded(keys[0])
+        return self.sessions.open(account.id, self.clock())
+
+    def set_cookie(self, response: web.StreamResponse, session: Session) -> None:
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            max_age=int(self.config.session_ttl),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.config.secure_cookies,
+        )
+
+    # -- middlewares -------------------------------------------------------------
+
+    def api_middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+            account = self.bearer(request)
+            if account is None:
+                return web.json_response(
+                    {"error": "unauthorized", "detail": "a valid bearer token is required"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="chatguard"'},
+                )
+            request[ACCOUNT] = account
+            return await handler(request)
+
+        return api_auth
+
+    def page_middleware(
+        self, public: frozenset[str]
+    ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def page_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path in public:
+                return await handler(request)
+            found = self.session_account(request)
+            new_session: Session | None = None
+            sso = self.sso_account(request)
+            if sso is not None and (found is None or found[0].id != sso.id):
+                new_session = self.sessions.open(sso.id, self.clock(), via="sso")
+                found = (sso, new_session)
+            if found is None:
+                if request.method in SAFE_METHODS:
+                    raise web.HTTPSeeOther(f"/console/login?next={request.path}")
+                raise web.HTTPUnauthorized(text="sign in first")
+            account, session = found
+            if request.method not in SAFE_METHODS:
+                presented = request.headers.get("X-CSRF-Token")
+                if presented is None and request.content_type in (
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                ):
+                    presented = str((await request.post()).get("csrf", ""))
+                if new_session is not None or not csrf_ok(session, presented):
+                    raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
+            request[ACCOUNT] = account
+            request[SESSION] = session
+            response = await handler(request)
+            if new_session is not None:
+                self.set_cookie(response, new_session)
+            return response
+
+        return page_auth

@@ -1,0 +1,50 @@
+"""What the console calls in other parts, as small interfaces.
+
+What it owns: the shape of the two optional collaborators the console shows
+when they are wired — the evidence bundle export (evidence log) and the banner
+effectiveness report (banner catalogue) — and the conversation excerpt
+source. Each is optional: without it the console answers 501 ("not
+available") instead of guessing.
+
+Invariants: the console never reads evidence storage directly; it asks the
+exporter for a bundle (bytes of a zip) and audits that it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class EvidenceExporter(Protocol):
+    async def export(self, record_ids: Sequence[str], *, conversation: str) -> bytes:
+        """A verifiable bundle (zip) of these evidence records."""
+        ...
+
+
+class BannerReport(Protocol):
+    async def report(self, since: float | None = None) -> Mapping[str, Any]:
+        """Banner effectiveness: per banner, how often shown and what followed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExcerptMessage:
+    """One message of the conversation around a case, with what matched in it.
+
+    ``spans`` are (start, end, rule id) character offsets into ``text``.
+    """
+
+    at: float
+    sender: str
+    text: str
+    spans: tuple[tuple[int, int, str], ...] = ()
+    flagged: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ConversationSource(Protocol):
+    async def excerpt(self, conversation: str, record_ids: Sequence[str]) -> list[ExcerptMessage]:
+        """The messages around these evidence records, oldest first (bounded)."""
+        ...
