@@ -27,7 +27,7 @@ from ..directory import Directory
 from ..stores import Store, StoreError
 from .accounts import Account, Permission
 from .seams import BannerReport, ConversationSource, EvidenceExporter, ExcerptMessage
-from .view import MAX_NOTE, MAX_REASON, Filters, FilterError, parse_duration
+from .view import MAX_NOTE, MAX_REASON, FilterError, Filters, parse_duration
 
 ACTION_TYPES = ("warn", "mute", "kick", "ban", "dismiss", "escalate", "report")
 #: Most earlier cases shown per participant.
