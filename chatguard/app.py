@@ -22,8 +22,13 @@ from pathlib import Path
 from aiohttp import web
 
 from .admin import admin_app
+from .audit import AuditSink, MemoryAudit
+from .cases.actions import Actions
+from .cases.book import CaseBook
 from .codecs import JsonChatCodec
 from .config import Config
+from .console.seams import ConsoleSeams
+from .console.web import ConsoleDeps, mount_console
 from .directory import Directory
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
@@ -50,6 +55,8 @@ class ChatGuard:
         steps: Mapping[str, Step] | None = None,
         evidence: EvidenceSink | None = None,
         escalations: EscalationSink | None = None,
+        audit: AuditSink | None = None,
+        seams: ConsoleSeams | None = None,
     ) -> None:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
@@ -69,6 +76,15 @@ class ChatGuard:
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
+        # Cases: escalations become cases that moderators work in the console.
+        self.audit = audit or MemoryAudit()
+        self.cases = CaseBook(
+            self.store,
+            self.audit,
+            actions=Actions(self.store, self.deliveries),
+            metrics=self.metrics,
+        )
+        escalations = escalations or self.cases
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.live: LivePolicy | None = None
@@ -88,6 +104,18 @@ class ChatGuard:
         self.admin = admin_app(
             self.metrics,
             {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
+        )
+        self.console = mount_console(
+            self.admin,
+            config.console,
+            ConsoleDeps(
+                self.cases,
+                self.audit,
+                time.time,
+                store=self.store,
+                directory=self.directory,
+                seams=seams or ConsoleSeams(),
+            ),
         )
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None

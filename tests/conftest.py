@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.probe",
     "tests.support.relay",
     "tests.support.pack",
+    "tests.support.console",
 ]
 
 _PROXY_VARIABLES = (

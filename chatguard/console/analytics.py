@@ -15,16 +15,6 @@ from typing import Any
 
 from ..cases.model import Case
 
-ACTED = frozenset({"warn", "mute", "kick", "ban", "dismiss", "escalate", "report"})
-
-
-def _first(case: Case, names: frozenset[str]) -> float | None:
-    for entry in case.history:
-        if entry.action in names:
-            return float(entry.at) - case.created_at
-    return None
-
-
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -42,11 +32,11 @@ def summarise(
         total += 1
         by_category.update(case.categories)
         by_severity[str(case.severity)] += 1
-        by_status[str(case.status)] += 1
-        if (claimed := _first(case, frozenset({"claim"}))) is not None:
-            to_claim.append(claimed)
-        if (acted := _first(case, ACTED)) is not None:
-            to_action.append(acted)
+        by_status[case.status.value] += 1
+        if case.first_claimed_at is not None:
+            to_claim.append(case.first_claimed_at - case.created_at)
+        if case.first_actioned_at is not None:
+            to_action.append(case.first_actioned_at - case.created_at)
     return {
         "at": now,
         "cases": total,

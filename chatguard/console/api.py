@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .auth import ACCOUNT
 from .service import ConsoleService, Refused
@@ -72,7 +73,7 @@ async def me(request: web.Request) -> web.Response:
 
 async def list_cases(request: web.Request) -> web.Response:
     filters = parse_filters(request.query)
-    cases = await _service(request).list(request[ACCOUNT], filters)
+    cases = await _service(request).cases(request[ACCOUNT], filters)
     return web.json_response({"cases": [c.to_json() for c in cases]})
 
 
@@ -141,7 +142,7 @@ async def analytics(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).analytics(request[ACCOUNT]))
 
 
-def api_app(service: ConsoleService, auth: Callable[..., Any]) -> web.Application:
+def api_app(service: ConsoleService, auth: Middleware) -> web.Application:
     """The /api sub-application; ``auth`` is ``Gate.api_middleware()``."""
     app = web.Application(middlewares=[json_errors, auth], client_max_size=MAX_BODY)
     app[SERVICE] = service

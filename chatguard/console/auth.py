@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ..config import ConsoleConfig
 from .accounts import Account, Accounts
@@ -134,7 +135,7 @@ class Gate:
 
     # -- middlewares -------------------------------------------------------------
 
-    def api_middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def api_middleware(self) -> Middleware:
         @web.middleware
         async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             account = self.bearer(request)
@@ -149,9 +150,7 @@ class Gate:
 
         return api_auth
 
-    def page_middleware(
-        self, public: frozenset[str]
-    ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def page_middleware(self, public: frozenset[str]) -> Middleware:
         @web.middleware
         async def page_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path in public:

@@ -150,7 +150,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def queue(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     filters = parse_filters({k: v for k, v in request.query.items() if k != "msg"})
-    cases = await service.list(request[ACCOUNT], filters)
+    cases = await service.cases(request[ACCOUNT], filters)
     counts = await service.counts(request[ACCOUNT])
     return render(
         request,
@@ -185,7 +185,7 @@ async def case_page(request: web.Request) -> web.Response:
         excerpt=await service.excerpt(case),
         participants=await service.participants(case),
         action_types=ACTION_TYPES,
-        held_by_other=service._held_by_other(case, request[ACCOUNT]),
+        held_by_other=service.held_by_other(case, request[ACCOUNT]),
     )
 
 

@@ -2,8 +2,8 @@
 
 What it owns: the shape of the two optional collaborators the console shows
 when they are wired — the evidence bundle export (evidence log) and the banner
-effectiveness report (banner catalogue) — and the conversation excerpt
-source. Each is optional: without it the console answers 501 ("not
+effectiveness report (banner catalogue) — the conversation excerpt source
+and the report's evidence input. Each is optional: without it the console answers 501 ("not
 available") instead of guessing.
 
 Invariants: the console never reads evidence storage directly; it asks the
@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ..cases.model import Case
+from ..cases.report import ReportInput
 
 
 class EvidenceExporter(Protocol):
@@ -44,7 +47,23 @@ class ExcerptMessage:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class ReportSource(Protocol):
+    async def report_input(self, case: Case) -> ReportInput:
+        """Transcript, IP captures and attested ages for the case's report."""
+        ...
+
+
 class ConversationSource(Protocol):
     async def excerpt(self, conversation: str, record_ids: Sequence[str]) -> list[ExcerptMessage]:
         """The messages around these evidence records, oldest first (bounded)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSeams:
+    """The optional collaborators an instance passes to its console."""
+
+    evidence: EvidenceExporter | None = None
+    banners: BannerReport | None = None
+    conversations: ConversationSource | None = None
+    reports: ReportSource | None = None

@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..audit import AuditEntry, AuditSink
 from ..cases.book import CaseBook
-from ..cases.model import Case, CaseError, ModeratorAction
-from ..cases.report import checklist, law_enforcement_report, report_xml
+from ..cases.model import MAX_REASON_CHARS, Case, CaseError, ModeratorAction
+from ..cases.report import ReportInput, checklist, law_enforcement_report, report_xml
 from ..directory import Directory
 from ..stores import Store, StoreError
 from .accounts import Account, Permission
-from .seams import BannerReport, ConversationSource, EvidenceExporter, ExcerptMessage
-from .view import MAX_NOTE, MAX_REASON, FilterError, Filters, parse_duration
+from .seams import (
+    BannerReport,
+    ConversationSource,
+    EvidenceExporter,
+    ExcerptMessage,
+    ReportSource,
+)
+from .view import MAX_NOTE, FilterError, Filters, parse_duration
 
 ACTION_TYPES = ("warn", "mute", "kick", "ban", "dismiss", "escalate", "report")
 #: Most earlier cases shown per participant.
@@ -56,7 +62,7 @@ class ConsoleService:
     evidence: EvidenceExporter | None = None
     banners: BannerReport | None = None
     conversations: ConversationSource | None = None
-    report_options: Mapping[str, Any] = field(default_factory=dict)
+    reports: ReportSource | None = None
 
     # -- checks ----------------------------------------------------------------
 
@@ -73,17 +79,15 @@ class ConsoleService:
             raise _not_found(case_id)
         return case
 
-    def _held_by_other(self, case: Case, account: Account) -> str | None:
-        if case.assignee is None or case.assignee == account.id:
-            return None
-        if case.claim_expires is not None and case.claim_expires <= self.clock():
-            return None  # an abandoned claim: back in the queue
-        return case.assignee
+    def held_by_other(self, case: Case, account: Account) -> str | None:
+        """Who else holds a live claim on ``case`` (an expired claim is nobody's)."""
+        holder = case.claimed_by(self.clock())
+        return holder if holder not in (None, account.id) else None
 
     async def _changeable(self, account: Account, case_id: str) -> Case:
         self.require(account, Permission.ACT)
         case = await self.case(case_id)
-        holder = self._held_by_other(case, account)
+        holder = self.held_by_other(case, account)
         if holder is not None:
             raise Refused(403, "claimed", f"case {case_id} is claimed by {holder}")
         return case
@@ -102,7 +106,7 @@ class ConsoleService:
 
     # -- reading -----------------------------------------------------------------
 
-    async def list(self, account: Account, filters: Filters) -> list[Case]:
+    async def cases(self, account: Account, filters: Filters) -> list[Case]:
         self.require(account, Permission.VIEW)
         return await self.book.list(
             status=filters.status,
@@ -144,7 +148,7 @@ class ConsoleService:
                     ]
             earlier = [
                 c
-                for c in await self.book.list(limit=HISTORY_LIMIT * 5)
+                for c in await self.book.list(limit=self.book.limits.max_list)
                 if user in c.participants and c.id != case.id
             ][:HISTORY_LIMIT]
             out.append({"user": user, "age_band": band, "cases": earlier, "sanctions": sanctions})
@@ -180,11 +184,25 @@ class ConsoleService:
 
     async def act(self, account: Account, case_id: str, body: Mapping[str, Any]) -> Case:
         action = self.parse_action(body)
-        await self._changeable(account, case_id)
         try:
-            return await self.book.act(case_id, account.id, action)
+            action.check(self.book.limits.max_duration)
+        except CaseError as exc:
+            raise Refused(400, "bad_request", str(exc)) from None
+        case = await self._changeable(account, case_id)
+        report_input = await self.report_input(case) if action.type == "report" else None
+        try:
+            return await self.book.act(case_id, account.id, action, report_input=report_input)
         except CaseError as exc:
             raise Refused(409, "conflict", str(exc)) from None
+
+    async def report_input(self, case: Case) -> ReportInput:
+        """What the report needs beyond the case: transcript, IPs, attested ages."""
+        if self.reports is not None:
+            return await self.reports.report_input(case)
+        bands = {}
+        if self.directory is not None:
+            bands = {p: await self.directory.age_band(p) for p in case.participants}
+        return ReportInput(age_bands=bands)
 
     @staticmethod
     def parse_action(body: Mapping[str, Any]) -> ModeratorAction:
@@ -198,8 +216,10 @@ class ConsoleService:
         if kind == "mute" and duration is None:
             raise Refused(400, "bad_request", "duration: a mute needs a duration in seconds")
         reason = body.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > MAX_REASON:
-            raise Refused(400, "bad_request", f"reason: text of at most {MAX_REASON} characters")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise Refused(
+                400, "bad_request", f"reason: text of at most {MAX_REASON_CHARS} characters"
+            )
         ref = body.get("external_ref") or None
         target = body.get("target") or None
         for name, value in (("external_ref", ref), ("target", target)):
@@ -218,9 +238,15 @@ class ConsoleService:
     ) -> tuple[Case, dict[str, Any], list[tuple[str, bool, str]]]:
         self.require(account, Permission.VIEW)
         case = await self.case(case_id)
-        report = law_enforcement_report(case, **self.report_options)
+        report = law_enforcement_report(
+            case,
+            await self.report_input(case),
+            service=self.book.limits.reporting_service,
+            now=self.clock(),
+        )
+        # The report carries the transcript: reading it is an evidence view.
         await self._audit(account, "report.view", case)
-        return case, report, list(checklist(report))
+        return case, report, checklist(report)
 
     async def report_xml(self, account: Account, case_id: str) -> str:
         _, report, _ = await self.report(account, case_id)
@@ -240,7 +266,7 @@ class ConsoleService:
         self.require(account, Permission.ANALYTICS)
         from .analytics import summarise
 
-        cases = await self.book.list(limit=10_000)
+        cases = await self.book.list(limit=self.book.limits.max_list)
         banners: Mapping[str, Any] | None = None
         if self.banners is not None:
             banners = await self.banners.report()

@@ -11,9 +11,8 @@ console's middlewares apply to its own paths only, so /healthz, /readyz and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -26,7 +25,7 @@ from .accounts import Accounts
 from .api import api_app
 from .auth import Gate
 from .pages import pages_app
-from .seams import BannerReport, ConversationSource, EvidenceExporter
+from .seams import ConsoleSeams
 from .service import ConsoleService
 
 GATE = web.AppKey("console_gate", Gate)
@@ -41,10 +40,7 @@ class ConsoleDeps:
     clock: Callable[[], float]
     store: Store | None = None
     directory: Directory | None = None
-    evidence: EvidenceExporter | None = None
-    banners: BannerReport | None = None
-    conversations: ConversationSource | None = None
-    report_options: Mapping[str, Any] = field(default_factory=dict)
+    seams: ConsoleSeams = field(default_factory=ConsoleSeams)
 
 
 def mount_console(
@@ -65,10 +61,10 @@ def mount_console(
         clock=deps.clock,
         store=deps.store,
         directory=deps.directory,
-        evidence=deps.evidence,
-        banners=deps.banners,
-        conversations=deps.conversations,
-        report_options=deps.report_options,
+        evidence=deps.seams.evidence,
+        banners=deps.seams.banners,
+        conversations=deps.seams.conversations,
+        reports=deps.seams.reports,
     )
 
     async def to_console(request: web.Request) -> web.StreamResponse:

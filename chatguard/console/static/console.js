@@ -8,9 +8,11 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (counts) {
         if (!counts) { return; }
-        Object.keys(counts).forEach(function (key) {
-          var cell = box.querySelector('[data-count="' + key + '"]');
-          if (cell) { cell.textContent = String(counts[key]); }
+        box.querySelectorAll("[data-count]").forEach(function (cell) {
+          var value = cell.dataset.count.split(".").reduce(function (node, part) {
+            return node == null ? null : node[part];
+          }, counts);
+          if (value != null) { cell.textContent = String(value); }
         });
       })
       .catch(function () { /* offline for a moment: keep the last numbers */ });
