@@ -250,6 +250,71 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseSlaConfig:
+    low: float = _doc("Seconds until a low-severity case is due.", 259_200.0)
+    medium: float = _doc("Seconds until a medium-severity case is due.", 86_400.0)
+    high: float = _doc("Seconds until a high-severity case is due.", 14_400.0)
+    critical: float = _doc("Seconds until a critical case is due.", 3_600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWebhookConfig:
+    url: str = _doc("POST a summary of each new case here (http:// or https://); empty = off.", "")
+    secret: str = _doc(
+        "HMAC-SHA256 key for X-ChatGuard-Signature. Use secret_file to keep it out of the config.",
+        "",
+    )
+    secret_file: str = _doc("File holding the webhook secret.", "")
+    min_severity: Literal["low", "medium", "high", "critical"] = _doc(
+        "Only cases opened at or above this severity are sent.", "high"
+    )
+    include_content: bool = _doc(
+        "Add the escalations' policy reasons, signals and risk to the summary.", False
+    )
+    timeout: float = _doc("Seconds one POST may take.", 5.0)
+    max_attempts: int = _doc("Attempts per case before giving up (first try included).", 5)
+    backoff: float = _doc("Seconds before the first retry; doubles on each retry.", 1.0)
+    backoff_max: float = _doc("Longest wait between retries, in seconds.", 60.0)
+    max_queue: int = _doc(
+        "Summaries waiting to be sent; when full, the new one is dropped and counted.", 1000
+    )
+    log_size: int = _doc("Delivery attempts kept in the in-memory delivery log.", 200)
+
+
+@dataclass(frozen=True, slots=True)
+class CasesConfig:
+    lease: float = _doc(
+        "Seconds a moderator's claim lasts; an abandoned claim returns the case to the queue.",
+        900.0,
+    )
+    sla: CaseSlaConfig = _doc("Due time of a case by severity.", factory=CaseSlaConfig)
+    max_open: int = _doc(
+        "Most open cases; an escalation that would open one more is refused and counted.", 10_000
+    )
+    max_done: int = _doc(
+        "Most reported or closed cases listed; older ones leave the list.", 100_000
+    )
+    closed_ttl: float = _doc("Seconds a closed case is kept after closing.", 7_776_000.0)
+    reported_ttl: float = _doc(
+        "Seconds a reported case is kept after its report (one year: 18 U.S.C. 2258A(h)).",
+        31_536_000.0,
+    )
+    max_history: int = _doc("History entries kept per case (oldest dropped).", 200)
+    max_notes: int = _doc("Notes kept per case (oldest dropped).", 100)
+    max_escalations: int = _doc("Escalation summaries kept per case (oldest dropped).", 100)
+    max_sanction_seconds: float = _doc("Longest timed mute or ban, in seconds.", 31_536_000.0)
+    counts_interval: float = _doc(
+        "Seconds between refreshes of the queue-depth gauge (chatguard_case_queue_depth).", 15.0
+    )
+    reporting_service: str = _doc(
+        "Name of the reporting service in law-enforcement reports; empty = instance_id.", ""
+    )
+    webhook: CaseWebhookConfig = _doc(
+        "Webhook for new cases (see docs/cases.md).", factory=CaseWebhookConfig
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
     upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
@@ -272,6 +337,9 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error"] = _doc("Log verbosity.", "info")
     console: ConsoleConfig = _doc(
         "Moderator console and JSON API accounts and sign-in.", factory=ConsoleConfig
+    )
+    cases: CasesConfig = _doc(
+        "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
     )
 
 
@@ -434,6 +502,7 @@ def _check(config: Config, source: str) -> None:
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
     _check_console(config.console, source)
+    _check_cases(config.cases, source)
 
 
 def _check_console(console: ConsoleConfig, source: str) -> None:
@@ -464,6 +533,30 @@ def _check_console(console: ConsoleConfig, source: str) -> None:
             raise ConfigError(
                 source, "console.sso.trusted_proxies", f"{address!r} is not an address or network"
             ) from None
+
+
+def _check_cases(cases: CasesConfig, source: str) -> None:
+    if cases.lease <= 0:
+        raise ConfigError(source, "cases.lease", "must be positive")
+    for name in ("low", "medium", "high", "critical"):
+        if getattr(cases.sla, name) <= 0:
+            raise ConfigError(source, f"cases.sla.{name}", "must be positive")
+    for name in ("max_open", "max_done", "max_history", "max_notes", "max_escalations"):
+        if getattr(cases, name) < 1:
+            raise ConfigError(source, f"cases.{name}", "must be at least 1")
+    hook = cases.webhook
+    if hook.url:
+        scheme = urlsplit(hook.url).scheme
+        if scheme not in ("http", "https") or not urlsplit(hook.url).hostname:
+            raise ConfigError(source, "cases.webhook.url", "must be an http:// or https:// URL")
+        if not (hook.secret or hook.secret_file):
+            raise ConfigError(source, "cases.webhook.secret", "a webhook needs a secret")
+    if hook.secret and hook.secret_file:
+        raise ConfigError(
+            source, "cases.webhook.secret_file", "set secret or secret_file, not both"
+        )
+    if hook.max_attempts < 1 or hook.max_queue < 1 or hook.log_size < 1:
+        raise ConfigError(source, "cases.webhook", "max_attempts, max_queue, log_size must be >= 1")
 
 
 # -- documentation ---------------------------------------------------------

@@ -27,6 +27,14 @@ FAMILIES = [
     ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
+    ("cases_opened", "chatguard_cases_opened", "counter", ("severity",)),
+    ("cases_refused", "chatguard_cases_refused", "counter", ()),
+    ("case_queue_depth", "chatguard_case_queue_depth", "gauge", ("severity",)),
+    ("case_time_to_claim", "chatguard_case_time_to_claim_seconds", "histogram", ()),
+    ("case_time_to_action", "chatguard_case_time_to_action_seconds", "histogram", ()),
+    ("case_actions", "chatguard_case_actions", "counter", ("type",)),
+    ("sanctions_enforced", "chatguard_sanctions_enforced", "counter", ("kind",)),
+    ("webhook_deliveries", "chatguard_webhook_deliveries", "counter", ("outcome",)),
 ]
 
 
@@ -43,7 +51,8 @@ def test_every_metric_is_named_typed_and_documented(
     metric = getattr(metrics, attr)
     if labels:
         metric.labels(**dict.fromkeys(labels, "x")).inc()
-        sample = metrics.registry.get_sample_value(f"{name}_total", dict.fromkeys(labels, "x"))
+        exposed = f"{name}_total" if kind == "counter" else name
+        sample = metrics.registry.get_sample_value(exposed, dict.fromkeys(labels, "x"))
         assert sample == 1.0
         with pytest.raises(ValueError, match="label"):
             metric.labels(**dict.fromkeys((*labels, "user"), "x"))
