@@ -24,7 +24,9 @@ from aiohttp import web
 from .admin import admin_app
 from .audit import AuditSink, MemoryAudit
 from .cases.actions import Actions
-from .cases.book import CaseBook
+from .cases.book import BookLimits, CaseBook
+from .cases.model import Bounds
+from .cases.webhooks import CaseWebhooks
 from .codecs import JsonChatCodec
 from .config import Config
 from .console.seams import ConsoleSeams
@@ -38,8 +40,9 @@ from .relay import Relay
 from .relay.delivery import Deliveries
 from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
 from .steps.policy import PolicyStep
+from .steps.sanctions import Admission, SanctionsStep
 from .steps.speedbumps import HoldPolicy, SpeedBumpStep
-from .stores import Store, open_store
+from .stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
@@ -76,29 +79,28 @@ class ChatGuard:
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
-        # Cases: escalations become cases that moderators work in the console.
-        self.audit = audit or MemoryAudit()
-        self.cases = CaseBook(
-            self.store,
-            self.audit,
-            actions=Actions(self.store, self.deliveries),
-            metrics=self.metrics,
-        )
-        escalations = escalations or self.cases
+        if audit is not None:
+            self.audit: AuditSink = audit
+        self._cases()
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         policy_steps: dict[str, Step] = {}
         if config.policy.directory:
-            policy_steps = self._policy_steps(
-                evidence or self.recorded, escalations or self.recorded
-            )
+            policy_steps = self._policy_steps(evidence or self.recorded, escalations or self.cases)
         self.pipeline = Pipeline(
-            {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
+            {"control": self.control, "sanctions": self.sanctions, **policy_steps, **(steps or {})},
+            self.metrics,
         )
         self.relay = Relay(
-            config, self.codec, self.pipeline, self.metrics, self.identity, self.directory.record
+            config,
+            self.codec,
+            self.pipeline,
+            self.metrics,
+            self.identity,
+            self.directory.record,
+            admit=self.admission.check,
         )
         self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
@@ -120,6 +122,51 @@ class ChatGuard:
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+
+    def _cases(self) -> None:
+        """The case book (the escalation sink), its webhook, and sanction enforcement."""
+        cfg = self.config.cases
+        if getattr(self, "audit", None) is None:
+            self.audit = MemoryAudit()
+        self.webhooks = CaseWebhooks.from_config(cfg.webhook, self.metrics)
+        self.cases = CaseBook(
+            self.store,
+            self.audit,
+            clock=time.time,
+            sla={
+                "low": cfg.sla.low,
+                "medium": cfg.sla.medium,
+                "high": cfg.sla.high,
+                "critical": cfg.sla.critical,
+            },
+            lease=cfg.lease,
+            bounds=Bounds(
+                max_history=cfg.max_history,
+                max_notes=cfg.max_notes,
+                max_escalations=cfg.max_escalations,
+            ),
+            limits=BookLimits(
+                max_open=cfg.max_open,
+                max_done=cfg.max_done,
+                closed_ttl=cfg.closed_ttl,
+                reported_ttl=cfg.reported_ttl,
+                max_duration=cfg.max_sanction_seconds,
+                reporting_service=cfg.reporting_service or self.instance_id,
+            ),
+            actions=Actions(self.store, self.deliveries),
+            metrics=self.metrics,
+            on_new=self.webhooks.offer if self.webhooks is not None else None,
+        )
+        self.sanctions = SanctionsStep(self.store, self.metrics, self.deliveries)
+        self.admission = Admission(self.store, self.metrics)
+
+    async def _count_cases(self) -> None:
+        """Refresh the queue-depth gauge from the shared queue."""
+        while True:
+            # The gauge keeps its last value until the store is back.
+            with contextlib.suppress(StoreError):
+                await self.cases.counts()
+            await asyncio.sleep(self.config.cases.counts_interval)
 
     def _policy_steps(self, evidence: EvidenceSink, escalations: EscalationSink) -> dict[str, Step]:
         cfg = self.config
@@ -158,6 +205,10 @@ class ChatGuard:
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         """Tasks that live as long as the relay listener."""
         tasks = [asyncio.create_task(self.deliveries.run(), name="deliveries")]
+        if self.config.cases.counts_interval > 0:
+            tasks.append(asyncio.create_task(self._count_cases(), name="case-counts"))
+        if self.webhooks is not None:
+            tasks.append(asyncio.create_task(self.webhooks.run(), name="case-webhooks"))
         if self.live is not None and self.config.policy.watch:
             interval = self.config.policy.watch_interval
             tasks.append(asyncio.create_task(self.live.watch(interval), name="policy-watch"))

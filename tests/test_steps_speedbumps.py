@@ -245,14 +245,17 @@ async def test_deterrence_capture_and_escalation(
         banner = await recv_type(bob, "chatguard.banner")
         assert banner["banner"] == "deterrence_image_request"
         assert banner["severity"] == "critical"
-        await eventually(lambda: len(guard.recorded.escalations) == 1)
-        escalation = guard.recorded.escalations[0]
-        assert (escalation.severity, escalation.sender, escalation.recipients) == (
+        async with asyncio.timeout(unit(3)):
+            while not (cases := await guard.cases.list()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        [case] = cases
+        escalation = case.escalations[0]
+        assert (escalation.severity, escalation.sender, case.participants) == (
             "high",
             "bob",
-            ("amy",),
+            ("bob", "amy"),
         )
-        assert escalation.conversation == "dm:amy:bob"
+        assert case.conversation == "dm:amy:bob"
         assert len(guard.recorded.captures) == 1
         assert guard.recorded.captures[0].frame == json.dumps(
             {"type": "dm", "to": "amy", "text": "send me a pic"}

@@ -106,7 +106,7 @@ class CaseBook:
         limits: BookLimits | None = None,
         actions: Actions | None = None,
         metrics: Metrics | None = None,
-        on_new: Callable[[Case], None] | None = None,
+        on_new: Callable[[Case], object] | None = None,
     ) -> None:
         if not lease > 0:
             raise ValueError("lease must be positive seconds")

@@ -40,7 +40,7 @@ from ..identity import IdentityError, IdentityResolver
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
 from . import headers as hdr
-from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, IdentityHook, RelaySession
+from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, AdmitHook, IdentityHook, RelaySession
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ class Relay:
         metrics: Metrics,
         identity: IdentityResolver,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
         self.config = config
+        self.admit = admit
         self.on_identity = on_identity
         self.codec = codec
         self.pipeline = pipeline
@@ -174,6 +176,12 @@ class Relay:
         except IdentityError as exc:
             self.metrics.connections_refused.labels(reason="identity").inc()
             return web.Response(status=401, text=f"{exc}\n")
+        if identity is not None and self.admit is not None:
+            refusal = await self.admit(identity)
+            if refusal is not None:
+                # Known before the upstream is dialled: refuse the upgrade itself.
+                self.metrics.connections_refused.labels(reason="sanctioned").inc()
+                return web.Response(status=403, text=f"{refusal}\n")
 
         peer = _peer(request)
         offered = hdr.offered_subprotocols(request.headers)
@@ -236,7 +244,14 @@ class Relay:
         codec = self.codec.open(identity, use_welcome=self.config.identity.welcome)
         context.codec = codec
         session = RelaySession(
-            client, upstream, codec, self.pipeline, context, self.metrics, self.on_identity
+            client,
+            upstream,
+            codec,
+            self.pipeline,
+            context,
+            self.metrics,
+            self.on_identity,
+            self.admit,
         )
         if identity is not None and self.on_identity is not None:
             await self.on_identity(identity)

@@ -44,6 +44,9 @@ CLOSE_BAD_GATEWAY = 1014
 
 Leg = web.WebSocketResponse | ClientWebSocketResponse
 IdentityHook = Callable[[Identity], Awaitable[None]]
+#: Whether an identity may have a session: None, or the reason it may not.
+AdmitHook = Callable[[Identity], Awaitable[str | None]]
+CLOSE_POLICY_VIOLATION = 1008
 
 
 def wire_code(code: int | None) -> int:
@@ -62,7 +65,9 @@ class RelaySession:
         context: SessionContext,
         metrics: Metrics,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
+        self.admit = admit
         self.legs: dict[Side, Leg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
         self.codec = codec
         self.pipeline = pipeline
@@ -152,6 +157,13 @@ class RelaySession:
             self.context.identity = self.codec.identity
             if self.on_identity is not None and self.context.identity is not None:
                 await self.on_identity(self.context.identity)
+            if self.admit is not None and self.context.identity is not None:
+                refusal = await self.admit(self.context.identity)
+                if refusal is not None:
+                    # Refused (banned): the welcome frame is not passed on.
+                    self.metrics.connections_refused.labels(reason="sanctioned").inc()
+                    await self.close(CLOSE_POLICY_VIOLATION, refusal, "sanctioned")
+                    return
         if event is None:
             await _send(target, data)
             return
