@@ -81,6 +81,11 @@ def _back(case_id: str, message: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"/console/cases/{quote(case_id)}?{urlencode({'msg': message})}")
 
 
+def redirect(location: str) -> web.Response:
+    """A 303 that can carry cookies (an HTTPException raised would lose them)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 # -- sign-in ---------------------------------------------------------------------
 
 
@@ -131,7 +136,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
         return response
     nxt = str(form.get("next", "/console/"))
-    response = web.HTTPSeeOther(nxt if nxt.startswith("/console/") else "/console/")
+    response = redirect(nxt if nxt.startswith("/console/") else "/console/")
     gate.set_cookie(response, session)
     response.del_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
     return response
@@ -139,7 +144,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     request.app[GATE].sessions.close(request[SESSION].id)
-    response = web.HTTPSeeOther(LOGIN_PATH)
+    response = redirect(LOGIN_PATH)
     response.del_cookie("chatguard_console", path="/")
     return response
 

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -24,7 +25,7 @@ from chatguard.cases.actions import Actions
 from chatguard.cases.book import CaseBook
 from chatguard.cases.model import Case
 from chatguard.config import ConsoleConfig, ConsoleSsoConfig, ModeratorAccount
-from chatguard.console.accounts import hash_password, token_hash
+from chatguard.console.accounts import token_hash
 from chatguard.console.auth import Gate
 from chatguard.console.seams import ConsoleSeams
 from chatguard.console.web import ConsoleDeps, mount_console
@@ -41,7 +42,9 @@ MODERATORS = {"mia": "moderator", "max": "moderator", "lea": "lead", "aud": "aud
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    return hash_password(PASSWORD)
+    # Cheap argon2 parameters keep sign-in tests fast; verification reads them
+    # from the hash, exactly as with the production defaults.
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
 def accounts(password_hash: str) -> tuple[ModeratorAccount, ...]:
@@ -144,9 +147,8 @@ async def make_site(
         book = CaseBook(store, audit, clock=clock, actions=Actions(store, None, clock))
         config = ConsoleConfig(
             moderators=tuple(moderators) if moderators is not None else accounts(password_hash),
-            secure_cookies=False,
             sso=sso or ConsoleSsoConfig(),
-            **keys,
+            **{"secure_cookies": False, **keys},
         )
         app = web.Application()
         directory = Directory(store)
