@@ -44,6 +44,14 @@ class Permission(enum.StrEnum):
     ANALYTICS = "analytics"
 
 
+#: How a refusal names what was not allowed.
+DESCRIPTIONS: dict[Permission, str] = {
+    Permission.VIEW: "view cases",
+    Permission.ACT: "act on cases",
+    Permission.EXPORT: "export evidence",
+    Permission.ANALYTICS: "see analytics (leads only)",
+}
+
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MODERATOR: frozenset({Permission.VIEW, Permission.ACT, Permission.EXPORT}),
     Role.LEAD: frozenset(Permission),

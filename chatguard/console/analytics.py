@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cases.model import Case
 
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 

@@ -25,7 +25,7 @@ from ..cases.model import MAX_REASON_CHARS, Case, CaseError, ModeratorAction
 from ..cases.report import ReportInput, checklist, law_enforcement_report, report_xml
 from ..directory import Directory
 from ..stores import Store, StoreError
-from .accounts import Account, Permission
+from .accounts import DESCRIPTIONS, Account, Permission
 from .seams import (
     BannerReport,
     ConversationSource,
@@ -70,7 +70,9 @@ class ConsoleService:
     def require(account: Account, permission: Permission) -> None:
         if not account.may(permission):
             raise Refused(
-                403, "forbidden", f"the {account.role.value} role may not {permission.value}"
+                403,
+                "forbidden",
+                f"the {account.role.value} role may not {DESCRIPTIONS[permission]}",
             )
 
     async def case(self, case_id: str) -> Case:
