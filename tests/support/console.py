@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from argon2 import PasswordHasher
 
 from chatguard.audit import MemoryAudit
 from chatguard.cases.actions import Actions
