@@ -4,10 +4,12 @@ one-click actions, the report view, analytics, and what each role sees."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
 import aiohttp
+import pytest
 
 from chatguard.cases.model import Case
 from chatguard.console.seams import ConsoleSeams, ExcerptMessage
@@ -208,3 +210,21 @@ async def test_live_counts_endpoint_and_script(make_site: SiteFactory) -> None:
     assert counts["by_severity"]["high"] == 1
     script = await text(http, "/console/static/console.js")
     assert "data-count" in script
+
+
+async def test_evidence_content_never_reaches_logs_or_audit(
+    make_site: SiteFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "MARKER-do-not-log-4711"
+    source = Excerpts([ExcerptMessage(1.0, "bob", f"text me {secret}", ((0, 7, "r"),), True)])
+    site = await make_site(seams=ConsoleSeams(conversations=source))
+    case = await site.case()
+    caplog.set_level(logging.DEBUG)
+    http = await signed_in(site)
+    assert secret in await text(http, f"/console/cases/{case.id}")
+    await post(http, case, "claim")
+    await post(http, case, "notes", text=f"note {secret}")
+    await text(http, f"/console/cases/{case.id}/report")
+    assert secret not in caplog.text
+    assert PASSWORD not in caplog.text
+    assert all(secret not in repr(e) for _, e in site.audit.entries)
