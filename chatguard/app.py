@@ -81,17 +81,16 @@ class ChatGuard:
         self.recorded = RecordingSink()
         if audit is not None:
             self.audit: AuditSink = audit
-        self._cases()
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(type_field=".".join(self.codec.type_path))
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
+        self._cases()
         policy_steps: dict[str, Step] = {}
         if config.policy.directory:
             policy_steps = self._policy_steps(evidence or self.recorded, escalations or self.cases)
         self.pipeline = Pipeline(
-            {"control": self.control, "sanctions": self.sanctions, **policy_steps, **(steps or {})},
-            self.metrics,
+            {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
         )
         self.relay = Relay(
             config,
@@ -189,6 +188,9 @@ class ChatGuard:
         for command in ("send", "cancel"):
             self.control.register_command(command, self.speedbumps.command)
         return {
+            # Without a pack nothing escalates, so there are no cases and no
+            # sanctions; the pass-through pipeline keeps its unparsed fast path.
+            "sanctions": self.sanctions,
             "policy": PolicyStep(
                 self.live,
                 self.store,

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatguard.cases import model
+from chatguard.cases import workflow
 from chatguard.cases.model import DEFAULT_SLA, Case, EscalationSummary
 from chatguard.cases.report import (
     INCIDENT_TYPES,
@@ -17,6 +17,7 @@ from chatguard.cases.report import (
     TranscriptLine,
     checklist,
     law_enforcement_report,
+    report_input_from_records,
     report_xml,
 )
 
@@ -38,11 +39,11 @@ def a_case(categories: tuple[str, ...] = ("grooming", "sextortion")) -> Case:
             reason="r",
         )
         if case is None:
-            case = model.open_case(
+            case = workflow.open_case(
                 "case-9", "dm:amy:bob", s, ["bob", "amy"], ["rec-1"], now=T0, sla=DEFAULT_SLA
             )
         else:
-            case = model.add_escalation(case, s, [], ["rec-2"], now=T0 + 60, sla=DEFAULT_SLA)
+            case = workflow.add_escalation(case, s, [], ["rec-2"], now=T0 + 60, sla=DEFAULT_SLA)
     assert case is not None
     return case
 
@@ -126,3 +127,62 @@ def test_any_user_text_makes_well_formed_xml(text: str) -> None:
     report = law_enforcement_report(a_case(("grooming",)), evidence, service=text, now=T0)
     root = ET.fromstring(report_xml(report).split("\n", 1)[1])
     assert root.find("transcript/message") is not None
+
+
+def test_report_input_is_read_from_evidence_records() -> None:
+    bob = {
+        "platform_id": "bob",
+        "age_band": "adult",
+        "user_agent": "ExampleChat/2.1",
+        "ip_capture_events": [
+            {
+                "event_name": "connect",
+                "date_time": "2025-12-31T23:50:00.000000Z",
+                "ip_address": "203.0.113.9",
+                "port": 5000,
+            }
+        ],
+    }
+    amy = {"platform_id": "amy", "age_band": "13-15", "ip_capture_events": []}
+    records = [
+        {
+            "kind": "capture",
+            "id": "rec-1",
+            "incident_date_time": "2026-01-01T00:00:00.000000Z",
+            "chat_client": "ExampleChat/2.1",
+            "room_name": None,
+            "reported_person": bob,
+            "participants": [amy, bob],
+            "context_before": [
+                {
+                    "date_time": "2025-12-31T23:59:00.000000Z",
+                    "sender": "amy",
+                    "text": "hi",
+                    "room_name": None,
+                    "sender_session": amy,
+                },
+            ],
+            "message": {"sender": "bob", "text": "send me a pic"},
+        },
+        {
+            "kind": "context",
+            "id": "rec-2",
+            "context_after": [
+                {"date_time": "2026-01-01T00:00:30.000000Z", "sender": "amy", "text": "no"},
+                {"date_time": "bad time", "sender": "amy", "text": "skipped"},
+            ],
+        },
+        {"kind": "audit", "id": "rec-3"},
+        {"kind": "capture", "id": "rec-4", "message": "not a mapping", "participants": [7]},
+    ]
+    given_input = report_input_from_records(records)
+    assert [(line.sender, line.text, line.record) for line in given_input.transcript] == [
+        ("amy", "hi", "rec-1"),
+        ("bob", "send me a pic", "rec-1"),
+        ("amy", "no", "rec-2"),
+    ]
+    assert [(c.user, c.ip, c.event) for c in given_input.ips] == [("bob", "203.0.113.9", "connect")]
+    assert given_input.age_bands == {"bob": "adult", "amy": "13-15"}
+    assert given_input.client == "ExampleChat/2.1"
+    report = law_enforcement_report(a_case(), given_input, service="Example", now=T0)
+    assert all(ok for _, ok, _ in checklist(report)), checklist(report)

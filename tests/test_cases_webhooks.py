@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from chatguard.cases import model
+from chatguard.cases import workflow
 from chatguard.cases.model import DEFAULT_SLA, Case, EscalationSummary
 from chatguard.cases.webhooks import (
     SIGNATURE_HEADER,
@@ -71,7 +71,7 @@ def a_case(severity: str = "high") -> Case:
         signals=("secrecy",),
         reason="grooming risk 8",
     )
-    return model.open_case(
+    return workflow.open_case(
         "case-7", "dm:amy:bob", s, ["bob", "amy"], ["rec-1"], now=time.time(), sla=DEFAULT_SLA
     )
 

@@ -58,7 +58,13 @@ async def dm(ws: Client, to: str, text: str) -> None:
     await ws.send(json.dumps({"type": "dm", "to": to, "text": text}))
 
 
-async def started(make_guard: GuardFactory, upstream: str, **extra: Any) -> ChatGuard:
+async def started(
+    make_guard: GuardFactory, upstream: str, pack: tuple[Path, Path] | None = None, **extra: Any
+) -> ChatGuard:
+    if pack is not None:
+        # The sanctions step runs with a policy pack (without one nothing escalates).
+        extra["policy"] = {"directory": str(pack[0]), "watch": False}
+        extra["banners"] = {"directory": str(pack[1])}
     guard = await make_guard(upstream, **extra)
     await asyncio.wait_for(guard.deliveries.ready.wait(), unit(3))
     return guard
@@ -84,9 +90,9 @@ async def claimed_case(guard: ChatGuard, sender: str, recipient: str) -> Case:
 
 
 async def test_a_muted_user_is_told_and_their_next_message_is_dropped(
-    chat_service, make_guard: GuardFactory
+    chat_service, make_guard: GuardFactory, test_pack: tuple[Path, Path]
 ) -> None:
-    guard = await started(make_guard, chat_service.url)
+    guard = await started(make_guard, chat_service.url, test_pack)
     amy, bob = await connect(guard, "amy", 12), await connect(guard, "bob", 45)
     try:
         await eventually(lambda: len(guard.relay.sessions) == 2)
@@ -111,9 +117,9 @@ async def test_a_muted_user_is_told_and_their_next_message_is_dropped(
 
 
 async def test_kick_closes_the_session_with_the_reason(
-    chat_service, make_guard: GuardFactory
+    chat_service, make_guard: GuardFactory, test_pack: tuple[Path, Path]
 ) -> None:
-    guard = await started(make_guard, chat_service.url)
+    guard = await started(make_guard, chat_service.url, test_pack)
     amy, bob = await connect(guard, "amy", 12), await connect(guard, "bob", 45)
     try:
         await eventually(lambda: len(guard.relay.sessions) == 2)
@@ -135,14 +141,9 @@ async def test_two_relays_on_one_redis_share_the_queue_and_a_ban(
     test_pack: tuple[Path, Path],
     redis_store_factory: Callable[..., RedisStore],
 ) -> None:
-    policies, banners = test_pack
-    shared = {
-        "policy": {"directory": str(policies), "watch": False},
-        "banners": {"directory": str(banners)},
-    }
     # Each replica has its own connection to one Redis, under one key prefix.
-    one = await started(make_guard, chat_service.url, store=redis_store_factory(), **shared)
-    two = await started(make_guard, chat_service.url, store=redis_store_factory(), **shared)
+    one = await started(make_guard, chat_service.url, test_pack, store=redis_store_factory())
+    two = await started(make_guard, chat_service.url, test_pack, store=redis_store_factory())
     amy, bob = await connect(one, "amy", 12), await connect(one, "bob", 45)
     cat, dan = await connect(two, "cat", 12), await connect(two, "dan", 40)
     try:

@@ -1,55 +1,44 @@
-"""The case book: cases kept in the shared store, the queue, and its leases.
+"""The case book: escalations into cases, and moderators' work on them.
 
-What it owns: turning escalations into cases (the escalation sink), the queue
-order, claims and their leases, and carrying moderator actions through to the
-case, the live chat (``actions.py``) and the audit log. Workflow rules are in
-``model.py``; this module only reads, decides with the model, and writes.
-
-Store layout (keys and indexes of the ``Store`` interface)::
-
-    case:<id>            the case as JSON (final cases expire, see below)
-    case-lease:<id>      the claimant's name, expiring after the lease
-    case-group:<key>     the id of the open case for a conversation + subject
-    case-seq             the counter that numbers cases
-    index cases:open     open case ids, scored by creation time
-    index cases:done     reported and closed case ids, scored by last change
+What it owns: the escalation sink (grouping escalations into cases), the
+operations the console and API call (``list``, ``get``, ``claim``,
+``release``, ``note``, ``act``, ``counts``), carrying actions through to the
+live chat (``actions.py``), the audit entry of every change, and the case
+metrics. Workflow rules are in ``model.py``, the store layout and queue order
+in ``queue.py``; this module reads, decides with the model, and writes.
 
 Invariants:
 
-* Several replicas may share one store: every read-modify-write of a case is
-  a ``compare_and_set`` retried on conflict, a new case is made visible by
-  one ``set_if_absent`` of its group key (so two replicas escalating the same
-  conversation at once make one case), and a claim is a ``set_if_absent`` of
-  the lease key, so two moderators never hold the same case.
+* Several replicas may share one store (see ``queue.py``): two replicas
+  escalating the same conversation at once make one case, and two
+  moderators never hold the same case.
 * A lease that runs out returns the case to the queue: it shows as unclaimed
   at once, and the first read after that records the expiry (history and
   audit) — exactly once, because that write is a compare-and-set too.
 * Every change writes one audit entry, ``subject="case:<id>"``; creation
-  carries the conversation and the evidence ids. Audit entries never carry
-  message content.
+  carries the conversation and the evidence ids; a report carries
+  ``reported_at``. Audit entries never carry message or note text.
+* A live action is checked against the case before it reaches the chat, and
+  recorded on the case only after its effect was applied.
 * Bounded: at most ``max_open`` open cases (a new escalation that would open
   one more is refused with ``CaseError`` and counted; escalations into open
-  cases still join them), at most ``max_done`` final cases listed (older ones
-  leave the index and expire from the store after ``closed_ttl`` or
-  ``reported_ttl``), and per-case bounds from ``model.Bounds``.
+  cases still join them); per-case bounds from ``model.Bounds``.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..audit import AuditEntry, AuditSink
 from ..metrics import Metrics
 from ..steps.handoff import EscalationRequest
 from ..stores import Store, StoreError
-from . import model
+from . import model, workflow
 from .actions import Actions, Effect
 from .model import (
     DEFAULT_SLA,
@@ -61,34 +50,12 @@ from .model import (
     ModeratorAction,
     Status,
 )
+from .queue import MAX_RETRIES, BookLimits, CaseQueue, Filters, select
 from .report import ReportInput, checklist, law_enforcement_report
 
+__all__ = ["BookLimits", "CaseBook", "CaseError", "ModeratorAction"]
+
 log = logging.getLogger(__name__)
-
-OPEN, DONE = "cases:open", "cases:done"
-#: Attempts of one read-modify-write before giving up on a busy case.
-MAX_RETRIES = 20
-
-
-@dataclass(frozen=True, slots=True)
-class BookLimits:
-    """Bounds and retention of the book (config section ``cases``)."""
-
-    max_open: int = 10_000
-    max_done: int = 100_000
-    closed_ttl: float = 90 * 86400.0
-    reported_ttl: float = 365 * 86400.0
-    max_duration: float = 365 * 86400.0
-    max_list: int = 1000
-    reporting_service: str = "ChatGuard"
-
-
-def _encode(case: Case) -> bytes:
-    return json.dumps(case.to_json(), separators=(",", ":"), sort_keys=True).encode()
-
-
-def _decode(raw: bytes) -> Case:
-    return Case.from_json(json.loads(raw))
 
 
 class CaseBook:
@@ -120,6 +87,7 @@ class CaseBook:
         self.actions = actions or Actions(store, None, clock)
         self.metrics = metrics
         self.on_new = on_new
+        self.queue = CaseQueue(store, self.limits, clock)
 
     # -- the escalation sink ----------------------------------------------
 
@@ -142,15 +110,13 @@ class CaseBook:
         )
         people = [p for p in (request.sender, *request.recipients, request.reporter) if p]
         group = model.group_key(request.conversation, request.sender)
-        group_key = f"case-group:{group}"
         for _ in range(MAX_RETRIES):
             now = self.clock()
-            existing = await self.store.get(group_key)
-            if existing is not None:
-                case_id = existing.decode()
+            case_id = await self.queue.group_case(group)
+            if case_id is not None:
 
                 def join(case: Case, now: float = now) -> Case:
-                    return model.add_escalation(
+                    return workflow.add_escalation(
                         case,
                         summary,
                         people,
@@ -161,11 +127,11 @@ class CaseBook:
                     )
 
                 try:
-                    before, after = await self._update(case_id, join)
+                    before, after = await self.queue.update(case_id, join)
                 except CaseError:
                     # The group's case was closed (or has expired) meanwhile:
                     # forget it, and open a new one on the next pass.
-                    await self.store.compare_and_set(group_key, existing, None)
+                    await self.queue.forget_group(group, case_id)
                     continue
                 await self._audit(
                     now,
@@ -181,13 +147,12 @@ class CaseBook:
                     },
                 )
                 return after
-            if await self.store.index_size(OPEN) >= self.limits.max_open:
+            if await self.queue.open_count() >= self.limits.max_open:
                 if self.metrics is not None:
                     self.metrics.cases_refused.inc()
                 raise CaseError(f"the queue holds max_open={self.limits.max_open} open cases")
-            case_id = f"case-{await self.store.incr('case-seq')}"
-            case = model.open_case(
-                case_id,
+            case = workflow.open_case(
+                await self.queue.next_id(),
                 request.conversation,
                 summary,
                 people,
@@ -196,13 +161,8 @@ class CaseBook:
                 sla=self.sla,
                 bounds=self.bounds,
             )
-            # The record first, then the group key: a group key always names a
-            # written case, and only the replica that sets it publishes the case.
-            await self.store.set(f"case:{case_id}", _encode(case))
-            if not await self.store.set_if_absent(group_key, case_id.encode()):
-                await self.store.delete(f"case:{case_id}")
-                continue
-            await self.store.index_add(OPEN, case_id, case.created_at)
+            if not await self.queue.create(case):
+                continue  # another replica opened the group's case first: join it
             await self._audit(
                 now,
                 "chatguard",
@@ -227,10 +187,8 @@ class CaseBook:
     # -- reading ------------------------------------------------------------
 
     async def get(self, case_id: str) -> Case | None:
-        raw = await self.store.get(f"case:{case_id}")
-        if raw is None:
-            return None
-        return await self._settle(_decode(raw))
+        case = await self.queue.get(case_id)
+        return None if case is None else await self._settle(case)
 
     async def list(
         self,
@@ -240,31 +198,19 @@ class CaseBook:
         assignee: str | None = None,
         older_than: float | None = None,
         limit: int = 100,
+        escalated_to_lead: bool | None = None,
     ) -> builtins.list[Case]:
         """Cases matching every filter given: open ones first, by severity then age
-        (highest severity, oldest first); then final ones, latest change first."""
+        (highest severity, oldest first); then final ones, latest change first.
+        ``older_than`` is an age in seconds; ``limit`` is capped at ``max_list``."""
         wanted = Status(status) if status is not None else None
-        cases = await self._load(wanted)
-        now = self.clock()
-        out = []
-        for case in cases:
-            if wanted is not None and case.status is not wanted:
-                continue
-            if severity is not None and case.severity != severity:
-                continue
-            if category is not None and category not in case.categories:
-                continue
-            if assignee is not None and case.assignee != assignee:
-                continue
-            if older_than is not None and now - case.created_at < older_than:
-                continue
-            out.append(case)
-        out.sort(key=queue_order)
-        return out[: max(0, min(limit, self.limits.max_list))]
+        cases = [await self._settle(c) for c in await self.queue.load(wanted)]
+        filters = Filters(wanted, severity, category, assignee, older_than, escalated_to_lead)
+        return select(cases, filters, self.clock(), min(limit, self.limits.max_list))
 
     async def counts(self) -> dict[str, Any]:
         """Live counts for the console and the queue-depth gauge."""
-        cases = await self._load(None, done=False)
+        cases = [await self._settle(c) for c in await self.queue.load(None, done=False)]
         now = self.clock()
         by_status = Counter(c.status.value for c in cases)
         by_severity = Counter(c.severity for c in cases)
@@ -275,7 +221,7 @@ class CaseBook:
             "unclaimed": sum(1 for c in cases if c.claimed_by(now) is None),
             "overdue": sum(1 for c in cases if c.overdue(now)),
             "escalated_to_lead": sum(1 for c in cases if c.escalated_to_lead),
-            "done": await self.store.index_size(DONE),
+            "done": await self.queue.done_count(),
         }
         if self.metrics is not None:
             for sev in SEVERITIES:
@@ -286,21 +232,17 @@ class CaseBook:
 
     async def claim(self, case_id: str, moderator: str) -> Case:
         now = self.clock()
-        lease_key = f"case-lease:{case_id}"
-        took = await self.store.set_if_absent(lease_key, moderator.encode(), ttl=self.lease)
-        if not took:
-            holder = await self.store.get(lease_key)
-            if holder is not None and holder.decode() != moderator:
-                raise CaseError(f"case {case_id} is claimed by another moderator")
-            await self.store.set(lease_key, moderator.encode(), ttl=self.lease)
+        took = await self.queue.take_lease(case_id, moderator, self.lease)
         try:
-            before, after = await self._update(
+            before, after = await self.queue.update(
                 case_id,
-                lambda c: model.claim(c, moderator, now=now, lease=self.lease, bounds=self.bounds),
+                lambda c: workflow.claim(
+                    c, moderator, now=now, lease=self.lease, bounds=self.bounds
+                ),
             )
         except CaseError:
             if took:
-                await self.store.compare_and_set(lease_key, moderator.encode(), None)
+                await self.queue.drop_lease(case_id, moderator)
             raise
         await self._audit(now, moderator, "case.claimed", after, "", {"lease": self.lease})
         if before.first_claimed_at is None and self.metrics is not None:
@@ -309,17 +251,17 @@ class CaseBook:
 
     async def release(self, case_id: str, moderator: str) -> Case:
         now = self.clock()
-        _, after = await self._update(
-            case_id, lambda c: model.release(c, moderator, now=now, bounds=self.bounds)
+        _, after = await self.queue.update(
+            case_id, lambda c: workflow.release(c, moderator, now=now, bounds=self.bounds)
         )
-        await self.store.compare_and_set(f"case-lease:{case_id}", moderator.encode(), None)
+        await self.queue.drop_lease(case_id, moderator)
         await self._audit(now, moderator, "case.released", after, "", {})
         return after
 
     async def note(self, case_id: str, moderator: str, text: str) -> Case:
         now = self.clock()
-        _, after = await self._update(
-            case_id, lambda c: model.add_note(c, moderator, text, now=now, bounds=self.bounds)
+        _, after = await self.queue.update(
+            case_id, lambda c: workflow.add_note(c, moderator, text, now=now, bounds=self.bounds)
         )
         # The note's text stays in the case; the audit log records only that one was added.
         await self._audit(now, moderator, "case.noted", after, "", {"notes": len(after.notes)})
@@ -344,7 +286,7 @@ class CaseBook:
         if current is None:
             raise CaseError(f"no case {case_id}")
         # Validate against the case as it stands before anything reaches the chat.
-        model.act(current, moderator, action.type, "", now=now, external_ref=action.external_ref)
+        workflow.act(current, moderator, action.type, "", now=now, external_ref=action.external_ref)
         details: dict[str, Any] = {"conversation": current.conversation}
         effect = Effect(None)
         if action.type in model.LIVE_ACTIONS:
@@ -366,9 +308,9 @@ class CaseBook:
             details["external_ref"] = action.external_ref
             details["evidence"] = list(current.evidence)
         detail = _history_detail(action, effect)
-        before, after = await self._update(
+        before, after = await self.queue.update(
             case_id,
-            lambda c: model.act(
+            lambda c: workflow.act(
                 c,
                 moderator,
                 action.type,
@@ -379,7 +321,7 @@ class CaseBook:
             ),
         )
         if action.type in ("dismiss", "escalate", "report"):
-            await self.store.compare_and_set(f"case-lease:{case_id}", moderator.encode(), None)
+            await self.queue.drop_lease(case_id, moderator)
         if action.type == "report":
             # The evidence branch reads the retention start from this entry.
             details["reported_at"] = after.reported_at
@@ -392,73 +334,22 @@ class CaseBook:
 
     # -- internals ------------------------------------------------------------
 
-    async def _load(self, wanted: Status | None, *, done: bool = True) -> builtins.list[Case]:
-        ids: builtins.list[str] = []
-        if wanted is None or wanted.open:
-            ids += [m for m, _ in await self.store.index_members(OPEN)]
-        if done and (wanted is None or not wanted.open):
-            ids += [m for m, _ in await self.store.index_members(DONE)]
-        raws = await self.store.get_many([f"case:{i}" for i in ids])
-        cases = []
-        for case_id, raw in zip(ids, raws, strict=True):
-            if raw is None:
-                # Expired final case (or one lost mid-creation): drop it from the index.
-                await self.store.index_remove(DONE, case_id)
-                continue
-            cases.append(await self._settle(_decode(raw)))
-        return cases
-
     async def _settle(self, case: Case) -> Case:
         """The case with a run-out claim released, recorded once."""
         now = self.clock()
-        if model.effective(case, now, self.bounds) is case:
+        if workflow.effective(case, now, self.bounds) is case:
             return case
         try:
-            before, after = await self._update(
-                case.id, lambda c: model.effective(c, now, self.bounds)
+            before, after = await self.queue.update(
+                case.id, lambda c: workflow.effective(c, now, self.bounds)
             )
         except (CaseError, StoreError):
-            return model.effective(case, now, self.bounds)
+            return workflow.effective(case, now, self.bounds)
         if after is not before:
             await self._audit(
                 now, "chatguard", "case.claim_expired", after, "", {"was": before.assignee}
             )
         return after
-
-    async def _update(self, case_id: str, change: Callable[[Case], Case]) -> tuple[Case, Case]:
-        """Apply ``change`` atomically (compare-and-set, retried on conflict)."""
-        key = f"case:{case_id}"
-        for _ in range(MAX_RETRIES):
-            raw = await self.store.get(key)
-            if raw is None:
-                raise CaseError(f"no case {case_id}")
-            before = _decode(raw)
-            after = change(before)
-            if after is before:
-                return before, after
-            ttl = self._ttl(after)
-            if await self.store.compare_and_set(key, raw, _encode(after), ttl):
-                if before.status.open and not after.status.open:
-                    await self._finish(after)
-                return before, after
-        raise CaseError(f"case {case_id} is busy; try again")
-
-    def _ttl(self, case: Case) -> float | None:
-        if case.status is Status.REPORTED:
-            return self.limits.reported_ttl or None
-        if case.status is Status.CLOSED:
-            return self.limits.closed_ttl or None
-        return None
-
-    async def _finish(self, case: Case) -> None:
-        """A case became final: out of the queue, its group free for a new case."""
-        await self.store.index_remove(OPEN, case.id)
-        await self.store.index_add(DONE, case.id, case.updated_at)
-        await self.store.compare_and_set(f"case-group:{case.group}", case.id.encode(), None)
-        excess = await self.store.index_size(DONE) - self.limits.max_done
-        if excess > 0:
-            for member, _ in (await self.store.index_members(DONE))[:excess]:
-                await self.store.index_remove(DONE, member)
 
     async def _audit(
         self,
@@ -481,14 +372,6 @@ class CaseBook:
                 details=details,
             )
         )
-
-
-def queue_order(case: Case) -> tuple[int, float, float, str]:
-    """Open cases first, by severity (highest first) then age (oldest first);
-    final cases after, latest change first."""
-    if case.status.open:
-        return (0, -model.severity_rank(case.severity), case.created_at, case.id)
-    return (1, 0, -case.updated_at, case.id)
 
 
 def _history_detail(action: ModeratorAction, effect: Effect) -> str:

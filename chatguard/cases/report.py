@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +86,93 @@ class ReportInput:
     age_bands: Mapping[str, str] = field(default_factory=dict)
     client: str = ""
     room: str | None = None
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds from an evidence record's RFC 3339 UTC time (or a number)."""
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def report_input_from_records(records: Iterable[Mapping[str, Any]]) -> ReportInput:
+    """The report's input from evidence records, as the evidence log writes them.
+
+    Reads ``capture`` records (``context_before``, ``message``, ``reported_person``
+    and ``participants`` with ``ip_capture_events`` and ``age_band``,
+    ``chat_client``, ``room_name``) and ``context`` records (``context_after``);
+    other kinds are skipped. Messages seen in several records appear once.
+    Fields are those of ``docs/evidence-format.md``; a missing field is skipped,
+    never fatal, so a partial record only leaves a checklist item open.
+    """
+    lines: dict[tuple[Any, ...], TranscriptLine] = {}
+    ips: dict[tuple[str, str, float], IpCapture] = {}
+    bands: dict[str, str] = {}
+    client = ""
+    room: str | None = None
+
+    def add_line(entry: Mapping[str, Any], record: str | None, at: Any) -> None:
+        when = _epoch(at)
+        text = entry.get("text")
+        if when is None or not isinstance(text, str):
+            return
+        sender = str(entry.get("sender") or "")
+        key = (round(when, 6), sender, text)
+        if key not in lines:
+            lines[key] = TranscriptLine(when, sender, text, entry.get("room_name"), record)
+
+    def add_person(p: Any) -> None:
+        if not isinstance(p, Mapping) or not isinstance(p.get("platform_id"), str):
+            return
+        user = p["platform_id"]
+        band = p.get("age_band")
+        if isinstance(band, str) and band != "unknown":
+            bands[user] = band
+        for event in p.get("ip_capture_events") or ():
+            if not isinstance(event, Mapping) or not isinstance(event.get("ip_address"), str):
+                continue
+            when = _epoch(event.get("date_time"))
+            if when is not None:
+                name = str(event.get("event_name") or "message")
+                ips[(user, event["ip_address"], when)] = IpCapture(
+                    user, event["ip_address"], when, name
+                )
+
+    for record in records:
+        record_id = record.get("id") if isinstance(record.get("id"), str) else None
+        if record.get("kind") == "capture":
+            for entry in record.get("context_before") or ():
+                if isinstance(entry, Mapping):
+                    add_line(entry, record_id, entry.get("date_time"))
+                    add_person(entry.get("sender_session"))
+            message = record.get("message")
+            if isinstance(message, Mapping):
+                add_line(
+                    {**message, "room_name": record.get("room_name")},
+                    record_id,
+                    record.get("incident_date_time"),
+                )
+            add_person(record.get("reported_person"))
+            for participant in record.get("participants") or ():
+                add_person(participant)
+            client = client or str(record.get("chat_client") or "")
+            room = room or record.get("room_name")
+        elif record.get("kind") == "context":
+            for entry in record.get("context_after") or ():
+                if isinstance(entry, Mapping):
+                    add_line(entry, record_id, entry.get("date_time"))
+    return ReportInput(
+        transcript=tuple(sorted(lines.values(), key=lambda line: line.at)),
+        ips=tuple(sorted(ips.values(), key=lambda c: c.at)),
+        age_bands=bands,
+        client=client,
+        room=room,
+    )
 
 
 def _iso(t: float | None) -> str | None:

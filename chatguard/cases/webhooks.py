@@ -46,6 +46,7 @@ from typing import Any
 
 import aiohttp
 
+from ..config import ConfigError
 from ..metrics import Metrics
 from .model import Case, severity_rank
 
@@ -166,7 +167,14 @@ class CaseWebhooks:
             return None
         secret = cfg.secret
         if cfg.secret_file:
-            secret = Path(cfg.secret_file).read_text(encoding="utf-8").strip()
+            try:
+                secret = Path(cfg.secret_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    "<config>", "cases.webhook.secret_file", f"cannot read: {exc}"
+                ) from exc
+            if not secret:
+                raise ConfigError("<config>", "cases.webhook.secret_file", "the file is empty")
         return cls(
             cfg.url,
             secret.encode(),
