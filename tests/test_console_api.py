@@ -63,6 +63,8 @@ async def test_list_cases_has_the_documented_shape_and_filters(make_site: SiteFa
         ("assignee=mia", []),
         ("older_than=3600", []),
         ("limit=1", [high.id]),
+        ("lead=true", []),
+        ("lead=false", [high.id, low.id]),
     ]:
         status, body = await call(site, "GET", f"/api/cases?{query}")
         assert status == 200, query
@@ -228,6 +230,8 @@ async def test_escalate_to_lead_then_the_lead_acts(make_site: SiteFactory) -> No
     await call(site, "POST", f"{base}/claim")
     status, body = await call(site, "POST", f"{base}/actions", json={"type": "escalate"})
     assert (status, body["escalated_to_lead"], body["assignee"]) == (200, True, None)
+    _, listed = await call(site, "GET", "/api/cases?lead=true", "lea")
+    assert [c["id"] for c in listed["cases"]] == [case.id]
     assert (await call(site, "POST", f"{base}/claim", "lea"))[0] == 200
     status, body = await call(
         site, "POST", f"{base}/actions", "lea", json={"type": "ban", "duration": None}

@@ -36,6 +36,7 @@ def test_filters_parse() -> None:
         ({"limit": "0"}, "limit"),
         ({"limit": str(MAX_LIMIT + 1)}, "limit"),
         ({"sort": "x"}, "sort"),
+        ({"lead": "yes"}, "lead"),
     ],
 )
 def test_bad_filters_name_the_parameter(query: dict[str, str], parameter: str) -> None:

@@ -117,6 +117,7 @@ class ConsoleService:
             assignee=filters.assignee,
             older_than=filters.older_than,
             limit=filters.limit,
+            escalated_to_lead=filters.escalated_to_lead,
         )
 
     async def counts(self, account: Account) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Filters:
     assignee: str | None = None
     older_than: float | None = None  # seconds of age
     limit: int = DEFAULT_LIMIT
+    escalated_to_lead: bool | None = None
 
     def query(self) -> dict[str, str]:
         out = {
@@ -54,7 +55,7 @@ class Filters:
 
 
 def parse_filters(query: Mapping[str, str]) -> Filters:
-    known = {"status", "severity", "category", "assignee", "older_than", "limit"}
+    known = {"status", "severity", "category", "assignee", "older_than", "limit", "lead"}
     for key in query:
         if key not in known:
             raise FilterError(key, f"unknown filter (known: {', '.join(sorted(known))})")
@@ -81,7 +82,12 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
             raise FilterError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
-    return Filters(status, severity, text("category"), text("assignee"), older_than, limit)
+    lead: bool | None = None
+    if (raw := text("lead")) is not None:
+        if raw not in ("true", "false"):
+            raise FilterError("lead", "must be true or false")
+        lead = raw == "true"
+    return Filters(status, severity, text("category"), text("assignee"), older_than, limit, lead)
 
 
 def highlight(text: str, spans: Iterable[tuple[int, int, str]]) -> list[tuple[str, str | None]]:
