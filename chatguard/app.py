@@ -115,6 +115,7 @@ class ChatGuard:
                 time.time,
                 store=self.store,
                 directory=self.directory,
+                metrics=self.metrics,
                 seams=seams or ConsoleSeams(),
             ),
         )

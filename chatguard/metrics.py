@@ -194,6 +194,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.console_sign_ins = Counter(
+            "chatguard_console_sign_ins",
+            "Console sign-in attempts by outcome: ok, refused, limited, sso.",
+            ["outcome"],
+            registry=r,
+        )
 
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""

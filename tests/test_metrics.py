@@ -35,6 +35,7 @@ FAMILIES = [
     ("case_actions", "chatguard_case_actions", "counter", ("type",)),
     ("sanctions_enforced", "chatguard_sanctions_enforced", "counter", ("kind",)),
     ("webhook_deliveries", "chatguard_webhook_deliveries", "counter", ("outcome",)),
+    ("console_sign_ins", "chatguard_console_sign_ins", "counter", ("outcome",)),
 ]
 
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..config import ConsoleConfig
+from ..metrics import Metrics
 from .accounts import Account, Accounts
 from .limits import LoginLimiter
 from .sessions import Session, SessionTable, csrf_ok
@@ -57,16 +58,28 @@ class Gate:
     sessions: SessionTable
     limiter: LoginLimiter
     clock: Callable[[], float]
+    metrics: Metrics | None = None
 
     @classmethod
-    def build(cls, config: ConsoleConfig, accounts: Accounts, clock: Callable[[], float]) -> Gate:
+    def build(
+        cls,
+        config: ConsoleConfig,
+        accounts: Accounts,
+        clock: Callable[[], float],
+        metrics: Metrics | None = None,
+    ) -> Gate:
         return cls(
             config,
             accounts,
             SessionTable(config.session_ttl, config.max_sessions),
             LoginLimiter(config.login_max_failures, config.login_window, config.login_tracked),
             clock,
+            metrics,
         )
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.console_sign_ins.labels(outcome=outcome).inc()
 
     # -- identification --------------------------------------------------------
 
@@ -113,13 +126,16 @@ class Gate:
         keys = (f"account:{account_id}", f"address:{address}")
         wait = self.limiter.retry_after(keys, now)
         if wait > 0:
+            self._count("limited")
             raise SignInRefused("too many failed sign-ins; try again later", wait)
         # argon2 is deliberately slow: keep it off the event loop.
         account = await asyncio.to_thread(self.accounts.check_password, account_id, password)
         if account is None:
             self.limiter.failed(keys, self.clock())
+            self._count("refused")
             raise SignInRefused("wrong moderator id or password")
         self.limiter.succeeded(keys[0])
+        self._count("ok")
         return self.sessions.open(account.id, self.clock())
 
     def set_cookie(self, response: web.StreamResponse, session: Session) -> None:
@@ -160,6 +176,7 @@ class Gate:
             sso = self.sso_account(request)
             if sso is not None and (found is None or found[0].id != sso.id):
                 new_session = self.sessions.open(sso.id, self.clock(), via="sso")
+                self._count("sso")
                 found = (sso, new_session)
             if found is None:
                 if request.method in SAFE_METHODS:

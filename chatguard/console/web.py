@@ -20,6 +20,7 @@ from ..audit import AuditSink
 from ..cases.book import CaseBook
 from ..config import ConsoleConfig
 from ..directory import Directory
+from ..metrics import Metrics
 from ..stores import Store
 from .accounts import Accounts
 from .api import api_app
@@ -40,6 +41,7 @@ class ConsoleDeps:
     clock: Callable[[], float]
     store: Store | None = None
     directory: Directory | None = None
+    metrics: Metrics | None = None
     seams: ConsoleSeams = field(default_factory=ConsoleSeams)
 
 
@@ -54,7 +56,7 @@ def mount_console(
     if not config.enabled:
         return None
     accounts = accounts or Accounts.from_config(config.moderators)
-    gate = Gate.build(config, accounts, deps.clock)
+    gate = Gate.build(config, accounts, deps.clock, deps.metrics)
     service = ConsoleService(
         book=deps.book,
         audit=deps.audit,

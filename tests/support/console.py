@@ -31,6 +31,7 @@ from chatguard.console.seams import ConsoleSeams
 from chatguard.console.web import ConsoleDeps, mount_console
 from chatguard.directory import Directory
 from chatguard.events import Identity
+from chatguard.metrics import Metrics
 from chatguard.steps.handoff import EscalationRequest
 from chatguard.stores import MemoryStore, RedisStore, Store
 from tests.support.clock import FakeClock
@@ -92,6 +93,7 @@ class ConsoleSite:
     audit: MemoryAudit
     clock: Callable[[], float]
     directory: Directory
+    metrics: Metrics
     sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
     @property
@@ -144,6 +146,7 @@ async def make_site(
             store = RedisStore(url, prefix)
             clock = time.time
         audit = MemoryAudit()
+        metrics = Metrics()
         book = CaseBook(store, audit, clock=clock, actions=Actions(store, None, clock))
         config = ConsoleConfig(
             moderators=tuple(moderators) if moderators is not None else accounts(password_hash),
@@ -156,13 +159,19 @@ async def make_site(
             app,
             config,
             ConsoleDeps(
-                book, audit, clock, store=store, directory=directory, seams=seams or ConsoleSeams()
+                book,
+                audit,
+                clock,
+                store=store,
+                directory=directory,
+                metrics=metrics,
+                seams=seams or ConsoleSeams(),
             ),
         )
         assert gate is not None
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
-        site = ConsoleSite(server, app, gate, book, store, audit, clock, directory)
+        site = ConsoleSite(server, app, gate, book, store, audit, clock, directory, metrics)
         sites.append(site)
         return site
 
