@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from chatguard.audit import MemoryAudit
+from chatguard.cases.actions import Actions
 from chatguard.cases.book import BookLimits, CaseBook
 from chatguard.cases.model import CaseError, ModeratorAction, Status
 from chatguard.cases.report import IpCapture, ReportInput, TranscriptLine
@@ -308,3 +309,30 @@ async def test_lease_expires_on_redis_in_real_time(
 
 def audits_of(audit: MemoryAudit, case_id: str) -> list[str]:
     return [e.action for _, e in audit.entries if e.subject == f"case:{case_id}"]
+
+
+async def test_an_action_whose_claim_ran_out_meanwhile_is_still_audited() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    audit = MemoryAudit()
+
+    class SlowChannel:
+        """Delivery slower than the lease: meanwhile another moderator takes the case."""
+
+        async def send(self, directive: object) -> bool:
+            clock.advance(301)
+            await book.claim(case.id, "mod2")
+            return True
+
+    book = CaseBook(
+        store, audit, clock=clock, lease=300, actions=Actions(store, SlowChannel(), clock)
+    )
+    case = await book.add(escalation())
+    await book.claim(case.id, "mod1")
+    with pytest.raises(CaseError, match="another moderator"):
+        await book.act(case.id, "mod1", ModeratorAction("mute", duration=3600, reason="x"))
+    entry = next(e for _, e in audit.entries if e.action == "case.mute")
+    assert entry.actor == "mod1"
+    assert entry.details["case_updated"] is False
+    assert entry.details["target"] == "adult"
+    assert await store.sanctions("adult", clock.now) != []  # the effect did happen

@@ -20,7 +20,7 @@ from chatguard.metrics import Metrics
 from chatguard.pipeline import Findings, SessionContext
 from chatguard.steps.handoff import EscalationRequest
 from chatguard.steps.sanctions import SanctionsStep
-from chatguard.stores import MemoryStore, RedisStore
+from chatguard.stores import MemoryStore, RedisStore, Sanction, SanctionKind
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
@@ -220,3 +220,23 @@ async def test_the_step_fails_open_when_the_store_is_down() -> None:
     verdict = await step(event, session, Findings())
     assert verdict.forward
     assert metrics.sanctions_enforced.labels(kind="unchecked")._value.get() == 1
+
+
+async def test_a_ban_whose_directive_was_lost_still_ends_the_next_message(
+    chat_service, make_guard: GuardFactory, test_pack: tuple[Path, Path]
+) -> None:
+    guard = await started(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 12), await connect(guard, "bob", 45)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        # Written to the store only: as if this replica missed the close directive.
+        await guard.store.put_sanction(
+            Sanction("bob", SanctionKind.BAN, "enticement", None, "mod1"), time.time()
+        )
+        await dm(bob, "amy", "still here?")
+        assert await closed(bob) == (1008, "banned permanently: enticement")
+        await nothing_of(amy, "dm")
+        assert guard.metrics.sanctions_enforced.labels(kind="ban")._value.get() == 1
+    finally:
+        await amy.close()
+        await bob.close()

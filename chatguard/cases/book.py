@@ -308,18 +308,29 @@ class CaseBook:
             details["external_ref"] = action.external_ref
             details["evidence"] = list(current.evidence)
         detail = _history_detail(action, effect)
-        before, after = await self.queue.update(
-            case_id,
-            lambda c: workflow.act(
-                c,
-                moderator,
-                action.type,
-                detail,
-                now=now,
-                external_ref=action.external_ref,
-                bounds=self.bounds,
-            ),
-        )
+        try:
+            before, after = await self.queue.update(
+                case_id,
+                lambda c: workflow.act(
+                    c,
+                    moderator,
+                    action.type,
+                    detail,
+                    now=now,
+                    external_ref=action.external_ref,
+                    bounds=self.bounds,
+                ),
+            )
+        except CaseError as exc:
+            if action.type in model.LIVE_ACTIONS:
+                # The effect reached the chat but the case moved on meanwhile
+                # (the claim ran out): the action is still on the record.
+                details["case_updated"] = False
+                details["error"] = exc.reason
+                await self._audit(
+                    now, moderator, f"case.{action.type}", current, action.reason, details
+                )
+            raise
         if action.type in ("dismiss", "escalate", "report"):
             await self.queue.drop_lease(case_id, moderator)
         if action.type == "report":
