@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import pytest
@@ -228,3 +229,27 @@ async def test_evidence_content_never_reaches_logs_or_audit(
     assert secret not in caplog.text
     assert PASSWORD not in caplog.text
     assert all(secret not in repr(e) for _, e in site.audit.entries)
+
+
+class Banners:
+    """An in-memory implementation of the console's banner-history interface."""
+
+    async def shown(self, user: str, limit: int) -> list[dict[str, Any]]:
+        if user != "amy":
+            return []
+        return [
+            {"banner": "off_platform_warning", "at": 2.0, "outcome": "cancelled"},
+            {"banner": "stay_safe_reminder", "at": 1.0, "outcome": None},
+        ][:limit]
+
+
+async def test_participants_show_the_banners_they_were_shown(make_site: SiteFactory) -> None:
+    plain = await make_site()
+    case = await plain.case()
+    page = await text(await signed_in(plain), f"/console/cases/{case.id}")
+    assert "not available" in page
+    site = await make_site(seams=ConsoleSeams(banner_history=Banners()))
+    case = await site.case()
+    page = await text(await signed_in(site), f"/console/cases/{case.id}")
+    assert "off_platform_warning (cancelled), stay_safe_reminder (no outcome)" in page
+    assert re.search(r"<td>bob \(flagged\)</td>.*?<td>none</td></tr>", page, re.DOTALL)

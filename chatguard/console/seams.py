@@ -47,6 +47,13 @@ class ExcerptMessage:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class BannerHistory(Protocol):
+    async def shown(self, user: str, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Banners ``user`` was shown, newest first: ``{"banner", "at", "outcome"}``
+        (outcome: e.g. ``sent``, ``cancelled``, ``edited``, or None when unknown)."""
+        ...
+
+
 class ReportSource(Protocol):
     async def report_input(self, case: Case) -> ReportInput:
         """Transcript, IP captures and attested ages for the case's report."""
@@ -65,5 +72,6 @@ class ConsoleSeams:
 
     evidence: EvidenceExporter | None = None
     banners: BannerReport | None = None
+    banner_history: BannerHistory | None = None
     conversations: ConversationSource | None = None
     reports: ReportSource | None = None

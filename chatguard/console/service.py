@@ -27,6 +27,7 @@ from ..directory import Directory
 from ..stores import Store, StoreError
 from .accounts import DESCRIPTIONS, Account, Permission
 from .seams import (
+    BannerHistory,
     BannerReport,
     ConversationSource,
     EvidenceExporter,
@@ -61,6 +62,7 @@ class ConsoleService:
     directory: Directory | None = None
     evidence: EvidenceExporter | None = None
     banners: BannerReport | None = None
+    banner_history: BannerHistory | None = None
     conversations: ConversationSource | None = None
     reports: ReportSource | None = None
 
@@ -137,7 +139,8 @@ class ConsoleService:
         return await self.conversations.excerpt(case.conversation, case.evidence)
 
     async def participants(self, case: Case) -> list[dict[str, Any]]:
-        """Each participant's attested age band, earlier cases and sanctions in force."""
+        """Each participant's attested age band, earlier cases, sanctions in force
+        and the banners they were shown (None: no banner history is wired)."""
         now = self.clock()
         out = []
         for user in case.participants:
@@ -154,7 +157,18 @@ class ConsoleService:
                 for c in await self.book.list(limit=self.book.limits.max_list)
                 if user in c.participants and c.id != case.id
             ][:HISTORY_LIMIT]
-            out.append({"user": user, "age_band": band, "cases": earlier, "sanctions": sanctions})
+            banners = None
+            if self.banner_history is not None:
+                banners = list(await self.banner_history.shown(user, HISTORY_LIMIT))
+            out.append(
+                {
+                    "user": user,
+                    "age_band": band,
+                    "cases": earlier,
+                    "sanctions": sanctions,
+                    "banners": banners,
+                }
+            )
         return out
 
     # -- changing ----------------------------------------------------------------

@@ -65,6 +65,7 @@ def mount_console(
         directory=deps.directory,
         evidence=deps.seams.evidence,
         banners=deps.seams.banners,
+        banner_history=deps.seams.banner_history,
         conversations=deps.seams.conversations,
         reports=deps.seams.reports,
     )
