@@ -253,3 +253,16 @@ async def test_participants_show_the_banners_they_were_shown(make_site: SiteFact
     page = await text(await signed_in(site), f"/console/cases/{case.id}")
     assert "off_platform_warning (cancelled), stay_safe_reminder (no outcome)" in page
     assert re.search(r"<td>bob \(flagged\)</td>.*?<td>none</td></tr>", page, re.DOTALL)
+
+
+async def test_every_console_response_forbids_framing_and_caching(make_site: SiteFactory) -> None:
+    site = await make_site()
+    case = await site.case()
+    http = await signed_in(site)
+    for path in ("/console/login", "/console/", f"/console/cases/{case.id}", "/console/nope"):
+        async with http.get(path, allow_redirects=False) as r:
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert r.headers["Cache-Control"] == "no-store"
+    async with site.client().get("/api/cases", headers={"Authorization": "Bearer token-mia"}) as r:
+        assert r.headers["Cache-Control"] == "no-store"

@@ -142,10 +142,17 @@ async def analytics(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).analytics(request[ACCOUNT]))
 
 
+async def no_store(request: web.Request, response: web.StreamResponse) -> None:
+    # Case content and bundles must not linger in shared caches.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 def api_app(service: ConsoleService, auth: Middleware) -> web.Application:
     """The /api sub-application; ``auth`` is ``Gate.api_middleware()``."""
     app = web.Application(middlewares=[json_errors, auth], client_max_size=MAX_BODY)
     app[SERVICE] = service
+    app.on_response_prepare.append(no_store)
     r = app.router
     r.add_get("/me", me)
     r.add_get("/cases", list_cases)
