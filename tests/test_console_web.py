@@ -4,17 +4,24 @@ metrics stay open, and the console can be turned off."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import aiohttp
+import websockets
 from aiohttp import web
 
 from chatguard.app import ChatGuard
+from chatguard.console.accounts import token_hash
+from chatguard.stores import RedisStore
 from chatguard_examples.chat_service import ChatService
 from tests.support.console import escalation
-from tests.support.relay import GuardFactory
+from tests.support.relay import GuardFactory, ws_url
+from tests.support.timing import eventually, unit
 
 
 def routes(app: web.Application) -> list[tuple[str, str]]:
@@ -82,3 +89,38 @@ def test_templates_and_script_ship_with_the_package() -> None:
     for name in ("base", "login", "queue", "case", "report", "analytics", "error"):
         assert package.joinpath(f"templates/{name}.html").is_file(), name
     assert package.joinpath("static/console.js").is_file()
+
+
+async def test_two_replicas_on_one_redis_share_the_queue_and_a_mute_reaches_the_other(
+    make_guard: GuardFactory,
+    chat_service: ChatService,
+    redis_store_factory: Callable[..., RedisStore],
+) -> None:
+    console = {"moderators": [{"id": "mia", "token_hash": token_hash("token-mia")}]}
+    a = await make_guard(chat_service.url, store=redis_store_factory(), console=console)
+    b = await make_guard(chat_service.url, store=redis_store_factory(), console=console)
+    await asyncio.wait_for(a.deliveries.ready.wait(), unit(3))
+    bob = await websockets.connect(ws_url(a, "/ws?user=bob&age=41"))  # bob is on replica a
+    try:
+        await eventually(lambda: len(a.relay.sessions) == 1)
+        case = await a.cases.add(escalation("bob", "amy"))  # a escalates...
+        headers = {"Authorization": "Bearer token-mia"}
+        async with aiohttp.ClientSession(headers=headers) as http:  # ...a moderator works it on b
+            async with http.get(b.admin_url + "/api/cases") as r:
+                assert [c["id"] for c in (await r.json())["cases"]] == [case.id]
+            async with http.post(f"{b.admin_url}/api/cases/{case.id}/claim") as r:
+                assert r.status == 200
+            async with http.post(
+                f"{b.admin_url}/api/cases/{case.id}/actions",
+                json={"type": "mute", "duration": 300, "reason": "grooming"},
+            ) as r:
+                assert r.status == 200
+            async with http.get(f"{a.admin_url}/api/cases/{case.id}") as r:
+                assert (await r.json())["status"] == "actioned"
+        async with asyncio.timeout(unit(3)):
+            while (frame := json.loads(await bob.recv())).get("type") != "chatguard.sanction":
+                pass
+        assert frame["sanction"] == "mute"
+        assert "grooming" in frame["text"]
+    finally:
+        await bob.close()
