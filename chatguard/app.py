@@ -29,6 +29,7 @@ from .cases.model import Bounds
 from .cases.webhooks import CaseWebhooks
 from .codecs import JsonChatCodec
 from .config import Config
+from .console.recorded import RecordedConversations
 from .console.seams import ConsoleSeams
 from .console.web import ConsoleDeps, mount_console
 from .directory import Directory
@@ -116,7 +117,8 @@ class ChatGuard:
                 store=self.store,
                 directory=self.directory,
                 metrics=self.metrics,
-                seams=seams or ConsoleSeams(),
+                # Without an evidence log, the flagged messages kept in memory.
+                seams=seams or ConsoleSeams(conversations=RecordedConversations(self.recorded)),
             ),
         )
         self._runners: list[web.AppRunner] = []

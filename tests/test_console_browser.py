@@ -124,6 +124,10 @@ async def test_sign_in_claim_and_mute_the_adult_from_the_browser(
         await page.click("button[type=submit]")
         await page.wait_for_selector(f"tr[data-case='{case.id}']")
         await page.click(f"a[href='/console/cases/{case.id}']")
+        # The flagged messages, with what the default pack matched highlighted.
+        marked = await page.locator("#conversation mark").all_inner_texts()
+        assert marked, "no highlighted span on the case page"
+        assert any("parents" in m or "mature" in m for m in marked), marked
         await page.click("button[name=claim]")
         await page.wait_for_selector("text=Claimed.")
         assert await page.inner_text("#assignee") == "mia"
