@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chatguard.cases.model import Case
+from chatguard.cases.model import Case, ModeratorAction
 from chatguard.console.seams import ConsoleSeams, ExcerptMessage
 from chatguard.stores import Sanction, SanctionKind
 from tests.support.console import PASSWORD, ConsoleSite, SiteFactory
@@ -266,3 +266,18 @@ async def test_every_console_response_forbids_framing_and_caching(make_site: Sit
             assert r.headers["Cache-Control"] == "no-store"
     async with site.client().get("/api/cases", headers={"Authorization": "Bearer token-mia"}) as r:
         assert r.headers["Cache-Control"] == "no-store"
+
+
+async def test_participants_show_their_earlier_cases(make_site: SiteFactory) -> None:
+    site = await make_site()
+    first = await site.case("bob", "amy")
+    await site.book.claim(first.id, "max")
+    await site.book.act(first.id, "max", ModeratorAction("dismiss", reason="banter"))
+    second = await site.case("bob", "amy")
+    other = await site.case("eve", "kim")
+    assert second.id != first.id
+    page = await text(await signed_in(site), f"/console/cases/{second.id}")
+    row = re.search(r"<td>bob \(flagged\)</td>.*?</tr>", page, re.DOTALL)
+    assert row is not None
+    assert f'href="/console/cases/{first.id}">{first.id}</a> (closed)' in row.group(0)
+    assert other.id not in row.group(0)

@@ -47,11 +47,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise Refused(400, "bad_request", f"body larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise Refused(400, "bad_request", f"body larger than {MAX_BODY} bytes")
+    try:
+        raw = await request.read()  # bounded by client_max_size=MAX_BODY
+    except web.HTTPRequestEntityTooLarge:
+        raise Refused(400, "bad_request", f"body larger than {MAX_BODY} bytes") from None
     if not raw.strip():
         return {}
     try:

@@ -142,6 +142,8 @@ class ConsoleService:
         """Each participant's attested age band, earlier cases, sanctions in force
         and the banners they were shown (None: no banner history is wired)."""
         now = self.clock()
+        # One bounded read of the book serves every participant's history.
+        recent = await self.book.list(limit=self.book.limits.max_list)
         out = []
         for user in case.participants:
             band = await self.directory.age_band(user) if self.directory else "unknown"
@@ -152,11 +154,9 @@ class ConsoleService:
                         {"kind": s.kind.value, "until": s.until, "reason": s.reason, "by": s.by}
                         for s in await self.store.sanctions(user, now)
                     ]
-            earlier = [
-                c
-                for c in await self.book.list(limit=self.book.limits.max_list)
-                if user in c.participants and c.id != case.id
-            ][:HISTORY_LIMIT]
+            earlier = [c for c in recent if user in c.participants and c.id != case.id][
+                :HISTORY_LIMIT
+            ]
             banners = None
             if self.banner_history is not None:
                 banners = list(await self.banner_history.shown(user, HISTORY_LIMIT))
