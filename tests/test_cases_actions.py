@@ -82,3 +82,14 @@ async def test_case_only_actions_touch_nothing_live(store: MemoryStore) -> None:
     effect = await actions.apply(ModeratorAction("mute", duration=5), "bob", "m")
     assert not effect.delivered  # no delivery channel: the sanction still holds
     assert await store.sanctions("bob", 0) != []
+
+
+async def test_a_long_reason_is_cut_to_a_close_frame_on_a_character_boundary(
+    actions: Actions, store: MemoryStore
+) -> None:
+    channel = await store.subscribe(CHANNEL)
+    await actions.apply(ModeratorAction("kick", reason="é" * 100), "bob", "m")
+    kick = await next_directive(channel)
+    assert len(kick.close_reason.encode()) <= 120
+    assert kick.close_reason.startswith("kicked by a moderator: éé")
+    assert kick.close_reason.endswith("é")

@@ -12,7 +12,7 @@ import pytest
 from chatguard.audit import MemoryAudit
 from chatguard.cases.actions import Actions
 from chatguard.cases.book import BookLimits, CaseBook
-from chatguard.cases.model import CaseError, ModeratorAction, Status
+from chatguard.cases.model import CaseError, ModeratorAction, Status, group_key
 from chatguard.cases.report import IpCapture, ReportInput, TranscriptLine
 from chatguard.metrics import Metrics
 from chatguard.steps.handoff import EscalationRequest
@@ -135,6 +135,8 @@ async def test_queue_order_is_severity_then_age_and_filters_apply(setup: Setup) 
     assert [c.id for c in await book.list(assignee="mod1")] == [low.id]
     assert [c.id for c in await book.list(status="in_review")] == [low.id]
     assert await book.list(older_than=3600) == []
+    with pytest.raises(CaseError, match="unknown status 'open'"):
+        await book.list(status="open")
     assert len(await book.list(limit=2)) == 2
 
 
@@ -336,3 +338,12 @@ async def test_an_action_whose_claim_ran_out_meanwhile_is_still_audited() -> Non
     assert entry.details["case_updated"] is False
     assert entry.details["target"] == "adult"
     assert await store.sanctions("adult", clock.now) != []  # the effect did happen
+
+
+async def test_a_stale_group_key_is_forgotten_and_a_new_case_opened(setup: Setup) -> None:
+
+    # As if a replica died between ending a case and freeing its group.
+    await setup.store.set(f"case-group:{group_key('dm:adult:kid', 'adult')}", b"case-999")
+    case = await setup.book().add(escalation())
+    assert case.id != "case-999"
+    assert [c.id for c in await setup.book().list()] == [case.id]

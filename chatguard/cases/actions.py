@@ -59,9 +59,18 @@ def mute_notice(sanction: Sanction) -> Notice:
     )
 
 
+#: A WebSocket close reason must fit in 123 bytes; the relay keeps 120.
+MAX_CLOSE_REASON_BYTES = 120
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to fit a close frame, never in the middle of a character."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
 def ban_reason(sanction: Sanction) -> str:
     reason = f"banned {until_text(sanction.until)}"
-    return f"{reason}: {sanction.reason}" if sanction.reason else reason
+    return close_reason(f"{reason}: {sanction.reason}" if sanction.reason else reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +117,7 @@ class Actions:
             return Effect(target, sanction.until, delivered)
         if action.type == "kick":
             close = f"kicked by a moderator: {reason}" if reason else "kicked by a moderator"
-            directive = Directive(target, close_code=CLOSE_POLICY, close_reason=close)
+            directive = Directive(target, close_code=CLOSE_POLICY, close_reason=close_reason(close))
             return Effect(target, None, await self._send(directive))
         if action.type == "ban":
             until = None if action.duration is None else now + action.duration

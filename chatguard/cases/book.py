@@ -129,6 +129,9 @@ class CaseBook:
                 try:
                     before, after = await self.queue.update(case_id, join)
                 except CaseError:
+                    current = await self.queue.get(case_id)
+                    if current is not None and current.status.open:
+                        raise  # busy, not gone: never open a second case for the group
                     # The group's case was closed (or has expired) meanwhile:
                     # forget it, and open a new one on the next pass.
                     await self.queue.forget_group(group, case_id)
@@ -203,7 +206,11 @@ class CaseBook:
         """Cases matching every filter given: open ones first, by severity then age
         (highest severity, oldest first); then final ones, latest change first.
         ``older_than`` is an age in seconds; ``limit`` is capped at ``max_list``."""
-        wanted = Status(status) if status is not None else None
+        try:
+            wanted = Status(status) if status is not None else None
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise CaseError(f"unknown status {status!r} (known: {known})") from None
         cases = [await self._settle(c) for c in await self.queue.load(wanted)]
         filters = Filters(wanted, severity, category, assignee, older_than, escalated_to_lead)
         return select(cases, filters, self.clock(), min(limit, self.limits.max_list))
