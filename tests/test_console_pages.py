@@ -92,6 +92,7 @@ async def test_a_case_page_shows_the_conversation_with_spans_highlighted(
     assert "mute for 10m" in page or "mute for 9m" in page
     # Which rules fired and why; the timeline.
     assert "risk_assessment, secrecy" in page
+    assert "Rules matched in the messages shown: en.risk.parents_home" in page
     assert "risk&gt;=8" in page
     assert [a["via"] for a in site.audited("case.view")] == ["console"]
 
