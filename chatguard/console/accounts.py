@@ -12,6 +12,7 @@ does not tell which ids exist; tokens are compared by hash, never stored.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,8 +28,13 @@ TOKEN_PREFIX = "cg_"
 HASH_PREFIX = "sha256:"
 
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so both paths cost the
+    same; made on first use, so importing this module costs no argon2 run."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class Role(enum.StrEnum):
@@ -120,7 +126,7 @@ class Accounts:
     def check_password(self, account_id: str, password: str) -> Account | None:
         """The account when ``password`` is right; blocking (argon2): run in a thread."""
         account = self._by_id.get(account_id)
-        stored = account.password_hash if account and account.password_hash else _DUMMY_HASH
+        stored = account.password_hash if account and account.password_hash else _dummy_hash()
         try:
             _hasher.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
