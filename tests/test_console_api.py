@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
@@ -409,3 +411,35 @@ async def test_answers_match_the_documented_schemas(make_site: SiteFactory) -> N
         OAS31Validator(schema("Case")).validate(body)
     OAS31Validator(schema("Account")).validate(me)
     OAS31Validator(schema("Error")).validate(refused)
+
+
+async def test_a_store_outage_is_a_clear_503_not_a_crash(password_hash: str) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from chatguard.audit import MemoryAudit
+    from chatguard.cases.book import CaseBook
+    from chatguard.config import ConsoleConfig
+    from chatguard.console.web import ConsoleDeps, mount_console
+    from chatguard.stores import RedisStore
+    from tests.support.console import accounts
+    from tests.support.net import free_port
+
+    # A real Redis client pointed at a port nothing listens on.
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", "down:", timeout=0.5)
+    app = web.Application()
+    config = ConsoleConfig(moderators=accounts(password_hash), secure_cookies=False)
+    mount_console(
+        app, config, ConsoleDeps(CaseBook(store, MemoryAudit()), MemoryAudit(), time.time)
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(str(server.make_url(""))) as http:
+            for method, path in [("GET", "/api/cases"), ("POST", "/api/cases/case-1/claim")]:
+                async with http.request(method, path, headers=bearer("mia")) as r:
+                    assert r.status == 503, path
+                    assert (await r.json())["error"] == "unavailable"
+    finally:
+        await server.close()
+        await store.close()

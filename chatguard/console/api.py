@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from ..stores import StoreError
 from .auth import ACCOUNT
 from .service import ConsoleService, Refused
 from .view import FilterError, parse_filters
@@ -40,6 +41,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error(exc.status, exc.error, exc.detail)
     except FilterError as exc:
         return error(400, "bad_request", str(exc))
+    except StoreError:
+        # Cases live in the store; without it there is nothing to answer with.
+        return error(503, "unavailable", "the state store is unavailable; try again shortly")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from ..stores import StoreError
 from .accounts import Permission
 from .auth import ACCOUNT, LOGIN_COOKIE, SESSION, Gate, SignInRefused
 from .service import ACTION_TYPES, ConsoleService, Refused
@@ -75,6 +76,9 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return render(request, "error.html", exc.status, title=exc.error, detail=exc.detail)
     except FilterError as exc:
         return render(request, "error.html", 400, title="bad filter", detail=str(exc))
+    except StoreError:
+        detail = "The case store is unavailable; try again shortly."
+        return render(request, "error.html", 503, title="unavailable", detail=detail)
 
 
 def _back(case_id: str, message: str) -> web.HTTPSeeOther:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditSink
 from ..cases.book import CaseBook
-from ..cases.model import MAX_REASON_CHARS, Case, CaseError, ModeratorAction
+from ..cases.model import ACTION_TYPES, MAX_REASON_CHARS, Case, CaseError, ModeratorAction
 from ..cases.report import ReportInput, checklist, law_enforcement_report, report_xml
 from ..directory import Directory
 from ..stores import Store, StoreError
@@ -36,7 +36,8 @@ from .seams import (
 )
 from .view import MAX_NOTE, FilterError, Filters, parse_duration
 
-ACTION_TYPES = ("warn", "mute", "kick", "ban", "dismiss", "escalate", "report")
+__all__ = ["ACTION_TYPES", "ConsoleService", "Refused"]
+
 #: Most earlier cases shown per participant.
 HISTORY_LIMIT = 20
 

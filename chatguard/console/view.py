@@ -19,7 +19,6 @@ SEVERITIES = ("low", "medium", "high", "critical")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 MAX_NOTE = 4000
-MAX_REASON = 1000
 
 
 class FilterError(ValueError):
