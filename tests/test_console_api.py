@@ -14,14 +14,22 @@ from typing import Any
 
 import aiohttp
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from chatguard.audit import MemoryAudit
+from chatguard.cases.book import CaseBook
+from chatguard.config import ConsoleConfig
 from chatguard.console.api import api_app
 from chatguard.console.seams import ConsoleSeams
-from chatguard.stores import SanctionKind
+from chatguard.console.service import ConsoleService
+from chatguard.console.web import ConsoleDeps, mount_console
+from chatguard.stores import RedisStore, SanctionKind
 from tests.support.clock import FakeClock
-from tests.support.console import ConsoleSite, SiteFactory, bearer
+from tests.support.console import ConsoleSite, SiteFactory, accounts, bearer
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_KEYS = {
@@ -343,8 +351,6 @@ def concrete(path: str) -> str:
 
 
 def api_routes() -> set[tuple[str, str]]:
-    from chatguard.console.service import ConsoleService
-
     app = api_app(ConsoleService.__new__(ConsoleService), lambda r, h: h(r))  # type: ignore[arg-type]
     out = set()
     for route in app.router.routes():
@@ -414,17 +420,6 @@ async def test_answers_match_the_documented_schemas(make_site: SiteFactory) -> N
 
 
 async def test_a_store_outage_is_a_clear_503_not_a_crash(password_hash: str) -> None:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
-    from chatguard.audit import MemoryAudit
-    from chatguard.cases.book import CaseBook
-    from chatguard.config import ConsoleConfig
-    from chatguard.console.web import ConsoleDeps, mount_console
-    from chatguard.stores import RedisStore
-    from tests.support.console import accounts
-    from tests.support.net import free_port
-
     # A real Redis client pointed at a port nothing listens on.
     store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", "down:", timeout=0.5)
     app = web.Application()
