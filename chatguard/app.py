@@ -117,6 +117,7 @@ class ChatGuard:
                 store=self.store,
                 directory=self.directory,
                 metrics=self.metrics,
+                webhooks=self.webhooks,
                 # Without an evidence log, the flagged messages kept in memory.
                 seams=seams or ConsoleSeams(conversations=RecordedConversations(self.recorded)),
             ),

@@ -21,11 +21,13 @@ from openapi_spec_validator import validate
 
 from chatguard.audit import MemoryAudit
 from chatguard.cases.book import CaseBook
+from chatguard.cases.webhooks import CaseWebhooks
 from chatguard.config import ConsoleConfig
 from chatguard.console.api import api_app
 from chatguard.console.seams import ConsoleSeams
 from chatguard.console.service import ConsoleService
 from chatguard.console.web import ConsoleDeps, mount_console
+from chatguard.metrics import Metrics
 from chatguard.stores import RedisStore, SanctionKind
 from tests.support.clock import FakeClock
 from tests.support.console import ConsoleSite, SiteFactory, accounts, bearer
@@ -438,3 +440,24 @@ async def test_a_store_outage_is_a_clear_503_not_a_crash(password_hash: str) -> 
     finally:
         await server.close()
         await store.close()
+
+
+async def test_the_webhook_delivery_log_is_for_leads(make_site: SiteFactory) -> None:
+    plain = await make_site()
+    assert await call(plain, "GET", "/api/webhooks", "lea") == (
+        200,
+        {"configured": False, "attempts": []},
+    )
+    # A real webhook queue of one: the second new case's summary is dropped and logged.
+    hooks = CaseWebhooks(
+        "http://127.0.0.1:9/hook", b"secret", Metrics(), min_severity="low", max_queue=1
+    )
+    site = await make_site(webhooks=hooks)
+    first, second = await site.case("bob", "amy"), await site.case("eve", "kim")
+    assert hooks.offer(first)
+    assert not hooks.offer(second)
+    assert (await call(site, "GET", "/api/webhooks", "mia"))[0] == 403
+    status, body = await call(site, "GET", "/api/webhooks", "lea")
+    assert status == 200
+    assert body["configured"] is True
+    assert [(a["case_id"], a["outcome"]) for a in body["attempts"]] == [(second.id, "dropped")]

@@ -191,6 +191,7 @@ async def test_analytics_page_for_leads_only(make_site: SiteFactory) -> None:
     page = await text(lead, "/console/analytics")
     assert "grooming" in page
     assert "Not available" in page
+    assert "No case webhook is configured" in page
     mod = await signed_in(site, "mia")
     assert "lead" in await text(mod, "/console/analytics", status=403)
     assert 'href="/console/analytics"' not in await text(mod, "/console/")

@@ -151,6 +151,10 @@ async def no_store(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
+async def webhooks(request: web.Request) -> web.Response:
+    return web.json_response(_service(request).webhook_log(request[ACCOUNT]))
+
+
 def api_app(service: ConsoleService, auth: Middleware) -> web.Application:
     """The /api sub-application; ``auth`` is ``Gate.api_middleware()``."""
     app = web.Application(middlewares=[json_errors, auth], client_max_size=MAX_BODY)
@@ -168,4 +172,5 @@ def api_app(service: ConsoleService, auth: Middleware) -> web.Application:
     r.add_get("/cases/{id}/report", report)
     r.add_get("/cases/{id}/evidence", evidence)
     r.add_get("/analytics", analytics)
+    r.add_get("/webhooks", webhooks)
     return app

@@ -262,8 +262,10 @@ async def evidence_download(request: web.Request) -> web.Response:
 
 
 async def analytics_page(request: web.Request) -> web.Response:
-    figures = await request.app[SERVICE].analytics(request[ACCOUNT])
-    return render(request, "analytics.html", figures=figures)
+    service = request.app[SERVICE]
+    figures = await service.analytics(request[ACCOUNT])
+    hooks = service.webhook_log(request[ACCOUNT])
+    return render(request, "analytics.html", figures=figures, webhooks=hooks)
 
 
 #: Sent with every console response: no framing (one-click actions must not be

@@ -23,6 +23,7 @@ from ..audit import AuditEntry, AuditSink
 from ..cases.book import CaseBook
 from ..cases.model import ACTION_TYPES, MAX_REASON_CHARS, Case, CaseError, ModeratorAction
 from ..cases.report import ReportInput, checklist, law_enforcement_report, report_xml
+from ..cases.webhooks import CaseWebhooks
 from ..directory import Directory
 from ..stores import Store, StoreError
 from .accounts import DESCRIPTIONS, Account, Permission
@@ -66,6 +67,7 @@ class ConsoleService:
     banner_history: BannerHistory | None = None
     conversations: ConversationSource | None = None
     reports: ReportSource | None = None
+    webhooks: CaseWebhooks | None = None
 
     # -- checks ----------------------------------------------------------------
 
@@ -279,6 +281,24 @@ class ConsoleService:
             raise Refused(404, "not_found", f"case {case_id} has no linked evidence")
         await self._audit(account, "evidence.export", case)
         return await self.evidence.export(case.evidence, conversation=case.conversation)
+
+    def webhook_log(self, account: Account) -> dict[str, Any]:
+        """The case webhook's recent delivery attempts (leads), newest first."""
+        self.require(account, Permission.ANALYTICS)
+        if self.webhooks is None:
+            return {"configured": False, "attempts": []}
+        attempts = [
+            {
+                "at": a.at,
+                "case_id": a.case_id,
+                "attempt": a.attempt,
+                "outcome": a.outcome,
+                "status": a.status,
+                "error": a.error,
+            }
+            for a in reversed(self.webhooks.log)
+        ]
+        return {"configured": True, "attempts": attempts}
 
     async def analytics(self, account: Account) -> dict[str, Any]:
         self.require(account, Permission.ANALYTICS)

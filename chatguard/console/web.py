@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..audit import AuditSink
 from ..cases.book import CaseBook
+from ..cases.webhooks import CaseWebhooks
 from ..config import ConsoleConfig
 from ..directory import Directory
 from ..metrics import Metrics
@@ -42,6 +43,7 @@ class ConsoleDeps:
     store: Store | None = None
     directory: Directory | None = None
     metrics: Metrics | None = None
+    webhooks: CaseWebhooks | None = None
     seams: ConsoleSeams = field(default_factory=ConsoleSeams)
 
 
@@ -68,6 +70,7 @@ def mount_console(
         banner_history=deps.seams.banner_history,
         conversations=deps.seams.conversations,
         reports=deps.seams.reports,
+        webhooks=deps.webhooks,
     )
 
     async def to_console(request: web.Request) -> web.StreamResponse:

@@ -24,6 +24,7 @@ from chatguard.audit import MemoryAudit
 from chatguard.cases.actions import Actions
 from chatguard.cases.book import CaseBook
 from chatguard.cases.model import Case
+from chatguard.cases.webhooks import CaseWebhooks
 from chatguard.config import ConsoleConfig, ConsoleSsoConfig, ModeratorAccount
 from chatguard.console.accounts import token_hash
 from chatguard.console.auth import Gate
@@ -133,6 +134,7 @@ async def make_site(
         seams: ConsoleSeams | None = None,
         sso: ConsoleSsoConfig | None = None,
         moderators: Sequence[ModeratorAccount] | None = None,
+        webhooks: CaseWebhooks | None = None,
         **keys: Any,
     ) -> ConsoleSite:
         clock: Callable[[], float]
@@ -165,6 +167,7 @@ async def make_site(
                 store=store,
                 directory=directory,
                 metrics=metrics,
+                webhooks=webhooks,
                 seams=seams or ConsoleSeams(),
             ),
         )
