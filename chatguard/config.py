@@ -240,7 +240,9 @@ class ConsoleConfig:
         "Mark the session cookie Secure (HTTPS only); false only for plain-HTTP loopback.", True
     )
     session_ttl: float = _doc("Seconds a console sign-in lasts.", 28800.0)
-    max_sessions: int = _doc("Most console sessions held at once; the oldest is dropped.", 10000)
+    max_sessions: int = _doc(
+        "Most console sessions per moderator; one more sign-in ends the oldest.", 5
+    )
     login_max_failures: int = _doc(
         "Failed sign-ins per account, and per address, before sign-in is refused for a while.", 5
     )

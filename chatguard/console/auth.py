@@ -29,9 +29,10 @@ from aiohttp.typedefs import Middleware
 
 from ..config import ConsoleConfig
 from ..metrics import Metrics
+from ..stores import Store, StoreError
 from .accounts import Account, Accounts
 from .limits import LoginLimiter
-from .sessions import Session, SessionTable, csrf_ok
+from .sessions import Session, Sessions, csrf_ok
 
 COOKIE = "chatguard_console"
 #: The pre-sign-in CSRF cookie: the sign-in form must echo it (double submit).
@@ -55,7 +56,7 @@ class SignInRefused(Exception):
 class Gate:
     config: ConsoleConfig
     accounts: Accounts
-    sessions: SessionTable
+    sessions: Sessions
     limiter: LoginLimiter
     clock: Callable[[], float]
     metrics: Metrics | None = None
@@ -65,13 +66,14 @@ class Gate:
         cls,
         config: ConsoleConfig,
         accounts: Accounts,
+        store: Store,
         clock: Callable[[], float],
         metrics: Metrics | None = None,
     ) -> Gate:
         return cls(
             config,
             accounts,
-            SessionTable(config.session_ttl, config.max_sessions),
+            Sessions(store, config.session_ttl, config.max_sessions),
             LoginLimiter(config.login_max_failures, config.login_window, config.login_tracked),
             clock,
             metrics,
@@ -109,15 +111,28 @@ class Gate:
             return None
         return self.accounts.get(request.headers[header].strip())
 
-    def session_account(self, request: web.Request) -> tuple[Account, Session] | None:
-        session = self.sessions.get(request.cookies.get(COOKIE), self.clock())
+    async def session_account(self, request: web.Request) -> tuple[Account, Session] | None:
+        session = await self.sessions.get(request.cookies.get(COOKIE), self.clock())
         if session is None:
             return None
         account = self.accounts.get(session.account)
         if account is None:  # removed from the configuration since sign-in
-            self.sessions.close(session.id)
+            await self.sessions.close(session)
             return None
         return account, session
+
+    async def identify(
+        self, request: web.Request
+    ) -> tuple[tuple[Account, Session] | None, Session | None]:
+        """The signed-in account and session, and the session just opened for
+        a trusted SSO identity (None when the cookie's session was used)."""
+        found = await self.session_account(request)
+        sso = self.sso_account(request)
+        if sso is not None and (found is None or found[0].id != sso.id):
+            session = await self.sessions.open(sso.id, self.clock(), via="sso")
+            self._count("sso")
+            return (sso, session), session
+        return found, None
 
     # -- sign-in -----------------------------------------------------------------
 
@@ -136,7 +151,7 @@ class Gate:
             raise SignInRefused("wrong moderator id or password")
         self.limiter.succeeded(keys[0])
         self._count("ok")
-        return self.sessions.open(account.id, self.clock())
+        return await self.sessions.open(account.id, self.clock())
 
     def set_cookie(self, response: web.StreamResponse, session: Session) -> None:
         response.set_cookie(
@@ -171,13 +186,12 @@ class Gate:
         async def page_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path in public:
                 return await handler(request)
-            found = self.session_account(request)
-            new_session: Session | None = None
-            sso = self.sso_account(request)
-            if sso is not None and (found is None or found[0].id != sso.id):
-                new_session = self.sessions.open(sso.id, self.clock(), via="sso")
-                self._count("sso")
-                found = (sso, new_session)
+            try:
+                found, new_session = await self.identify(request)
+            except StoreError:
+                raise web.HTTPServiceUnavailable(
+                    text="the session store is unavailable; try again shortly"
+                ) from None
             if found is None:
                 if request.method in SAFE_METHODS:
                     raise web.HTTPSeeOther(f"/console/login?next={request.path}")

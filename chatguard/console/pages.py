@@ -147,7 +147,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app[GATE].sessions.close(request[SESSION].id)
+    await request.app[GATE].sessions.close(request[SESSION])
     response = redirect(LOGIN_PATH)
     response.del_cookie("chatguard_console", path="/")
     return response

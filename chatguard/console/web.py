@@ -58,7 +58,7 @@ def mount_console(
     if not config.enabled:
         return None
     accounts = accounts or Accounts.from_config(config.moderators)
-    gate = Gate.build(config, accounts, deps.clock, deps.metrics)
+    gate = Gate.build(config, accounts, deps.book.store, deps.clock, deps.metrics)
     service = ConsoleService(
         book=deps.book,
         audit=deps.audit,
