@@ -19,7 +19,7 @@ from chatguard.app import ChatGuard
 from chatguard.console.accounts import token_hash
 from chatguard.stores import RedisStore
 from chatguard_examples.chat_service import ChatService
-from tests.support.console import escalation
+from tests.support.console import PASSWORD, escalation
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
@@ -124,3 +124,31 @@ async def test_two_replicas_on_one_redis_share_the_queue_and_a_mute_reaches_the_
         assert "grooming" in frame["text"]
     finally:
         await bob.close()
+
+
+async def test_a_sign_in_on_one_replica_holds_on_the_other(
+    make_guard: GuardFactory,
+    chat_service: ChatService,
+    redis_store_factory: Callable[..., RedisStore],
+    password_hash: str,
+) -> None:
+    console = {
+        "secure_cookies": False,
+        "moderators": [{"id": "mia", "password_hash": password_hash}],
+    }
+    a = await make_guard(chat_service.url, store=redis_store_factory(), console=console)
+    b = await make_guard(chat_service.url, store=redis_store_factory(), console=console)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(a.admin_url + "/console/login") as r:
+            match = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+        assert match
+        async with http.post(
+            a.admin_url + "/console/login",
+            data={"csrf": match.group(1), "id": "mia", "password": PASSWORD},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303
+        # Cookies are per host, not per port: the browser sends it to b as well.
+        async with http.get(b.admin_url + "/console/", allow_redirects=False) as r:
+            assert r.status == 200
+            assert "mia (moderator)" in await r.text()
