@@ -129,12 +129,15 @@ class ChatGuard:
     def _cases(self) -> None:
         """The case book (the escalation sink), its webhook, and sanction enforcement."""
         cfg = self.config.cases
-        if getattr(self, "audit", None) is None:
-            self.audit = MemoryAudit()
+        # The evidence log is the audit sink when it is configured; else memory.
+        audit: AuditSink | None = getattr(self, "audit", None)
+        if audit is None:
+            audit = MemoryAudit()
+            self.audit = audit
         self.webhooks = CaseWebhooks.from_config(cfg.webhook, self.metrics)
         self.cases = CaseBook(
             self.store,
-            self.audit,
+            audit,
             clock=time.time,
             sla={
                 "low": cfg.sla.low,
