@@ -117,6 +117,10 @@ async def test_sign_in_claim_and_mute_the_adult_from_the_browser(
         assert "grooming" in case.categories
 
         page = await browser.new_page()
+        # Script errors and CSP refusals show up as page errors or console errors.
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
         await page.goto(guard.admin_url + "/console/")  # sends us to sign in
         assert "/console/login" in page.url
         await page.fill("input[name=id]", "mia")
@@ -137,6 +141,7 @@ async def test_sign_in_claim_and_mute_the_adult_from_the_browser(
         await page.click("button[name=type][value=mute]")
         await page.wait_for_selector("text=Done: mute.")
         assert await page.inner_text("#status") == "actioned"
+        assert problems == []
 
         # The adult is told at once, wherever their session is...
         notice = await recv_type(bob, "chatguard.sanction")
