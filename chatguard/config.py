@@ -247,7 +247,6 @@ class ConsoleConfig:
         "Failed sign-ins per account, and per address, before sign-in is refused for a while.", 5
     )
     login_window: float = _doc("Seconds over which failed sign-ins are counted.", 900.0)
-    login_tracked: int = _doc("Most accounts and addresses whose failures are remembered.", 10000)
     sso: ConsoleSsoConfig = _doc("Identity from an SSO gateway.", factory=ConsoleSsoConfig)
 
 
@@ -522,8 +521,6 @@ def _check_console(console: ConsoleConfig, source: str) -> None:
             raise ConfigError(source, f"{key}.token_hash", "must be a sha256: token hash")
     if console.max_sessions < 1:
         raise ConfigError(source, "console.max_sessions", "must be at least 1")
-    if console.login_tracked < 1:
-        raise ConfigError(source, "console.login_tracked", "must be at least 1")
     if console.sso.header and not console.sso.trusted_proxies:
         raise ConfigError(
             source, "console.sso.trusted_proxies", "an SSO header needs trusted proxy addresses"

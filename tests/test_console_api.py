@@ -30,7 +30,7 @@ from chatguard.console.web import ConsoleDeps, mount_console
 from chatguard.metrics import Metrics
 from chatguard.stores import RedisStore, SanctionKind
 from tests.support.clock import FakeClock
-from tests.support.console import ConsoleSite, SiteFactory, accounts, bearer
+from tests.support.console import PASSWORD, ConsoleSite, SiteFactory, accounts, bearer
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,6 +437,16 @@ async def test_a_store_outage_is_a_clear_503_not_a_crash(password_hash: str) -> 
                 async with http.request(method, path, headers=bearer("mia")) as r:
                     assert r.status == 503, path
                     assert (await r.json())["error"] == "unavailable"
+        # Sign-in fails closed: without the store, failures could not be counted.
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(str(server.make_url("")), cookie_jar=jar) as http:
+            async with http.get("/console/login") as r:
+                match = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+            assert match
+            form = {"csrf": match.group(1), "id": "mia", "password": PASSWORD}
+            async with http.post("/console/login", data=form) as r:
+                assert r.status == 503
+                assert "unavailable" in await r.text()
     finally:
         await server.close()
         await store.close()

@@ -1,52 +1,86 @@
-"""Sign-in rate limiting: per account, per address, sliding window, bounded."""
+"""Sign-in rate limiting in the shared store (memory with a moved clock, and
+Redis): per account, per address, a fixed window, shared by replicas."""
 
 from __future__ import annotations
 
-from chatguard.console.limits import LoginLimiter
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from chatguard.console.limits import PREFIX, SignInLimits
+from chatguard.stores import MemoryStore, RedisStore, Store
+from tests.support.clock import FakeClock
+from tests.support.timing import unit
 
 KEYS = ("account:mia", "address:10.0.0.1")
 
 
-def test_refused_after_max_failures_until_the_window_passes() -> None:
-    limiter = LoginLimiter(max_failures=3, window=60, tracked=100)
-    for t in range(3):
-        assert limiter.retry_after(KEYS, 100 + t) == 0
-        limiter.failed(KEYS, 100 + t)
-    assert limiter.retry_after(KEYS, 103) == 57
-    assert limiter.retry_after(KEYS, 159.5) > 0
-    assert limiter.retry_after(KEYS, 160) == 0  # the first failure left the window
+@dataclass
+class Setup:
+    store: Store
+    clock: FakeClock | None  # None: real Redis, real time
 
 
-def test_the_address_is_limited_across_accounts() -> None:
-    limiter = LoginLimiter(max_failures=2, window=60, tracked=100)
-    limiter.failed(("account:a", "address:1.2.3.4"), 0)
-    limiter.failed(("account:b", "address:1.2.3.4"), 1)
-    assert limiter.retry_after(("account:c", "address:1.2.3.4"), 2) > 0
-    assert limiter.retry_after(("account:c", "address:5.6.7.8"), 2) == 0
+@pytest.fixture(params=["memory", "redis"])
+async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    if request.param == "memory":
+        clock = FakeClock()
+        memory = MemoryStore(clock)
+        yield Setup(memory, clock)
+        await memory.close()
+    else:
+        url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+        redis = RedisStore(url, prefix)
+        yield Setup(redis, None)
+        await redis.close()
 
 
-def test_the_account_is_limited_across_addresses() -> None:
-    limiter = LoginLimiter(max_failures=2, window=60, tracked=100)
-    limiter.failed(("account:a", "address:1.1.1.1"), 0)
-    limiter.failed(("account:a", "address:2.2.2.2"), 1)
-    assert limiter.retry_after(("account:a", "address:3.3.3.3"), 2) > 0
+async def test_refused_after_max_failures_until_the_window_passes(setup: Setup) -> None:
+    limits = SignInLimits(setup.store, max_failures=3, window=60 if setup.clock else 0.5)
+    for _ in range(3):
+        assert await limits.retry_after(KEYS) == 0
+        await limits.failed(KEYS)
+    assert await limits.retry_after(KEYS) == limits.window
+    if setup.clock is not None:
+        setup.clock.advance(61)
+    else:
+        await asyncio.sleep(unit(0.6))  # Redis expires the counter on its own clock
+    assert await limits.retry_after(KEYS) == 0
 
 
-def test_success_clears_the_account_but_not_the_address() -> None:
-    limiter = LoginLimiter(max_failures=2, window=60, tracked=100)
-    limiter.failed(KEYS, 0)
-    limiter.failed(KEYS, 1)
-    limiter.succeeded(KEYS[0])
-    assert limiter.retry_after((KEYS[0],), 2) == 0
-    assert limiter.retry_after((KEYS[1],), 2) > 0
+async def test_the_address_is_limited_across_accounts(setup: Setup) -> None:
+    limits = SignInLimits(setup.store, max_failures=2, window=60)
+    await limits.failed(("account:a", "address:1.2.3.4"))
+    await limits.failed(("account:b", "address:1.2.3.4"))
+    assert await limits.retry_after(("account:c", "address:1.2.3.4")) > 0
+    assert await limits.retry_after(("account:c", "address:5.6.7.8")) == 0
 
 
-def test_state_is_bounded() -> None:
-    limiter = LoginLimiter(max_failures=5, window=60, tracked=10)
-    for i in range(1000):
-        limiter.failed((f"address:{i}",), 0)
-    assert len(limiter) == 10
-    # Per key, only the last max_failures times are kept.
-    for t in range(50):
-        limiter.failed(("account:x",), t * 0.01)
-    assert limiter.retry_after(("account:x",), 1) > 0
+async def test_the_account_is_limited_across_addresses_and_replicas(setup: Setup) -> None:
+    one = SignInLimits(setup.store, max_failures=2, window=60)
+    two = SignInLimits(setup.store, max_failures=2, window=60)  # another replica
+    await one.failed(("account:a", "address:1.1.1.1"))
+    await two.failed(("account:a", "address:2.2.2.2"))
+    assert await one.retry_after(("account:a", "address:3.3.3.3")) > 0
+    assert await two.retry_after(("account:a", "address:3.3.3.3")) > 0
+
+
+async def test_success_clears_the_account_but_not_the_address(setup: Setup) -> None:
+    limits = SignInLimits(setup.store, max_failures=2, window=60)
+    await limits.failed(KEYS)
+    await limits.failed(KEYS)
+    await limits.succeeded(KEYS[0])
+    assert await limits.retry_after((KEYS[0],)) == 0
+    assert await limits.retry_after((KEYS[1],)) > 0
+
+
+async def test_store_keys_are_short_hashes_that_expire(setup: Setup) -> None:
+    limits = SignInLimits(setup.store, max_failures=2, window=60)
+    huge = "account:" + "x" * 100_000
+    await limits.failed((huge,))
+    assert await limits.retry_after((huge,)) == 0
+    await limits.failed((huge,))
+    assert await limits.retry_after((huge,)) > 0
+    assert await setup.store.get(PREFIX + huge) is None  # never the raw key

@@ -31,7 +31,7 @@ from ..config import ConsoleConfig
 from ..metrics import Metrics
 from ..stores import Store, StoreError
 from .accounts import Account, Accounts
-from .limits import LoginLimiter
+from .limits import SignInLimits
 from .sessions import Session, Sessions, csrf_ok
 
 COOKIE = "chatguard_console"
@@ -57,7 +57,7 @@ class Gate:
     config: ConsoleConfig
     accounts: Accounts
     sessions: Sessions
-    limiter: LoginLimiter
+    limiter: SignInLimits
     clock: Callable[[], float]
     metrics: Metrics | None = None
 
@@ -74,7 +74,7 @@ class Gate:
             config,
             accounts,
             Sessions(store, config.session_ttl, config.max_sessions),
-            LoginLimiter(config.login_max_failures, config.login_window, config.login_tracked),
+            SignInLimits(store, config.login_max_failures, config.login_window),
             clock,
             metrics,
         )
@@ -137,19 +137,20 @@ class Gate:
     # -- sign-in -----------------------------------------------------------------
 
     async def sign_in(self, account_id: str, password: str, address: str) -> Session:
-        now = self.clock()
+        """A new session for a right password; ``SignInRefused`` otherwise.
+        ``StoreError`` when the store cannot count failures (sign-in fails closed)."""
         keys = (f"account:{account_id}", f"address:{address}")
-        wait = self.limiter.retry_after(keys, now)
+        wait = await self.limiter.retry_after(keys)
         if wait > 0:
             self._count("limited")
             raise SignInRefused("too many failed sign-ins; try again later", wait)
         # argon2 is deliberately slow: keep it off the event loop.
         account = await asyncio.to_thread(self.accounts.check_password, account_id, password)
         if account is None:
-            self.limiter.failed(keys, self.clock())
+            await self.limiter.failed(keys)
             self._count("refused")
             raise SignInRefused("wrong moderator id or password")
-        self.limiter.succeeded(keys[0])
+        await self.limiter.succeeded(keys[0])
         self._count("ok")
         return await self.sessions.open(account.id, self.clock())
 

@@ -1,57 +1,48 @@
-"""Sign-in rate limiting: failed attempts per account and per address.
+"""Sign-in rate limiting: failed attempts per account and per address,
+counted in the shared store so that every replica enforces one limit.
 
-What it owns: a sliding window of failure times per key (``account:<id>`` and
-``address:<ip>``). A key with ``max_failures`` failures inside ``window``
-seconds is refused until the oldest of them leaves the window.
+What it owns: a counter per key (``account:<id>``, ``address:<ip>``) that
+the first failure starts and that expires ``window`` seconds later (a fixed
+window). A key with ``max_failures`` failures in its window is refused until
+the window ends.
 
-Invariants: pure (time is passed in); bounded — at most ``tracked`` keys,
-the least recently touched forgotten first, and at most ``max_failures``
-times per key.
+Invariants: bounded — each counter is one small store key that expires by
+itself, named by a hash of the key (so a long or odd account id cannot make
+a long store key); a right password clears the account's counter, never the
+address's; a store failure refuses sign-in (fail closed) rather than letting
+guesses through uncounted.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import hashlib
+from collections.abc import Sequence
+
+from ..stores import Store
+
+PREFIX = "console-login-failures:"
 
 
-class LoginLimiter:
-    def __init__(self, max_failures: int, window: float, tracked: int) -> None:
+def _key(key: str) -> str:
+    return PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class SignInLimits:
+    def __init__(self, store: Store, max_failures: int, window: float) -> None:
+        self.store = store
         self.max_failures = max(1, max_failures)
         self.window = window
-        self.tracked = tracked
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _live(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
+    async def retry_after(self, keys: Sequence[str]) -> float:
+        """Seconds until these keys may try again (at most the window); 0 when they may now."""
+        values = await self.store.get_many([_key(k) for k in keys])
+        if any(int(v) >= self.max_failures for v in values if v is not None):
+            return self.window
+        return 0.0
 
-    def retry_after(self, keys: tuple[str, ...], now: float) -> float:
-        """Seconds until these keys may try again; 0 when they may now."""
-        wait = 0.0
+    async def failed(self, keys: Sequence[str]) -> None:
         for key in keys:
-            times = self._live(key, now)
-            if times is not None and len(times) >= self.max_failures:
-                wait = max(wait, times[0] + self.window - now)
-        return wait
+            await self.store.incr(_key(key), ttl=self.window)
 
-    def failed(self, keys: tuple[str, ...], now: float) -> None:
-        for key in keys:
-            times = self._failures.pop(key, None) or deque(maxlen=self.max_failures)
-            times.append(now)
-            self._failures[key] = times
-            while len(self._failures) > self.tracked:
-                self._failures.popitem(last=False)
-
-    def succeeded(self, account_key: str) -> None:
-        """A right password clears the account's failures (not the address's)."""
-        self._failures.pop(account_key, None)
-
-    def __len__(self) -> int:
-        return len(self._failures)
+    async def succeeded(self, account_key: str) -> None:
+        await self.store.delete(_key(account_key))

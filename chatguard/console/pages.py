@@ -133,6 +133,10 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     try:
         session = await gate.sign_in(account_id, password, request.remote or "unknown")
+    except StoreError:
+        return await login_form(
+            request, "Sign-in is unavailable right now; try again shortly.", 503
+        )
     except SignInRefused as exc:
         status = 429 if exc.retry_after else 401
         response = await login_form(request, exc.reason, status)
