@@ -3,6 +3,7 @@ console app over loopback (memory store and Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiohttp
@@ -215,3 +216,24 @@ async def test_a_session_of_a_removed_account_ends(make_site: SiteFactory) -> No
     )
     async with http.get("/console/", allow_redirects=False) as r:
         assert r.status == 303
+
+
+async def test_a_flood_of_sign_ins_is_answered_busy_not_queued(make_site: SiteFactory) -> None:
+    site = await make_site(login_max_failures=1000)
+    site.gate.max_signing_in = 2  # the default is larger; the mechanism is the same
+    http = site.client()
+    csrf = await login_form(http)
+
+    async def attempt(i: int) -> tuple[int, str]:
+        # Unknown ids: each costs a full-strength argon2 check, like a real guess.
+        form = {"csrf": csrf, "id": f"guess-{i}", "password": "x"}
+        async with http.post("/console/login", data=form) as r:
+            return r.status, await r.text()
+
+    answers = await asyncio.gather(*(attempt(i) for i in range(10)))
+    statuses = [status for status, _ in answers]
+    assert statuses.count(401) >= 2
+    busy = [body for status, body in answers if status == 429]
+    assert busy
+    assert all("busy" in body for body in busy)
+    assert site.gate._signing_in == 0

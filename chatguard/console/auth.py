@@ -15,6 +15,8 @@ Invariants:
 * The SSO identity header is believed only from ``console.sso.trusted_proxies``
   and only for a configured account; from anywhere else it is ignored.
 * Passwords and tokens never reach a log line.
+* Bounded: at most ``MAX_VERIFYING`` argon2 checks run at once and
+  ``MAX_SIGNING_IN`` sign-ins wait; more are answered 429 at once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -38,6 +40,10 @@ COOKIE = "chatguard_console"
 #: The pre-sign-in CSRF cookie: the sign-in form must echo it (double submit).
 LOGIN_COOKIE = "chatguard_login"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: argon2 verifications at once (each takes ~64 MiB and a core for a moment),
+#: and sign-ins waiting for one; beyond that, sign-in answers "busy".
+MAX_VERIFYING = 2
+MAX_SIGNING_IN = 16
 
 ACCOUNT = web.RequestKey("account", Account)
 SESSION = web.RequestKey("session", Session)
@@ -60,6 +66,9 @@ class Gate:
     limiter: SignInLimits
     clock: Callable[[], float]
     metrics: Metrics | None = None
+    max_signing_in: int = MAX_SIGNING_IN
+    _verifying: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_VERIFYING))
+    _signing_in: int = 0
 
     @classmethod
     def build(
@@ -144,8 +153,18 @@ class Gate:
         if wait > 0:
             self._count("limited")
             raise SignInRefused("too many failed sign-ins; try again later", wait)
-        # argon2 is deliberately slow: keep it off the event loop.
-        account = await asyncio.to_thread(self.accounts.check_password, account_id, password)
+        if self._signing_in >= self.max_signing_in:
+            self._count("limited")
+            raise SignInRefused("sign-in is busy; try again in a moment", 1.0)
+        self._signing_in += 1
+        try:
+            # argon2 is deliberately slow and large: off the event loop, a few at a time.
+            async with self._verifying:
+                account = await asyncio.to_thread(
+                    self.accounts.check_password, account_id, password
+                )
+        finally:
+            self._signing_in -= 1
         if account is None:
             await self.limiter.failed(keys)
             self._count("refused")
