@@ -102,12 +102,13 @@ async def test_claim_and_mute_from_the_case_page(make_site: SiteFactory) -> None
     case = await site.case()
     http = await signed_in(site)
     status, location = await post(http, case, "claim")
-    assert (status, location) == (303, f"/console/cases/{case.id}?msg=Claimed.")
+    assert (status, location) == (303, f"/console/cases/{case.id}?msg=claimed")
     status, _ = await post(
         http, case, "actions", type="mute", target="bob", duration="900", reason="grooming"
     )
     assert status == 303
-    page = await text(http, f"/console/cases/{case.id}?msg=Done")
+    page = await text(http, f"/console/cases/{case.id}?msg=done-mute")
+    assert 'role="status">Done: mute.<' in page
     assert 'id="status">actioned<' in page
     sanctions = await site.store.sanctions("bob", site.clock())
     assert [s.kind for s in sanctions] == [SanctionKind.MUTE]
@@ -283,3 +284,11 @@ async def test_participants_show_their_earlier_cases(make_site: SiteFactory) -> 
     assert row is not None
     assert f'href="/console/cases/{first.id}">{first.id}</a> (closed)' in row.group(0)
     assert other.id not in row.group(0)
+
+
+async def test_a_crafted_link_cannot_put_words_on_a_page(make_site: SiteFactory) -> None:
+    site = await make_site()
+    http = await signed_in(site)
+    page = await text(http, "/console/?msg=Your+account+is+locked,+call+555-0100")
+    assert "555-0100" not in page
+    assert 'role="status"' not in page

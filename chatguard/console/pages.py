@@ -61,7 +61,7 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
             may_analytics=bool(account and account.may(Permission.ANALYTICS)),
             now=service.clock(),
             age=age,
-            message=request.query.get("msg", ""),
+            message=FLASH.get(request.query.get("msg", ""), ""),
             **context,
         )
     )
@@ -81,8 +81,18 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return render(request, "error.html", 503, title="unavailable", detail=detail)
 
 
-def _back(case_id: str, message: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"/console/cases/{quote(case_id)}?{urlencode({'msg': message})}")
+#: What a page says after an action. A link carries only the key, so nobody can
+#: put words of their own on a console page through a crafted URL.
+FLASH = {
+    "claimed": "Claimed.",
+    "released": "Released to the queue.",
+    "noted": "Note added.",
+    **{f"done-{t}": f"Done: {t}." for t in ACTION_TYPES},
+}
+
+
+def _back(case_id: str, flash: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/console/cases/{quote(case_id)}?{urlencode({'msg': flash})}")
 
 
 def redirect(location: str) -> web.Response:
@@ -208,19 +218,19 @@ async def case_post(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if what == "claim":
         await service.claim(account, case_id)
-        raise _back(case_id, "Claimed.")
+        raise _back(case_id, "claimed")
     if what == "release":
         await service.release(account, case_id)
-        raise _back(case_id, "Released to the queue.")
+        raise _back(case_id, "released")
     if what == "notes":
         await service.note(account, case_id, form.get("text"))
-        raise _back(case_id, "Note added.")
+        raise _back(case_id, "noted")
     if what == "actions":
         body = {k: str(v) for k, v in form.items() if k != "csrf"}
         if body.get("permanent"):
             body["duration"] = ""
         await service.act(account, case_id, body)
-        raise _back(case_id, f"Done: {body.get('type')}.")
+        raise _back(case_id, f"done-{body.get('type')}")
     raise web.HTTPNotFound()
 
 
