@@ -30,6 +30,11 @@ from .cases.webhooks import CaseWebhooks
 from .codecs import Codec, JsonChatCodec
 from .codecs.xmpp import XmppCodec, XmppSettings
 from .config import Config
+from .console.recorded import RecordedConversations
+from .console.records import EvidenceRecords
+from .console.seams import ConsoleSeams
+from .console.web import ConsoleDeps, mount_console
+from .console.wired import BannerFigures, LogExporter, LogRecords
 from .directory import Directory
 from .effectiveness import Observation
 from .evidence.log import EvidenceLog
@@ -87,6 +92,8 @@ class ChatGuard:
         steps: Mapping[str, Step] | None = None,
         evidence: EvidenceSink | None = None,
         escalations: EscalationSink | None = None,
+        audit: AuditSink | None = None,
+        seams: ConsoleSeams | None = None,
     ) -> None:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
@@ -116,6 +123,8 @@ class ChatGuard:
             )
             self.audit = self.evidence_log
             evidence = evidence or self.evidence_log
+        if audit is not None:
+            self.audit = audit
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(
             type_field=_control_field(self.codec),
@@ -145,9 +154,38 @@ class ChatGuard:
             self.metrics,
             {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
         )
+        self.console = mount_console(
+            self.admin,
+            config.console,
+            ConsoleDeps(
+                self.cases,
+                self.audit,
+                time.time,
+                store=self.store,
+                directory=self.directory,
+                metrics=self.metrics,
+                webhooks=self.webhooks,
+                # Without an evidence log, the flagged messages kept in memory.
+                seams=seams or self._console_seams(),
+            ),
+        )
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+
+    def _console_seams(self) -> ConsoleSeams:
+        """What the console shows beside cases: evidence and banner figures."""
+        banners = BannerFigures(Path(self.config.data_dir) / "banners")
+        if self.evidence_log is None:
+            # Without an evidence log, the flagged messages kept in memory.
+            return ConsoleSeams(conversations=RecordedConversations(self.recorded), banners=banners)
+        records = EvidenceRecords(LogRecords(self.evidence_log), self.directory)
+        return ConsoleSeams(
+            evidence=LogExporter(self.evidence_log),
+            conversations=records,
+            reports=records,
+            banners=banners,
+        )
 
     def _cases(self) -> None:
         """The case book (the escalation sink), its webhook, and sanction enforcement."""

@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_evidence import add_parser as add_evidence
 
     add_evidence(sub)
+
+    from .console.cli import add_parser as add_console
+
+    add_console(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import types
@@ -256,6 +257,53 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModeratorAccount:
+    id: str = _doc("Moderator id, shown in case history and audit records.", "")
+    name: str = _doc("Display name shown in the console.", "")
+    role: Literal["moderator", "lead", "auditor"] = _doc(
+        "moderator works cases; lead also sees analytics; auditor reads and exports only.",
+        "moderator",
+    )
+    password_hash: str = _doc(
+        "argon2 hash from `chatguard console hash-password`; empty = no password sign-in.", ""
+    )
+    token_hash: str = _doc(
+        "API token hash from `chatguard console token`; empty = no API access.", ""
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSsoConfig:
+    header: str = _doc(
+        "Header an SSO gateway sets to the signed-in moderator id; empty = not trusted.", ""
+    )
+    trusted_proxies: tuple[str, ...] = _doc(
+        "Addresses or networks (CIDR) whose identity header is believed; others are ignored.",
+        (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    enabled: bool = _doc("Serve the moderator console and /api/ on the admin listener.", True)
+    moderators: tuple[ModeratorAccount, ...] = _doc(
+        "Moderator accounts: id, name, role, password_hash, token_hash.", ()
+    )
+    secure_cookies: bool = _doc(
+        "Mark the session cookie Secure (HTTPS only); false only for plain-HTTP loopback.", True
+    )
+    session_ttl: float = _doc("Seconds a console sign-in lasts.", 28800.0)
+    max_sessions: int = _doc(
+        "Most console sessions per moderator; one more sign-in ends the oldest.", 5
+    )
+    login_max_failures: int = _doc(
+        "Failed sign-ins per account, and per address, before sign-in is refused for a while.", 5
+    )
+    login_window: float = _doc("Seconds over which failed sign-ins are counted.", 900.0)
+    sso: ConsoleSsoConfig = _doc("Identity from an SSO gateway.", factory=ConsoleSsoConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class CaseSlaConfig:
     low: float = _doc("Seconds until a low-severity case is due.", 259_200.0)
     medium: float = _doc("Seconds until a medium-severity case is due.", 86_400.0)
@@ -436,6 +484,9 @@ class Config:
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
     )
     log_level: Literal["debug", "info", "warning", "error"] = _doc("Log verbosity.", "info")
+    console: ConsoleConfig = _doc(
+        "Moderator console and JSON API accounts and sign-in.", factory=ConsoleConfig
+    )
     cases: CasesConfig = _doc(
         "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
     )
@@ -562,6 +613,12 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(source, key, "must be a string")
         return value
+    if origin is tuple and any(dataclasses.is_dataclass(a) for a in typing.get_args(tp)):
+        # A list of sections, e.g. console.moderators: each item is checked like a section.
+        item_type = typing.get_args(tp)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(source, key, "must be a list")
+        return tuple(_build(item_type, v, f"{key}[{i}].", source) for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(source, key, "must be a list of strings")
@@ -605,6 +662,7 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(source, "policy.watch_interval", "must be positive")
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
+    _check_console(config.console, source)
     _check_cases(config.cases, source)
     ev = config.evidence
     for key, value in (("queue_size", ev.queue_size), ("batch_max", ev.batch_max)):
@@ -612,6 +670,34 @@ def _check(config: Config, source: str) -> None:
             raise ConfigError(source, f"evidence.{key}", "must be at least 1")
     if ev.segment_bytes < 4096:
         raise ConfigError(source, "evidence.segment_bytes", "must be at least 4096")
+
+
+def _check_console(console: ConsoleConfig, source: str) -> None:
+    seen: set[str] = set()
+    for i, account in enumerate(console.moderators):
+        key = f"console.moderators[{i}]"
+        if not account.id:
+            raise ConfigError(source, f"{key}.id", "every moderator needs an id")
+        if account.id in seen:
+            raise ConfigError(source, f"{key}.id", f"duplicate moderator id {account.id!r}")
+        seen.add(account.id)
+        if account.password_hash and not account.password_hash.startswith("$argon2"):
+            raise ConfigError(source, f"{key}.password_hash", "must be an argon2 hash")
+        if account.token_hash and not account.token_hash.startswith("sha256:"):
+            raise ConfigError(source, f"{key}.token_hash", "must be a sha256: token hash")
+    if console.max_sessions < 1:
+        raise ConfigError(source, "console.max_sessions", "must be at least 1")
+    if console.sso.header and not console.sso.trusted_proxies:
+        raise ConfigError(
+            source, "console.sso.trusted_proxies", "an SSO header needs trusted proxy addresses"
+        )
+    for address in console.sso.trusted_proxies:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ConfigError(
+                source, "console.sso.trusted_proxies", f"{address!r} is not an address or network"
+            ) from None
 
 
 def _check_cases(cases: CasesConfig, source: str) -> None:

@@ -224,6 +224,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.console_sign_ins = Counter(
+            "chatguard_console_sign_ins",
+            "Console sign-in attempts by outcome: ok, refused, limited, sso.",
+            ["outcome"],
+            registry=r,
+        )
 
         # -- evidence log (chatguard/evidence/log.py) --
         self.evidence_records = Counter(

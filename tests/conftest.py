@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.relay",
     "tests.support.pack",
     "tests.support.prosody",
+    "tests.support.console",
 ]
 
 _PROXY_VARIABLES = (

@@ -53,6 +53,7 @@ FAMILIES = [
     ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
     ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
     ("bad_frames", "chatguard_bad_frames", "counter", ("origin", "reason", "action")),
+    ("console_sign_ins", "chatguard_console_sign_ins", "counter", ("outcome",)),
 ]
 
 
