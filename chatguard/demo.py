@@ -89,6 +89,8 @@ async def run_demo(
                 "limits": {"drain_timeout": 3.0},
                 "policy": {"directory": str(policies or "")},
                 "banners": {"directory": str(banners or "")},
+                # Captures go to the tamper-evident log, as in a real deployment.
+                "evidence": {"enabled": True},
                 # Plain HTTP on loopback: a Secure cookie would never come back.
                 "console": {"secure_cookies": False, "moderators": [moderator]},
             },
@@ -111,6 +113,9 @@ async def run_demo(
                     f'(curl -H "Authorization: Bearer $(cat {token_file})" '
                     f"{guard.admin_url}/api/cases)\n"
                     f"  data directory: {data_dir}\n"
+                    f"  evidence log: {data_dir}/evidence "
+                    "(a case's bundle: Export on its page; check it with "
+                    "`chatguard evidence verify BUNDLE.zip`)\n"
                     f"  policy pack: {policies or 'none (pass-through)'}\n"
                     "Open the chat page in two browser windows (one with an age under 18)."
                     + ("\nTwo scripted users are chatting in 'lobby'." if scripted else "")
