@@ -115,6 +115,7 @@ class Engine:
         self.policy = policy
         self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
         self._matcher = matcher
+        self._thresholds = tuple(sorted(policy.thresholds, key=lambda t: t.at))
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -136,17 +137,22 @@ class Engine:
         )
         after = observe(before, obs, self.settings, now)
 
-        planned = [
-            PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
-            for m, rule in matched
-            for a in rule.actions
-        ]
-        planned += self._triggers(msg, after, matched)
-        after, crossed = cross_thresholds(after, self.policy.thresholds)
-        for th, shadow in crossed:
-            reason = f"risk>={th.at:g}"
-            planned += [PlannedAction(a.type, dict(a.params), reason, shadow) for a in th.actions]
-        actions = merge_actions(self._complete(a, after) for a in planned)
+        planned: list[PlannedAction] = []
+        if matched:
+            planned = [
+                PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
+                for m, rule in matched
+                for a in rule.actions
+            ]
+            planned += self._triggers(msg, after, matched)
+        if self._thresholds:
+            after, crossed = cross_thresholds(after, self._thresholds)
+            for th, shadow in crossed:
+                reason = f"risk>={th.at:g}"
+                planned += [
+                    PlannedAction(a.type, dict(a.params), reason, shadow) for a in th.actions
+                ]
+        actions = merge_actions(self._complete(a, after) for a in planned) if planned else ()
         for a in actions:
             if a.type is ActionType.ESCALATE and not a.shadow:
                 after = record_escalation(after, str(a.params["severity"]))
@@ -174,10 +180,13 @@ class Engine:
         spans: dict[str, tuple[Rule, set[tuple[int, int]]]] = {}
         for hit in hits:
             spans.setdefault(hit.rule.id, (hit.rule, set()))[1].update(hit.spans)
+        if not spans:
+            return []
+        bands = _MessageBands(msg, state)
         out: list[tuple[Match, Rule]] = []
         for rule_id, (rule, found) in spans.items():
             shadow = self._shadow(rule)
-            if in_scope(rule.scope, msg, state, include_shadow=shadow):
+            if bands.in_scope(rule.scope, shadow):
                 match = Match(rule_id, rule.signal, rule.weight, tuple(sorted(found)), shadow)
                 out.append((match, rule))
         return out
@@ -249,27 +258,58 @@ def in_scope(
     scope: Scope, msg: MessageContext, state: ConversationState, *, include_shadow: bool = False
 ) -> bool:
     """Whether a rule with ``scope`` applies to ``msg`` (see the module docstring)."""
-    if msg.origin not in scope.origins:
-        return False
-    if scope.where is not Where.ANY and scope.where != msg.where:
-        return False
-    if scope.exempt_roles & msg.sender_roles:
-        return False
-    if scope.sender_age is not None:
-        sender = _participant(state, msg.sender, msg.sender_age)
-        if not scope.sender_age & scope_bands(sender, include_shadow=include_shadow):
+    return _MessageBands(msg, state).in_scope(scope, include_shadow)
+
+
+class _MessageBands:
+    """Scope checks for one message, reading each person's bands once however
+    many rules matched (a message often matches several)."""
+
+    __slots__ = ("_msg", "_recipients", "_sender", "_state")
+
+    def __init__(self, msg: MessageContext, state: ConversationState) -> None:
+        self._msg, self._state = msg, state
+        self._sender: dict[bool, frozenset[str]] = {}
+        self._recipients: dict[bool, list[frozenset[str]]] = {}
+
+    def sender(self, include_shadow: bool) -> frozenset[str]:
+        bands = self._sender.get(include_shadow)
+        if bands is None:
+            msg = self._msg
+            p = _participant(self._state, msg.sender, msg.sender_age)
+            bands = self._sender[include_shadow] = scope_bands(p, include_shadow=include_shadow)
+        return bands
+
+    def recipients(self, include_shadow: bool) -> list[frozenset[str]]:
+        bands = self._recipients.get(include_shadow)
+        if bands is None:
+            msg, state = self._msg, self._state
+            recipients = [r for r in dict.fromkeys(msg.recipients) if r != msg.sender]
+            bands = [
+                scope_bands(
+                    _participant(state, r, msg.recipient_ages.get(r)),
+                    include_shadow=include_shadow,
+                )
+                for r in recipients
+            ] or [frozenset({Band.UNKNOWN.value})]
+            self._recipients[include_shadow] = bands
+        return bands
+
+    def in_scope(self, scope: Scope, include_shadow: bool) -> bool:
+        msg = self._msg
+        if msg.origin not in scope.origins:
             return False
-    if scope.recipient_age is not None:
-        recipients = [r for r in dict.fromkeys(msg.recipients) if r != msg.sender]
-        bands = [
-            scope_bands(
-                _participant(state, r, msg.recipient_ages.get(r)), include_shadow=include_shadow
-            )
-            for r in recipients
-        ] or [frozenset({Band.UNKNOWN.value})]
-        if not any(scope.recipient_age & b for b in bands):
+        if scope.where is not Where.ANY and scope.where != msg.where:
             return False
-    return True
+        if scope.exempt_roles & msg.sender_roles:
+            return False
+        if scope.sender_age is not None and not scope.sender_age & self.sender(include_shadow):
+            return False
+        if scope.recipient_age is not None:
+            wanted = scope.recipient_age
+            if not any(wanted & b for b in self.recipients(include_shadow)):
+                return False
+        return True
 
 
 # --- merging actions -----------------------------------------------------------------

@@ -45,6 +45,7 @@ self-declared age override an attested one.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -72,16 +73,21 @@ class Band(enum.StrEnum):
 
     @property
     def minorish(self) -> bool:
-        return self is Band.MINOR or self is Band.LIKELY_MINOR
+        return self in _MINORISH
 
     @property
     def adultish(self) -> bool:
-        return self is Band.ADULT or self is Band.LIKELY_ADULT
+        return self in _ADULTISH
 
     @property
     def collapsed(self) -> Band:
         """The band as a rule scope spells it: minor, adult or unknown."""
         return Band.MINOR if self.minorish else Band.ADULT if self.adultish else Band.UNKNOWN
+
+
+_UNKNOWN = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
+_MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
+_ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
 
 
 def attested_band(value: str | None) -> Band:
@@ -92,6 +98,7 @@ def attested_band(value: str | None) -> Band:
 # --- Settings ------------------------------------------------------------------------
 
 _S = Signal
+_SCORE_KEYS_ALL = (*(s.value for s in Signal), "age_contradiction")
 #: Per-signal factor (default 1.0): ordinary-in-isolation signals count less.
 _FACTORS: Mapping[str, float] = {
     _S.AGE_PROBE: 0.5,
@@ -171,6 +178,21 @@ class RiskSettings:
     max_pairs: int = 32
     max_fanout: int = 8
     max_score: float = 1000.0
+    # Derived from the fields above for the risk reading's inner loop: score
+    # key -> (factor, factor toward a minor); keys not in it have factor 1.0.
+    _factors: Mapping[str, tuple[float, float]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        table = {}
+        for key in _SCORE_KEYS_ALL:
+            f = self.signal_factors.get(key, 1.0)
+            table[key] = (
+                f,
+                f * self.minor_target_factor if key in self.minor_target_signals else f,
+            )
+        object.__setattr__(self, "_factors", table)
 
     def factor(self, key: str) -> float:
         return self.signal_factors.get(key, 1.0)
@@ -337,12 +359,14 @@ class Participant:
     last_seen: int = 0  # index of the last message they sent or received
 
     def band(self, include_shadow: bool) -> Band:
-        if self.attested is not Band.UNKNOWN:
+        if self.attested is not _UNKNOWN:
             return self.attested
         declared = self.declared | self.shadow_declared if include_shadow else self.declared
+        if not declared:
+            return _UNKNOWN
         if Band.MINOR in declared:
             return Band.LIKELY_MINOR
-        return Band.LIKELY_ADULT if Band.ADULT in declared else Band.UNKNOWN
+        return Band.LIKELY_ADULT if Band.ADULT in declared else _UNKNOWN
 
     @property
     def effective(self) -> Band:
@@ -541,6 +565,7 @@ def _str(v: Any) -> str:
     return v
 
 
+@functools.lru_cache(maxsize=4096)
 def participant_key(user: str) -> str:
     """How a user id is stored: as itself, or as a digest when it is longer than
     64 UTF-8 bytes, needs JSON escaping, or could be mistaken for a digest or
@@ -590,8 +615,7 @@ def decay(
 ) -> ConversationState:
     """The state as of ``now``: every score times 2^(-(now - updated) / half_life).
 
-    ``with_risk=False`` leaves ``risk`` as it was, for a caller that
-    recomputes it anyway (``observe``).
+    ``with_risk=False`` leaves ``risk`` as it was.
     """
     if not math.isfinite(now):
         raise ValueError("now must be a finite number")
@@ -599,83 +623,138 @@ def decay(
     if dt <= 0:
         return state
     k = 0.5 ** (dt / settings.half_life)
-    pairs = {
-        key: (
-            replace(p, scores=_scaled(p.scores, k), shadow_scores=_scaled(p.shadow_scores, k))
-            if p.scores or p.shadow_scores
-            else p  # nothing to scale: most pairs in ordinary chat
-        )
-        for key, p in state.pairs.items()
-    }
+    pairs = dict(state.pairs)
+    _decay_pairs(pairs, k)
     decayed = replace(state, updated=float(now), scores=_scaled(state.scores, k), pairs=pairs)
     return _with_risk(decayed, settings) if with_risk else decayed
+
+
+def _decay_pairs(pairs: dict[tuple[str, str], PairState], k: float) -> None:
+    """Scale, in place, the scores of every pair that has any (in ordinary
+    chat most pairs have none and are kept as they are)."""
+    for key, p in pairs.items():
+        if p.scores or p.shadow_scores:
+            shadow = _scaled(p.shadow_scores, k) if p.shadow_scores else p.shadow_scores
+            pairs[key] = PairState(p.last, _scaled(p.scores, k), p.stages, shadow, p.shadow_stages)
+
+
+_DECLARES = {Signal.MINOR_SELF: Band.MINOR, Signal.ADULT_SELF: Band.ADULT}
+_KEY_OF = {s: s.value for s in Signal}  # a dict read is cheaper than .value
+_NO_PAIR = PairState(0)  # read, never changed: copied before any update
 
 
 def observe(
     state: ConversationState, obs: Observation, settings: RiskSettings, now: float
 ) -> ConversationState:
-    """Fold one message into the state (``now`` is when it was sent)."""
-    state = decay(state, settings, now, with_risk=False)
+    """Fold one message into the state (``now`` is when it was sent).
+
+    Why it is written this way: this runs for every chat message, so it works
+    on mutable copies of the few maps a message changes and builds exactly one
+    new state at the end; values it does not change (score maps of a pair
+    without new matches, participants seen again at the same index) are shared
+    with the old state, never mutated. A message without matches costs the
+    decay of existing scores, two last-seen updates and, only when some pair
+    has a score, one reading of the risk.
+    """
+    if not math.isfinite(now):
+        raise ValueError("now must be a finite number")
     index = state.messages
+    updated, scores_in = state.updated, state.scores
+    pairs = dict(state.pairs)
+    dt = now - updated
+    if dt > 0:
+        updated = float(now)
+        k = 0.5 ** (dt / settings.half_life)
+        scores_in = _scaled(scores_in, k)
+        _decay_pairs(pairs, k)
+
     participants = dict(state.participants)
     sender = participant_key(obs.sender)
     me = _seen(participants.get(sender), obs.sender_age, index)
-    declared = {Signal.MINOR_SELF: Band.MINOR, Signal.ADULT_SELF: Band.ADULT}
-    enforced = me.declared | {
-        declared[m.signal] for m in obs.matches if m.signal in declared and not m.shadow
-    }
-    shadow = (
-        me.shadow_declared | {declared[m.signal] for m in obs.matches if m.signal in declared}
-    ) - enforced
-    me = replace(me, declared=enforced, shadow_declared=shadow)
+    matches = obs.matches
+    if matches or me.shadow_declared:
+        enforced = me.declared | {
+            _DECLARES[m.signal] for m in matches if m.signal in _DECLARES and not m.shadow
+        }
+        shadow = (
+            me.shadow_declared | {_DECLARES[m.signal] for m in matches if m.signal in _DECLARES}
+        ) - enforced
+        if enforced != me.declared or shadow != me.shadow_declared:
+            me = Participant(me.attested, enforced, shadow, me.last_seen)
     participants[sender] = me
     targets = _targets(obs, sender, participants, settings)
     for user, key in targets:
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
 
-    contributions = []  # (score key, weight, stage, shadow)
-    for m in obs.matches:
-        key = (
-            AGE_CONTRADICTION
-            if m.signal is Signal.MINOR_SELF and me.attested is Band.ADULT
-            else m.signal.value
-        )
-        contributions.append((key, m.weight, STAGE_OF.get(m.signal), m.shadow))
-    scores, stages = dict(state.scores), dict(state.stages)
-    for key, weight, stage, _ in contributions:
-        _add(scores, key, weight, settings)
-        if stage is not None:
-            stages.setdefault(stage, index)
-    pairs = dict(state.pairs)
-    for _, target in targets:
-        pair = pairs.get((sender, target)) or PairState(index)
-        on = {
-            False: (dict(pair.scores), dict(pair.stages)),
-            True: (dict(pair.shadow_scores), dict(pair.shadow_stages)),
-        }
-        for key, weight, stage, is_shadow in contributions:
-            _add(on[is_shadow][0], key, weight, settings)
-            if stage is not None:
-                on[is_shadow][1].setdefault(stage, index)
-        pairs[(sender, target)] = PairState(index, *on[False], *on[True])
-    state = replace(
-        state,
-        messages=index + 1,
-        scores=scores,
-        stages=stages,
-        participants=_newest(participants, settings.max_participants, lambda p: p.last_seen),
-        pairs=_newest(pairs, settings.max_pairs, lambda p: p.last),
+    scores: Mapping[str, float] = scores_in
+    stages: Mapping[Stage, int] = state.stages
+    if matches:
+        contributions: list[_Contribution] = []
+        contradiction = me.attested is Band.ADULT
+        for m in matches:
+            key = (
+                AGE_CONTRADICTION
+                if contradiction and m.signal is Signal.MINOR_SELF
+                else _KEY_OF[m.signal]
+            )
+            contributions.append((key, m.weight, STAGE_OF.get(m.signal), m.shadow))
+        top = settings.max_score
+        scores = _added(scores_in, contributions, top, None)
+        stages = _staged(state.stages, contributions, index, None)
+        any_shadow = any(c[3] for c in contributions)
+        for _, target in targets:
+            pair = pairs.get((sender, target)) or _NO_PAIR
+            pairs[(sender, target)] = PairState(
+                index,
+                _added(pair.scores, contributions, top, False),
+                _staged(pair.stages, contributions, index, False),
+                _added(pair.shadow_scores, contributions, top, True)
+                if any_shadow
+                else pair.shadow_scores,
+                _staged(pair.shadow_stages, contributions, index, True)
+                if any_shadow
+                else pair.shadow_stages,
+            )
+    else:
+        for _, target in targets:
+            old = pairs.get((sender, target))
+            pairs[(sender, target)] = (
+                PairState(index)
+                if old is None
+                else PairState(index, old.scores, old.stages, old.shadow_scores, old.shadow_stages)
+            )
+    participants = _newest(participants, settings.max_participants, lambda p: p.last_seen)
+    pairs = _newest(pairs, settings.max_pairs, lambda p: p.last)
+    risk, enforced_risk = _risks(participants, pairs, settings)
+    return ConversationState(
+        updated,
+        index + 1,
+        scores,
+        stages,
+        participants,
+        pairs,
+        state.fired,
+        state.fired_shadow,
+        state.escalation,
+        risk,
+        enforced_risk,
     )
-    return _with_risk(state, settings)
+
+
+_ATTESTED = {"minor": Band.MINOR, "adult": Band.ADULT}
 
 
 def _seen(p: Participant | None, attested: str | None, index: int) -> Participant:
     """A participant seen at ``index``; a minor/adult attestation replaces the
     stored one, "unknown" (or none) never erases it."""
-    band = attested_band(attested)
-    p = p or Participant()
-    return replace(p, attested=p.attested if band is Band.UNKNOWN else band, last_seen=index)
+    band = _ATTESTED.get(attested) if attested else None
+    if p is None:
+        return Participant(band or Band.UNKNOWN, last_seen=index)
+    band = band or p.attested
+    if band is p.attested and p.last_seen == index:
+        return p
+    return Participant(band, p.declared, p.shadow_declared, index)
 
 
 def _targets(
@@ -707,15 +786,48 @@ def _stored(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def _add(scores: dict[str, float], key: str, weight: float, settings: RiskSettings) -> None:
-    scores[key] = _stored(min(scores.get(key, 0.0) + weight, settings.max_score))
-    if scores[key] < _EPSILON:
-        del scores[key]
+_Contribution = tuple[str, float, Stage | None, bool]  # (score key, weight, stage, shadow)
+
+
+def _added(
+    scores: Mapping[str, float],
+    contributions: list[_Contribution],
+    top: float,
+    shadow: bool | None,
+) -> dict[str, float]:
+    """A copy of ``scores`` with the contributions (of that mode; ``None``:
+    all) added one after the other, each clamped to ``top`` and stored."""
+    out = dict(scores)
+    for key, weight, _, is_shadow in contributions:
+        if shadow is None or is_shadow is shadow:
+            value = float(f"{min(out.get(key, 0.0) + weight, top):.6g}")  # _stored, inlined
+            if value < _EPSILON:
+                out.pop(key, None)
+            else:
+                out[key] = value
+    return out
+
+
+def _staged(
+    stages: Mapping[Stage, int],
+    contributions: list[_Contribution],
+    index: int,
+    shadow: bool | None,
+) -> dict[Stage, int]:
+    out = dict(stages)
+    for _, _, stage, is_shadow in contributions:
+        if stage is not None and (shadow is None or is_shadow is shadow):
+            out.setdefault(stage, index)
+    return out
 
 
 def _scaled(scores: Mapping[str, float], k: float) -> dict[str, float]:
-    out = {key: _stored(v * k) for key, v in scores.items()}
-    return {key: v for key, v in out.items() if v >= _EPSILON}
+    out = {}
+    for key, v in scores.items():
+        v = float(f"{v * k:.6g}")  # _stored, inlined: this runs for every score on every message
+        if v >= _EPSILON:
+            out[key] = v
+    return out
 
 
 _V = TypeVar("_V")
@@ -740,9 +852,15 @@ _PHASE = {
 def in_grooming_order(stages: Mapping[Stage, int]) -> bool:
     """Whether every stage of an earlier phase was first reached no later than
     every stage of a later phase (the same message counts as in order)."""
-    return all(
-        i <= j for s, i in stages.items() for t, j in stages.items() if _PHASE[s] < _PHASE[t]
-    )
+    first = [math.inf, math.inf, math.inf]  # per phase: earliest first index
+    last = [-math.inf, -math.inf, -math.inf]  # per phase: latest first index
+    for stage, i in stages.items():
+        phase = _PHASE[stage]
+        if i < first[phase]:
+            first[phase] = i
+        if i > last[phase]:
+            last[phase] = i
+    return last[0] <= first[1] and last[0] <= first[2] and last[1] <= first[2]
 
 
 def progression(stages: Mapping[Stage, int], settings: RiskSettings = DEFAULT_SETTINGS) -> float:
@@ -756,9 +874,10 @@ def progression(stages: Mapping[Stage, int], settings: RiskSettings = DEFAULT_SE
 
 def multiplier(a: Band, b: Band, settings: RiskSettings, *, attested_adults: bool = False) -> float:
     """m: the weight of a relationship between people of bands ``a`` and ``b``."""
-    if a.minorish != b.minorish:
-        other = b if a.minorish else a
-        return settings.adult_to_minor if other.adultish else settings.unknown_to_minor
+    a_minor = a in _MINORISH
+    if a_minor != (b in _MINORISH):
+        other = b if a_minor else a
+        return settings.adult_to_minor if other in _ADULTISH else settings.unknown_to_minor
     return settings.adult_to_adult if attested_adults else 1.0
 
 
@@ -767,66 +886,120 @@ def dyad_risks(
 ) -> dict[tuple[str, str], float]:
     """R_D for every dyad (two participant keys, sorted) as of ``state.updated``."""
     dyads = {(x, y) if x < y else (y, x) for x, y in state.pairs}
-    return {d: _dyad_risk(state, d, settings, include_shadow) for d in sorted(dyads)}
+    return {
+        d: _dyad_risk(state.participants, state.pairs, d, settings, include_shadow)
+        for d in sorted(dyads)
+    }
+
+
+_NOBODY = Participant()
+_NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 
 
 def _dyad_risk(
-    state: ConversationState, dyad: tuple[str, str], settings: RiskSettings, include_shadow: bool
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    dyad: tuple[str, str],
+    settings: RiskSettings,
+    include_shadow: bool,
 ) -> float:
+    # Runs for every message of a conversation that has any score, so it is
+    # written for speed; the arithmetic (and its order, which decides the
+    # float result) is the formula's in the module docstring.
     a, b = dyad
-    pa, pb = state.participants.get(a) or Participant(), state.participants.get(b) or Participant()
-    band = {a: pa.band(include_shadow), b: pb.band(include_shadow)}
-    if ROOM_AUDIENCE in dyad:
-        band[ROOM_AUDIENCE] = Band.UNKNOWN
+    pa, pb = participants.get(a) or _NOBODY, participants.get(b) or _NOBODY
+    band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
+    band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
+    table = settings._factors
     totals: dict[str, float] = {}
-    stages: dict[Stage, int] = {}
-    for x, y in ((a, b), (b, a)):
-        pair = state.pairs.get((x, y))
+    stages: Mapping[Stage, int] = _NO_STAGES
+    for x, y, to_minor in ((a, b, band_b in _MINORISH), (b, a, band_a in _MINORISH)):
+        pair = pairs.get((x, y))
         if pair is None:
             continue
-        scores, pair_stages = pair.view(include_shadow)
+        scores: Mapping[str, float]
+        pair_stages: Mapping[Stage, int]
+        if include_shadow and (pair.shadow_scores or pair.shadow_stages):
+            scores, pair_stages = pair.view(True)
+        else:
+            scores, pair_stages = pair.scores, pair.stages
+        which = 1 if to_minor else 0
         for key, s in scores.items():
-            f = settings.factor(key)
-            if band[y].minorish and key in settings.minor_target_signals:
-                f *= settings.minor_target_factor
+            f = table[key][which] if key in table else 1.0
             totals[key] = totals.get(key, 0.0) + f * s
-        for st, i in pair_stages.items():
-            stages[st] = min(stages.get(st, i), i)
-    for key, cap in settings.signal_caps.items():
-        if key in totals:
-            totals[key] = min(totals[key], cap)
+        if not stages:
+            stages = pair_stages
+        elif pair_stages:
+            merged = dict(stages)
+            for st, i in pair_stages.items():
+                merged[st] = min(merged.get(st, i), i)
+            stages = merged
+    if not totals:
+        return 0.0
+    caps = settings.signal_caps
+    for key, v in totals.items():
+        cap = caps.get(key)
+        if cap is not None and v > cap:
+            totals[key] = cap
     total = sum(totals.values())
+    # A combination with a missing signal adds c * 0.0, which changes no sum.
     total += sum(
-        c * min(totals.get(x, 0.0), totals.get(y, 0.0)) for x, y, c in settings.combinations
+        [
+            c * min(totals[x], totals[y])
+            for x, y, c in settings.combinations
+            if x in totals and y in totals
+        ]
     )
-    bonus = progression(stages, settings)
-    if band[a].minorish and band[b].minorish:
+    bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+    if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
-        m = multiplier(band[a], band[b], settings, attested_adults=both_adult)
+        m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
     return m * total * (1.0 + bonus)
+
+
+def _max_risk(
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    settings: RiskSettings,
+    include_shadow: bool,
+) -> float:
+    worst = 0.0
+    seen: set[tuple[str, str]] = set()
+    for x, y in pairs:
+        dyad = (x, y) if x < y else (y, x)
+        if dyad not in seen:
+            seen.add(dyad)
+            worst = max(worst, _dyad_risk(participants, pairs, dyad, settings, include_shadow))
+    return round(worst, 4)
 
 
 def conversation_risk(
     state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
 ) -> float:
     """The conversation's risk as of ``state.updated``: its worst dyad."""
-    return round(
-        max(dyad_risks(state, settings, include_shadow=include_shadow).values(), default=0.0), 4
-    )
+    return _max_risk(state.participants, state.pairs, settings, include_shadow)
+
+
+def _risks(
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    settings: RiskSettings,
+) -> tuple[float, float]:
+    """(risk, enforced risk). Zero without reading anything when no pair has a
+    score (ordinary chat); one reading when no pair has a shadow score."""
+    if not any(p.scores or p.shadow_scores for p in pairs.values()):
+        return 0.0, 0.0
+    risk = _max_risk(participants, pairs, settings, True)
+    if not any(p.shadow_scores for p in pairs.values()):
+        return risk, risk
+    return risk, _max_risk(participants, pairs, settings, False)
 
 
 def _with_risk(state: ConversationState, settings: RiskSettings) -> ConversationState:
-    pairs = state.pairs.values()
-    if not any(p.scores or p.shadow_scores for p in pairs):
-        # No pair has any score: ordinary chat, whose risk is zero.
-        risk = enforced = 0.0
-    else:
-        risk = conversation_risk(state, settings)
-        shadow = any(p.shadow_scores for p in pairs)
-        enforced = conversation_risk(state, settings, include_shadow=False) if shadow else risk
+    risk, enforced = _risks(state.participants, state.pairs, settings)
     if risk == state.risk and enforced == state.enforced_risk:
         return state
     return replace(state, risk=risk, enforced_risk=enforced)
@@ -849,9 +1022,12 @@ def cross_thresholds(
     """Thresholds reached for the first time, each with whether it fired only in
     shadow (reached only thanks to shadow matches). Each fires once per
     conversation; one fired in shadow can still fire for real later."""
-    fired, fired_shadow = set(state.fired), set(state.fired_shadow)
+    ordered = sorted(thresholds, key=lambda t: t.at)[:_MAX_THRESHOLDS]
     crossed: list[tuple[Threshold, bool]] = []
-    for th in sorted(thresholds, key=lambda t: t.at)[:_MAX_THRESHOLDS]:
+    if not ordered or max(state.risk, state.enforced_risk) < ordered[0].at:
+        return state, crossed  # below every threshold: most messages
+    fired, fired_shadow = set(state.fired), set(state.fired_shadow)
+    for th in ordered:
         key = threshold_key(th)
         if key in fired:
             continue
