@@ -629,13 +629,29 @@ def decay(
     return _with_risk(decayed, settings) if with_risk else decayed
 
 
-def _decay_pairs(pairs: dict[tuple[str, str], PairState], k: float) -> None:
+def _decay_pairs(
+    pairs: dict[tuple[str, str], PairState],
+    k: float,
+    before: Mapping[str, float] | None = None,
+    after: dict[str, float] | None = None,
+) -> None:
     """Scale, in place, the scores of every pair that has any (in ordinary
-    chat most pairs have none and are kept as they are)."""
+    chat most pairs have none and are kept as they are). A pair whose scores
+    are ``before`` (the conversation's, in the same order: a conversation of
+    two) takes ``after``, the same scores already scaled."""
     for key, p in pairs.items():
         if p.scores or p.shadow_scores:
+            if after is not None and _same(p.scores, before):
+                scores = after
+            else:
+                scores = _scaled(p.scores, k)
             shadow = _scaled(p.shadow_scores, k) if p.shadow_scores else p.shadow_scores
-            pairs[key] = PairState(p.last, _scaled(p.scores, k), p.stages, shadow, p.shadow_stages)
+            pairs[key] = PairState(p.last, scores, p.stages, shadow, p.shadow_stages)
+
+
+def _same(a: Mapping[str, float], b: Mapping[str, float] | None) -> bool:
+    """The same scores in the same order (the order decides float sums)."""
+    return a is b or (b is not None and len(a) == len(b) and list(a.items()) == list(b.items()))
 
 
 _DECLARES = {Signal.MINOR_SELF: Band.MINOR, Signal.ADULT_SELF: Band.ADULT}
@@ -665,8 +681,8 @@ def observe(
     if dt > 0:
         updated = float(now)
         k = 0.5 ** (dt / settings.half_life)
-        scores_in = _scaled(scores_in, k)
-        _decay_pairs(pairs, k)
+        scores_in = _scaled(state.scores, k)
+        _decay_pairs(pairs, k, state.scores, scores_in)
 
     participants = dict(state.participants)
     sender = participant_key(obs.sender)
@@ -707,7 +723,10 @@ def observe(
             pair = pairs.get((sender, target)) or _NO_PAIR
             pairs[(sender, target)] = PairState(
                 index,
-                _added(pair.scores, contributions, top, False),
+                # Shared with the conversation's when they are the same sum.
+                scores
+                if not any_shadow and _same(pair.scores, scores_in)
+                else _added(pair.scores, contributions, top, False),
                 _staged(pair.stages, contributions, index, False),
                 _added(pair.shadow_scores, contributions, top, True)
                 if any_shadow
@@ -724,8 +743,10 @@ def observe(
                 if old is None
                 else PairState(index, old.scores, old.stages, old.shadow_scores, old.shadow_stages)
             )
-    participants = _newest(participants, settings.max_participants, lambda p: p.last_seen)
-    pairs = _newest(pairs, settings.max_pairs, lambda p: p.last)
+    if len(participants) > settings.max_participants:
+        participants = _newest(participants, settings.max_participants, _last_seen)
+    if len(pairs) > settings.max_pairs:
+        pairs = _newest(pairs, settings.max_pairs, _last_on_pair)
     risk, enforced_risk = _risks(participants, pairs, settings)
     return ConversationState(
         updated,
@@ -762,6 +783,10 @@ def _targets(
 ) -> list[tuple[str, str]]:
     """The recipients that get a pair of their own: all of them up to
     ``max_fanout``; beyond that only minors, the rest share ``ROOM_AUDIENCE``."""
+    if len(obs.recipients) == 1:  # a direct message: most messages
+        user = obs.recipients[0]
+        key = participant_key(user)
+        return [(user, key)] if key != sender else [(ROOM_AUDIENCE, ROOM_AUDIENCE)]
     named = [(u, participant_key(u)) for u in dict.fromkeys(obs.recipients)]
     named = [(u, k) for u, k in named if k != sender]
     if not named:
@@ -831,6 +856,14 @@ def _scaled(scores: Mapping[str, float], k: float) -> dict[str, float]:
 
 
 _V = TypeVar("_V")
+
+
+def _last_seen(p: Participant) -> int:
+    return p.last_seen
+
+
+def _last_on_pair(p: PairState) -> int:
+    return p.last
 
 
 def _newest(items: dict[_V, Any], limit: int, last: Callable[[Any], int]) -> dict[_V, Any]:
@@ -990,10 +1023,17 @@ def _risks(
 ) -> tuple[float, float]:
     """(risk, enforced risk). Zero without reading anything when no pair has a
     score (ordinary chat); one reading when no pair has a shadow score."""
-    if not any(p.scores or p.shadow_scores for p in pairs.values()):
+    scored = shadow = False
+    for p in pairs.values():
+        if p.shadow_scores:
+            scored = shadow = True
+            break
+        if p.scores:
+            scored = True
+    if not scored:
         return 0.0, 0.0
     risk = _max_risk(participants, pairs, settings, True)
-    if not any(p.shadow_scores for p in pairs.values()):
+    if not shadow:
         return risk, risk
     return risk, _max_risk(participants, pairs, settings, False)
 
