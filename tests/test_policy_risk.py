@@ -646,3 +646,17 @@ def test_settings_override_and_merge() -> None:
 def test_bad_settings_are_refused_with_their_key(risk: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_settings({"risk": risk})
+
+
+@pytest.mark.parametrize("language", [5, "", "x" * 17, "e\nn"])
+def test_a_bad_language_hint_is_unreadable(language: object) -> None:
+    data = json.loads(ConversationState(language="en").to_json())
+    data["l"] = language
+    with pytest.raises(ValueError, match="unreadable"):
+        ConversationState.from_json(json.dumps(data))
+
+
+def test_a_state_without_a_language_hint_reads_as_before() -> None:
+    data = json.loads(ConversationState(language="pt").to_json())
+    del data["l"]
+    assert ConversationState.from_json(json.dumps(data)).language is None

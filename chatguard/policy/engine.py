@@ -40,7 +40,7 @@ place (a new ``ConversationState`` is returned).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from chatguard.policy.model import (
@@ -126,7 +126,8 @@ class Engine:
         before = state or ConversationState()
         norm = normalise(msg.text, max_chars=self.policy.max_chars)
         matched = self._matches(msg, before, self._matcher.scan(norm))
-        matches = [m for m, _ in matched]
+        counted = one_language(matched, before.language) if len(matched) > 1 else matched
+        matches = [m for m, _ in counted]
         if matches and norm.evasions:
             shadow = all(m.shadow for m in matches)
             matches.append(
@@ -136,6 +137,9 @@ class Engine:
             msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
+        language = _language_of(counted)
+        if language is not None and language != after.language:
+            after = replace(after, language=language)
 
         planned: list[PlannedAction] = []
         if matched:
@@ -235,6 +239,48 @@ def _trigger_actions(trigger: Trigger, reason: str, shadow: bool) -> list[Planne
         banner = {"banner": trigger.banner, "audience": Audience.SENDER.value}
         out.append(PlannedAction(ActionType.BANNER, banner, reason, shadow))
     return out
+
+
+# --- languages -----------------------------------------------------------------------
+
+
+def one_language(
+    matched: Sequence[tuple[Match, Rule]], hint: str | None = None
+) -> list[tuple[Match, Rule]]:
+    """The matches that count toward risk: for each signal, those of one
+    language only.
+
+    The same words are often in two languages' lists ("snap", "te recojo",
+    "whatsapp"), and every rule runs on every message, so one phrase could
+    count once per language. For each signal matched by rules of more than
+    one language, the language whose rules give that signal the most weight
+    wins (a rule written for several languages counts with each of them);
+    on a tie, the conversation's language ``hint``, then the first rule
+    matched. Matches of the other languages are dropped here; their rules'
+    own actions still apply (``Engine.assess`` takes those from all matches).
+    """
+    by_signal: dict[Signal, list[tuple[Match, Rule]]] = {}
+    for pair in matched:
+        by_signal.setdefault(pair[0].signal, []).append(pair)
+    drop: set[int] = set()
+    for group in by_signal.values():
+        if len({rule.languages for _, rule in group}) < 2:
+            continue
+        weight: dict[str, float] = {}
+        for m, rule in group:
+            for language in sorted(rule.languages):
+                weight[language] = weight.get(language, 0.0) + m.weight
+        best = max(weight.values())
+        tied = [language for language, w in weight.items() if w == best]
+        winner = hint if hint in tied else tied[0]
+        drop.update(id(pair) for pair in group if winner not in pair[1].languages)
+    return [pair for pair in matched if id(pair) not in drop] if drop else list(matched)
+
+
+def _language_of(counted: Sequence[tuple[Match, Rule]]) -> str | None:
+    """The one language of this message's single-language rules, if they agree."""
+    found = {next(iter(rule.languages)) for _, rule in counted if len(rule.languages) == 1}
+    return found.pop() if len(found) == 1 else None
 
 
 # --- scope ---------------------------------------------------------------------------

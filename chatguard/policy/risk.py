@@ -62,6 +62,7 @@ SEVERITIES = ("low", "medium", "high", "critical")
 _EPSILON = 1e-3
 _MAX_ID_BYTES = 64
 _MAX_THRESHOLDS = 64
+_MAX_LANGUAGE = 16  # a language code such as "pt-br"
 
 
 class Band(enum.StrEnum):
@@ -414,6 +415,7 @@ class ConversationState:
     escalation: str | None = None  # highest severity escalated so far (enforced)
     risk: float = 0.0  # conversation risk as of ``updated``, shadow matches included
     enforced_risk: float = 0.0  # the same without shadow matches
+    language: str | None = None  # the language its rules last matched in (a tie-breaker)
 
     def participant(self, user: str) -> Participant | None:
         return self.participants.get(participant_key(user))
@@ -454,6 +456,9 @@ class ConversationState:
             "r": self.risk,
             "re": self.enforced_risk,
         }
+        if self.language is not None:
+            # Optional: a state without it reads as before, and older readers ignore it.
+            obj["l"] = self.language
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
     @classmethod
@@ -497,6 +502,7 @@ class ConversationState:
                 escalation=escalation,
                 risk=_num(obj["r"]),
                 enforced_risk=_num(obj["re"]),
+                language=_language(obj.get("l")),
             )
         except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
             raise ValueError(f"unreadable conversation state: {exc}") from exc
@@ -559,6 +565,14 @@ def _int(v: Any) -> int:
     return v
 
 
+def _language(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 0 < len(v) <= _MAX_LANGUAGE or not v.isprintable():
+        raise ValueError(f"bad language {v!r}")
+    return v
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError(f"expected a string, got {v!r}")
@@ -592,7 +606,7 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
     person = key + 1 + 2 + 3 + 5 + 5 + num + 4
     fired = 2 + _MAX_THRESHOLDS * 30
-    header = 200 + 4 * num + scores + stages + 2 * fired
+    header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
     return header + settings.max_pairs * pair + settings.max_participants * person
 
 
@@ -760,6 +774,7 @@ def observe(
         state.escalation,
         risk,
         enforced_risk,
+        state.language,
     )
 
 
