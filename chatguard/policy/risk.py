@@ -1,9 +1,11 @@
 """Conversation risk: what a conversation's history says about danger to a child.
 
-This module owns ``ConversationState`` (everything ChatGuard remembers about
-one conversation between two messages) and the pure functions that fold one
-message's matches into it and read a risk score out of it. The formula, its
-defaults and its sources are explained for analysts in ``docs/risk-model.md``.
+This module owns the pure functions that fold one message's matches into a
+``ConversationState`` (``state.py``: what is remembered and how it is stored)
+and read a risk score out of it, under ``RiskSettings`` (``risk_settings.py``:
+every number, and how a pack overrides them); it re-exports both modules'
+names. The formula, its defaults and its sources are explained for analysts
+in ``docs/risk-model.md``.
 In short, for each *dyad* D (two people; each direction x→y of it keeps its own
 decayed score S per signal):
 
@@ -37,6 +39,9 @@ Invariants:
    ``state_size_bound(settings)``.
 3. Time never runs backwards: a ``now`` before the last update decays nothing.
 4. ``ConversationState.from_json(s.to_json()) == s`` for every state built here.
+5. Written for speed without changing a result: ``observe`` runs for every
+   chat message, so it works on mutable copies and builds one new state;
+   values it does not change are shared with the old state, never mutated.
 
 Never: decide actions (``engine.py`` does), look at message text, or let a
 self-declared age override an attested one.
@@ -44,571 +49,70 @@ self-declared age override an attested one.
 
 from __future__ import annotations
 
-import enum
-import functools
-import hashlib
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
-
-VERSION = 1
-AGE_CONTRADICTION = "age_contradiction"  # a score key that is not a rule signal
-ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named recipients
-SEVERITIES = ("low", "medium", "high", "critical")
-_EPSILON = 1e-3
-_MAX_ID_BYTES = 64
-_MAX_THRESHOLDS = 64
-_MAX_LANGUAGE = 16  # a language code such as "pt-br"
-
-
-class Band(enum.StrEnum):
-    MINOR = "minor"
-    ADULT = "adult"
-    UNKNOWN = "unknown"
-    LIKELY_MINOR = "likely_minor"
-    LIKELY_ADULT = "likely_adult"
-
-    @property
-    def minorish(self) -> bool:
-        return self in _MINORISH
-
-    @property
-    def adultish(self) -> bool:
-        return self in _ADULTISH
-
-    @property
-    def collapsed(self) -> Band:
-        """The band as a rule scope spells it: minor, adult or unknown."""
-        return Band.MINOR if self.minorish else Band.ADULT if self.adultish else Band.UNKNOWN
-
-
-_UNKNOWN = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
-_MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
-_ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
-
-
-def attested_band(value: str | None) -> Band:
-    """A platform attestation as a band; anything but minor/adult is unknown."""
-    return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
-
-
-# --- Settings ------------------------------------------------------------------------
-
-_S = Signal
-_SCORE_KEYS_ALL = (*(s.value for s in Signal), "age_contradiction")
-#: Per-signal factor (default 1.0): ordinary-in-isolation signals count less.
-_FACTORS: Mapping[str, float] = {
-    _S.AGE_PROBE: 0.5,
-    _S.MINOR_SELF: 0.25,
-    _S.ADULT_SELF: 0.25,
-    _S.FLATTERY: 0.5,
-    _S.PI_REQUEST: 0.75,
-    _S.PI_SHARE: 0.5,
-    _S.MEETING: 0.5,
-    _S.GIFT_LURE: 0.75,
-    # A disclosure says the child needs help, not that the listener is a danger;
-    # its own trigger acts on it.
-    _S.SAFEGUARDING: 0.0,
-    AGE_CONTRADICTION: 3.0,
-}
-#: Per-dyad ceiling of ordinary signals: asking ten times is not ten times as bad.
-_CAPS: Mapping[str, float] = {
-    _S.AGE_PROBE: 0.5,
-    _S.MINOR_SELF: 0.5,
-    _S.ADULT_SELF: 0.5,
-    _S.FLATTERY: 1.5,
-    _S.PI_SHARE: 1.0,
-    _S.MEETING: 1.5,
-    _S.EVASION: 1.0,
-}
-_COMBINATIONS: tuple[tuple[str, str, float], ...] = (
-    (_S.MEETING, _S.SECRECY, 1.0),
-    (_S.IMAGE_REQUEST, _S.SECRECY, 1.0),
-    (_S.ISOLATION, _S.SECRECY, 0.5),
-    (_S.RISK_CHECK, _S.MEETING, 0.5),
-    (_S.GIFT_LURE, _S.IMAGE_REQUEST, 0.5),
+from chatguard.policy.risk_settings import (
+    AGE_CONTRADICTION,
+    DEFAULT_SETTINGS,
+    SEVERITIES,
+    RiskSettings,
+    Trigger,
+    parse_settings,
+)
+from chatguard.policy.state import (
+    _ADULTISH,
+    _MAX_THRESHOLDS,
+    _MINORISH,
+    ROOM_AUDIENCE,
+    VERSION,
+    Band,
+    ConversationState,
+    PairState,
+    Participant,
+    attested_band,
+    participant_key,
+    state_size_bound,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """A signal that acts on its own message, whatever the accumulated risk."""
-
-    severity: str
-    category: str
-    banner: str | None = None  # shown to the sender
-    capture: tuple[int, int] | None = None  # messages of context (before, after)
-
-
-_TRIGGERS = {
-    "sextortion": Trigger("critical", "sextortion", capture=(50, 10)),
-    "safeguarding": Trigger("high", "safeguarding", banner="safeguarding_help"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RiskSettings:
-    """Every number of the risk model. ``settings.risk`` in ``policy.yaml``
-    overrides them (``parse_settings``); ``half_life`` is the pack's own."""
-
-    half_life: float = 1800.0
-    adult_to_minor: float = 2.0
-    unknown_to_minor: float = 1.5
-    adult_to_adult: float = 0.5
-    minor_target_factor: float = 1.5
-    minor_target_signals: frozenset[str] = frozenset({_S.IMAGE_REQUEST, _S.SEXUAL, _S.ISOLATION})
-    signal_factors: Mapping[str, float] = field(default_factory=lambda: dict(_FACTORS))
-    signal_caps: Mapping[str, float] = field(default_factory=lambda: dict(_CAPS))
-    combinations: tuple[tuple[str, str, float], ...] = _COMBINATIONS
-    min_stages: int = 3
-    stage_bonus: float = 0.25
-    order_bonus: float = 0.5
-    progression_between_minors: float = 0.0
-    evasion_weight: float = 0.5
-    severity_at: Mapping[str, float] = field(
-        default_factory=lambda: {"medium": 8.0, "high": 16.0, "critical": 32.0}
-    )
-    sexual_with_minor_severity: str = "high"
-    sextortion: Trigger | None = _TRIGGERS["sextortion"]
-    safeguarding: Trigger | None = _TRIGGERS["safeguarding"]
-    max_participants: int = 50
-    max_pairs: int = 32
-    max_fanout: int = 8
-    max_score: float = 1000.0
-    # Derived from the fields above for the risk reading's inner loop: score
-    # key -> (factor, factor toward a minor); keys not in it have factor 1.0.
-    _factors: Mapping[str, tuple[float, float]] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
-
-    def __post_init__(self) -> None:
-        table = {}
-        for key in _SCORE_KEYS_ALL:
-            f = self.signal_factors.get(key, 1.0)
-            table[key] = (
-                f,
-                f * self.minor_target_factor if key in self.minor_target_signals else f,
-            )
-        object.__setattr__(self, "_factors", table)
-
-    def factor(self, key: str) -> float:
-        return self.signal_factors.get(key, 1.0)
-
-
-DEFAULT_SETTINGS = RiskSettings()
-_SCORE_KEYS = frozenset([*(s.value for s in Signal), AGE_CONTRADICTION])
-_FLOATS = {
-    "adult_to_minor": 100.0,
-    "unknown_to_minor": 100.0,
-    "adult_to_adult": 100.0,
-    "minor_target_factor": 100.0,
-    "stage_bonus": 100.0,
-    "order_bonus": 100.0,
-    "progression_between_minors": 1.0,
-    "evasion_weight": 100.0,
-    "max_score": 1e9,
-}
-_INTS = {"min_stages": 6, "max_participants": 1000, "max_pairs": 1000, "max_fanout": 1000}
-
-
-def parse_settings(settings: Mapping[str, Any], *, half_life: float = 1800.0) -> RiskSettings:
-    """``RiskSettings`` from a policy's ``settings`` (its ``risk`` key).
-
-    Raises ``ValueError`` naming ``settings.risk.<key>`` for an unknown key or
-    a bad value, so a pack with a typo is refused at load.
-    """
-    raw = settings.get("risk")
-    raw = {} if raw is None else raw
-    if not isinstance(raw, Mapping):
-        raise ValueError("settings.risk: must be a mapping")
-    base = RiskSettings(half_life=_number("half_life", half_life, math.inf, positive=True))
-    changes: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"settings.risk.{key}"
-        if key in _FLOATS:
-            changes[key] = _number(where, value, _FLOATS[key], positive=key == "max_score")
-        elif key in _INTS:
-            changes[key] = _whole(where, value, 1, _INTS[key])
-        elif key == "minor_target_signals":
-            changes[key] = frozenset(_signal(where, s) for s in _list(where, value))
-        elif key in ("signal_factors", "signal_caps"):
-            merged = dict(getattr(base, key))
-            for name, number in _mapping(where, value).items():
-                name = _score_key(f"{where}.{name}", name)
-                if number is None and key == "signal_caps":
-                    merged.pop(name, None)
-                else:
-                    merged[name] = _number(f"{where}.{name}", number, 1000.0)
-            changes[key] = merged
-        elif key == "combinations":
-            changes[key] = tuple(
-                _combination(f"{where}[{i}]", c) for i, c in enumerate(_list(where, value))
-            )
-        elif key == "severity_at":
-            bands = dict(base.severity_at)
-            for name, number in _mapping(where, value).items():
-                if name not in SEVERITIES[1:]:
-                    raise ValueError(f"{where}.{name}: must be one of medium, high, critical")
-                bands[name] = _number(f"{where}.{name}", number, 1e9)
-            if not bands["medium"] <= bands["high"] <= bands["critical"]:
-                raise ValueError(f"{where}: must satisfy medium <= high <= critical")
-            changes[key] = bands
-        elif key == "sexual_with_minor_severity":
-            changes[key] = _severity(where, value)
-        elif key in ("sextortion", "safeguarding"):
-            changes[key] = _trigger(where, value, _TRIGGERS[key])
-        else:
-            raise ValueError(f"{where}: unknown setting")
-    return replace(base, **changes)
-
-
-def _number(where: str, value: object, most: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{where}: must be a number, got {value!r}")
-    if value < 0 or (positive and value == 0) or value > most:
-        raise ValueError(f"{where}: must be {'>' if positive else '>='} 0 and <= {most:g}")
-    return float(value)
-
-
-def _whole(where: str, value: object, least: int, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-        raise ValueError(f"{where}: must be a whole number from {least} to {most}")
-    return value
-
-
-def _list(where: str, value: object) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"{where}: must be a list")
-    return list(value)
-
-
-def _mapping(where: str, value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: must be a mapping")
-    return value
-
-
-def _signal(where: str, value: object) -> str:
-    if value not in {s.value for s in Signal}:
-        raise ValueError(f"{where}: unknown signal {value!r}")
-    return str(value)
-
-
-def _score_key(where: str, value: object) -> str:
-    if value not in _SCORE_KEYS:
-        raise ValueError(f"{where}: unknown signal {value!r}")
-    return str(value)
-
-
-def _severity(where: str, value: object) -> str:
-    if value not in SEVERITIES:
-        raise ValueError(f"{where}: must be one of {', '.join(SEVERITIES)}")
-    return str(value)
-
-
-def _combination(where: str, value: object) -> tuple[str, str, float]:
-    item = _list(where, value)
-    if len(item) != 3:
-        raise ValueError(f"{where}: must be [signal, signal, bonus]")
-    return _signal(where, item[0]), _signal(where, item[1]), _number(where, item[2], 100.0)
-
-
-def _trigger(where: str, value: object, default: Trigger) -> Trigger | None:
-    if value is False or value is None:
-        return None
-    known = {"severity", "category", "banner", "capture"}
-    raw = _mapping(where, value)
-    if unknown := set(raw) - known:
-        raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown setting")
-    trigger = default
-    if "severity" in raw:
-        trigger = replace(trigger, severity=_severity(f"{where}.severity", raw["severity"]))
-    if "category" in raw:
-        if not isinstance(raw["category"], str) or not raw["category"]:
-            raise ValueError(f"{where}.category: must be a non-empty string")
-        trigger = replace(trigger, category=raw["category"])
-    if "banner" in raw:
-        if raw["banner"] not in (None, False) and not isinstance(raw["banner"], str):
-            raise ValueError(f"{where}.banner: must be a banner id or null")
-        trigger = replace(trigger, banner=raw["banner"] or None)
-    if "capture" in raw:
-        capture = raw["capture"]
-        if capture in (None, False):
-            trigger = replace(trigger, capture=None)
-        else:
-            c = _mapping(f"{where}.capture", capture)
-            before = _whole(f"{where}.capture.before", c.get("before", 0), 0, 1000)
-            after = _whole(f"{where}.capture.after", c.get("after", 0), 0, 1000)
-            trigger = replace(trigger, capture=(before, after))
-    return trigger
-
-
-# --- State ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Participant:
-    """What is known about one person's age, and when they were last active."""
-
-    attested: Band = Band.UNKNOWN  # the latest minor/adult attestation
-    declared: frozenset[Band] = frozenset()  # self-declarations (MINOR, ADULT) by enforced rules
-    shadow_declared: frozenset[Band] = frozenset()  # ... only by shadow rules
-    last_seen: int = 0  # index of the last message they sent or received
-
-    def band(self, include_shadow: bool) -> Band:
-        if self.attested is not _UNKNOWN:
-            return self.attested
-        declared = self.declared | self.shadow_declared if include_shadow else self.declared
-        if not declared:
-            return _UNKNOWN
-        if Band.MINOR in declared:
-            return Band.LIKELY_MINOR
-        return Band.LIKELY_ADULT if Band.ADULT in declared else _UNKNOWN
-
-    @property
-    def effective(self) -> Band:
-        """The band that protection and risk use (enforced declarations only)."""
-        return self.band(include_shadow=False)
-
-    @property
-    def contradiction(self) -> bool:
-        """An attested adult claiming to be a minor."""
-        return self.attested is Band.ADULT and Band.MINOR in self.declared
-
-
-@dataclass(frozen=True, slots=True)
-class PairState:
-    """One direction sender→recipient: decayed score per signal, first stages."""
-
-    last: int  # index of the last message on this pair
-    scores: Mapping[str, float] = field(default_factory=dict)
-    stages: Mapping[Stage, int] = field(default_factory=dict)  # stage -> first message index
-    shadow_scores: Mapping[str, float] = field(default_factory=dict)
-    shadow_stages: Mapping[Stage, int] = field(default_factory=dict)
-
-    def view(self, include_shadow: bool) -> tuple[dict[str, float], dict[Stage, int]]:
-        scores, stages = dict(self.scores), dict(self.stages)
-        if include_shadow:
-            for k, v in self.shadow_scores.items():
-                scores[k] = scores.get(k, 0.0) + v
-            for st, i in self.shadow_stages.items():
-                stages[st] = min(stages.get(st, i), i)
-        return scores, stages
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationState:
-    """All that is remembered about one conversation. Scores are as of ``updated``."""
-
-    updated: float = 0.0  # the ``now`` of the last message
-    messages: int = 0  # messages seen; a message's index is the count before it
-    scores: Mapping[str, float] = field(default_factory=dict)  # whole conversation, raw
-    stages: Mapping[Stage, int] = field(default_factory=dict)  # whole conversation
-    participants: Mapping[str, Participant] = field(default_factory=dict)
-    pairs: Mapping[tuple[str, str], PairState] = field(default_factory=dict)
-    fired: frozenset[str] = frozenset()  # thresholds fired (enforced), see threshold_key
-    fired_shadow: frozenset[str] = frozenset()  # thresholds fired only in shadow
-    escalation: str | None = None  # highest severity escalated so far (enforced)
-    risk: float = 0.0  # conversation risk as of ``updated``, shadow matches included
-    enforced_risk: float = 0.0  # the same without shadow matches
-    language: str | None = None  # the language its rules last matched in (a tie-breaker)
-
-    def participant(self, user: str) -> Participant | None:
-        return self.participants.get(participant_key(user))
-
-    def bands(self, user: str) -> tuple[Band, Band]:
-        """``(attested, effective)`` for a user (unknown when not remembered)."""
-        p = self.participant(user) or Participant()
-        return p.attested, p.effective
-
-    def to_json(self) -> bytes:
-        obj = {
-            "v": VERSION,
-            "t": self.updated,
-            "n": self.messages,
-            "s": _enc_scores(self.scores),
-            "g": _enc_stages(self.stages),
-            "p": {
-                k: [
-                    _BAND_CODE[p.attested],
-                    _enc_bands(p.declared),
-                    _enc_bands(p.shadow_declared),
-                    p.last_seen,
-                ]
-                for k, p in self.participants.items()
-            },
-            "d": [
-                [x, y, p.last, _enc_scores(p.scores), _enc_stages(p.stages)]
-                + (
-                    [_enc_scores(p.shadow_scores), _enc_stages(p.shadow_stages)]
-                    if p.shadow_scores or p.shadow_stages
-                    else []
-                )
-                for (x, y), p in self.pairs.items()
-            ],
-            "f": sorted(self.fired),
-            "fs": sorted(self.fired_shadow),
-            "e": self.escalation,
-            "r": self.risk,
-            "re": self.enforced_risk,
-        }
-        if self.language is not None:
-            # Optional: a state without it reads as before, and older readers ignore it.
-            obj["l"] = self.language
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> ConversationState:
-        """Decode ``to_json`` output; ``ValueError`` for anything else (callers
-        may then start afresh: a lost state forgets risk, it never invents it)."""
-        try:
-            obj = json.loads(data)
-            if obj["v"] != VERSION:
-                raise ValueError(f"version {obj['v']!r}, expected {VERSION}")
-            pairs: dict[tuple[str, str], PairState] = {}
-            for item in obj["d"]:
-                if len(item) not in (5, 7):
-                    raise ValueError("bad pair")
-                x, y, last = _str(item[0]), _str(item[1]), _int(item[2])
-                shadow = item[5:] or [{}, {}]
-                pairs[(x, y)] = PairState(
-                    last,
-                    _dec_scores(item[3]),
-                    _dec_stages(item[4]),
-                    _dec_scores(shadow[0]),
-                    _dec_stages(shadow[1]),
-                )
-            escalation = obj["e"]
-            if escalation is not None and escalation not in SEVERITIES:
-                raise ValueError(f"bad severity {escalation!r}")
-            return cls(
-                updated=_num(obj["t"]),
-                messages=_int(obj["n"]),
-                scores=_dec_scores(obj["s"]),
-                stages=_dec_stages(obj["g"]),
-                participants={
-                    _str(k): Participant(
-                        _BAND_OF[v[0]], _dec_bands(v[1]), _dec_bands(v[2]), _int(v[3])
-                    )
-                    for k, v in obj["p"].items()
-                },
-                pairs=pairs,
-                fired=frozenset(_str(f) for f in obj["f"]),
-                fired_shadow=frozenset(_str(f) for f in obj["fs"]),
-                escalation=escalation,
-                risk=_num(obj["r"]),
-                enforced_risk=_num(obj["re"]),
-                language=_language(obj.get("l")),
-            )
-        except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
-            raise ValueError(f"unreadable conversation state: {exc}") from exc
-
-
-# Compact JSON codes; changing any of them means a new VERSION.
-_SIG_CODE = {
-    "age_probe": "ap", "minor_self_declared": "ms", "adult_self_declared": "as", "flattery": "fl",
-    "exclusivity": "ex", "secrecy": "se", "risk_assessment": "ra", "isolation": "is",
-    "pi_request": "pq", "pi_share": "ps", "image_request": "ir", "sexual": "sx", "gift_lure": "gl",
-    "meeting": "me", "sextortion": "so", "safeguarding": "sg", "evasion": "ev",
-    AGE_CONTRADICTION: "ac",
-}  # fmt: skip
-_SIG_OF = {v: k for k, v in _SIG_CODE.items()}
-_STAGE_CODE = {
-    Stage.FRIENDSHIP: "fr", Stage.RELATIONSHIP: "rl", Stage.RISK_ASSESSMENT: "ra",
-    Stage.EXCLUSIVITY: "ex", Stage.SEXUAL: "sx", Stage.CONTACT: "ct",
-}  # fmt: skip
-_STAGE_OF_CODE = {v: k for k, v in _STAGE_CODE.items()}
-_BAND_CODE = {Band.MINOR: "m", Band.ADULT: "a", Band.UNKNOWN: "u"}
-_BAND_OF = {v: k for k, v in _BAND_CODE.items()}
-
-
-def _enc_scores(scores: Mapping[str, float]) -> dict[str, float]:
-    return {_SIG_CODE[k]: v for k, v in scores.items()}
-
-
-def _enc_stages(stages: Mapping[Stage, int]) -> dict[str, int]:
-    return {_STAGE_CODE[k]: v for k, v in stages.items()}
-
-
-def _enc_bands(bands: frozenset[Band]) -> str:
-    return "".join(sorted(_BAND_CODE[b] for b in bands))
-
-
-def _dec_scores(obj: Any) -> dict[str, float]:
-    return {_SIG_OF[k]: _num(v) for k, v in obj.items()}
-
-
-def _dec_stages(obj: Any) -> dict[Stage, int]:
-    return {_STAGE_OF_CODE[k]: _int(v) for k, v in obj.items()}
-
-
-def _dec_bands(obj: Any) -> frozenset[Band]:
-    bands = frozenset(_BAND_OF[c] for c in _str(obj))
-    if not bands <= {Band.MINOR, Band.ADULT}:
-        raise ValueError("bad declared band")
-    return bands
-
-
-def _num(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise TypeError(f"expected a number, got {v!r}")
-    return float(v)
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v
-
-
-def _language(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not 0 < len(v) <= _MAX_LANGUAGE or not v.isprintable():
-        raise ValueError(f"bad language {v!r}")
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError(f"expected a string, got {v!r}")
-    return v
-
-
-@functools.lru_cache(maxsize=4096)
-def participant_key(user: str) -> str:
-    """How a user id is stored: as itself, or as a digest when it is longer than
-    64 UTF-8 bytes, needs JSON escaping, or could be mistaken for a digest or
-    for ``ROOM_AUDIENCE``."""
-    if (
-        len(user) <= _MAX_ID_BYTES
-        and user not in ("", ROOM_AUDIENCE)
-        and not user.startswith("#")
-        and all(c.isprintable() and c not in '"\\' for c in user)
-        and len(user.encode()) <= _MAX_ID_BYTES
-    ):
-        return user
-    digest = hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=12)
-    return "#" + digest.hexdigest()
-
-
-def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
-    """An upper bound on ``len(state.to_json())`` for any state under ``settings``
-    (with at most 64 thresholds in the pack)."""
-    key = _MAX_ID_BYTES + 2  # a quoted id; digests are shorter
-    num, score = 24, 12  # any JSON number; a stored score (6 digits, 0.001 to 1e9)
-    scores = 2 + len(_SIG_CODE) * (4 + 1 + score + 1)
-    stages = 2 + len(_STAGE_CODE) * (4 + 1 + num + 1)
-    pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
-    person = key + 1 + 2 + 3 + 5 + 5 + num + 4
-    fired = 2 + _MAX_THRESHOLDS * 30
-    header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
-    return header + settings.max_pairs * pair + settings.max_participants * person
-
+# What callers import from here: the model's vocabulary lives in the
+# settings and state modules, and this module is where it is used.
+__all__ = [
+    "AGE_CONTRADICTION",
+    "DEFAULT_SETTINGS",
+    "ROOM_AUDIENCE",
+    "SEVERITIES",
+    "VERSION",
+    "Band",
+    "ConversationState",
+    "Observation",
+    "PairState",
+    "Participant",
+    "RiskSettings",
+    "Trigger",
+    "attested_band",
+    "conversation_risk",
+    "cross_thresholds",
+    "decay",
+    "dyad_risks",
+    "escalation_severity",
+    "has_minor",
+    "in_grooming_order",
+    "multiplier",
+    "observe",
+    "parse_settings",
+    "participant_key",
+    "progression",
+    "record_escalation",
+    "severity_rank",
+    "state_size_bound",
+    "threshold_key",
+]
+
+_EPSILON = 1e-3  # scores below it are dropped
 
 # --- Update --------------------------------------------------------------------------
 
