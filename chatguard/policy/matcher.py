@@ -293,7 +293,9 @@ def _hs(node: safety.Node, top: bool = False) -> str:
             # "^(?=.*\\b(photos?|videos?)\\b).*\\b(or|ou)\\b", the lookahead).
             rest = safety.Seq(tuple(n for n in items if not isinstance(n, safety.Look)))
             looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
-            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n)))
+            # (Choosing costs a literal analysis of the whole subtree: only
+            # when there is a choice, or nested sequences make it quadratic.)
+            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n))) if looks else rest
             if best is not rest:
                 return _hs(best)
             anchor = top and items[0] in (safety.Assert("^"), safety.Assert("\\A"))
