@@ -24,7 +24,7 @@ What Hyperscan is given for each unit (``Probe``):
 * a fuzzy phrase or word: Hyperscan's edit distance, on ASCII texts only
   (it counts bytes and refuses UTF-8), and on other texts N + 1 exact pieces
   of the literal, one of which survives any N typing errors;
-* a regex: ``hs_regex`` of its ``safety`` tree, a translation that matches
+* a regex: ``hs_regex`` (``prefilter.py``) of its ``safety`` tree, a translation that matches
   at least as much, compiled with ``HS_FLAG_PREFILTER``.
 
 An expression Hyperscan refuses is replaced by its unit's literal keys, or by

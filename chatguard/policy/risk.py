@@ -2,9 +2,10 @@
 
 This module owns the pure functions that fold one message's matches into a
 ``ConversationState`` (``state.py``: what is remembered and how it is stored)
-and read a risk score out of it, under ``RiskSettings`` (``risk_settings.py``:
-every number, and how a pack overrides them); it re-exports both modules'
-names. The formula, its defaults and its sources are explained for analysts
+and read a risk score out of it (``risk_formula.py``: the formula below),
+under ``RiskSettings`` (``risk_settings.py``: every number, and how a pack
+overrides them), and that decide thresholds and severities; it re-exports
+those modules' names. The formula, its defaults and its sources are explained for analysts
 in ``docs/risk-model.md``.
 In short, for each *dyad* D (two people; each direction x→y of it keeps its own
 decayed score S per signal):
@@ -55,6 +56,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
+from chatguard.policy.risk_formula import (
+    conversation_risk,
+    dyad_risks,
+    in_grooming_order,
+    multiplier,
+    progression,
+    risks_of,
+)
 from chatguard.policy.risk_settings import (
     AGE_CONTRADICTION,
     DEFAULT_SETTINGS,
@@ -64,9 +73,7 @@ from chatguard.policy.risk_settings import (
     parse_settings,
 )
 from chatguard.policy.state import (
-    _ADULTISH,
     _MAX_THRESHOLDS,
-    _MINORISH,
     ROOM_AUDIENCE,
     VERSION,
     Band,
@@ -265,7 +272,7 @@ def observe(
         participants = _newest(participants, settings.max_participants, _last_seen)
     if len(pairs) > settings.max_pairs:
         pairs = _newest(pairs, settings.max_pairs, _last_on_pair)
-    risk, enforced_risk = _risks(participants, pairs, settings)
+    risk, enforced_risk = risks_of(participants, pairs, settings)
     return ConversationState(
         updated,
         index + 1,
@@ -392,173 +399,11 @@ def _newest(items: dict[_V, Any], limit: int, last: Callable[[Any], int]) -> dic
     return dict(keep)
 
 
-# --- Reading risk --------------------------------------------------------------------
-
-#: Phases of O'Connell's stages: building rapport, testing and isolating, harm.
-_PHASE = {
-    Stage.FRIENDSHIP: 0, Stage.RELATIONSHIP: 0, Stage.RISK_ASSESSMENT: 1,
-    Stage.EXCLUSIVITY: 1, Stage.SEXUAL: 2, Stage.CONTACT: 2,
-}  # fmt: skip
-
-
-def in_grooming_order(stages: Mapping[Stage, int]) -> bool:
-    """Whether every stage of an earlier phase was first reached no later than
-    every stage of a later phase (the same message counts as in order)."""
-    first = [math.inf, math.inf, math.inf]  # per phase: earliest first index
-    last = [-math.inf, -math.inf, -math.inf]  # per phase: latest first index
-    for stage, i in stages.items():
-        phase = _PHASE[stage]
-        if i < first[phase]:
-            first[phase] = i
-        if i > last[phase]:
-            last[phase] = i
-    return last[0] <= first[1] and last[0] <= first[2] and last[1] <= first[2]
-
-
-def progression(stages: Mapping[Stage, int], settings: RiskSettings = DEFAULT_SETTINGS) -> float:
-    """P: 0 below ``min_stages`` distinct stages, then ``stage_bonus`` per stage
-    from the ``min_stages``-th on, plus ``order_bonus`` when in grooming order."""
-    if len(stages) < settings.min_stages:
-        return 0.0
-    bonus = settings.stage_bonus * (len(stages) - settings.min_stages + 1)
-    return bonus + (settings.order_bonus if in_grooming_order(stages) else 0.0)
-
-
-def multiplier(a: Band, b: Band, settings: RiskSettings, *, attested_adults: bool = False) -> float:
-    """m: the weight of a relationship between people of bands ``a`` and ``b``."""
-    a_minor = a in _MINORISH
-    if a_minor != (b in _MINORISH):
-        other = b if a_minor else a
-        return settings.adult_to_minor if other in _ADULTISH else settings.unknown_to_minor
-    return settings.adult_to_adult if attested_adults else 1.0
-
-
-def dyad_risks(
-    state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
-) -> dict[tuple[str, str], float]:
-    """R_D for every dyad (two participant keys, sorted) as of ``state.updated``."""
-    dyads = {(x, y) if x < y else (y, x) for x, y in state.pairs}
-    return {
-        d: _dyad_risk(state.participants, state.pairs, d, settings, include_shadow)
-        for d in sorted(dyads)
-    }
-
-
-_NOBODY = Participant()
-_NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
-
-
-def _dyad_risk(
-    participants: Mapping[str, Participant],
-    pairs: Mapping[tuple[str, str], PairState],
-    dyad: tuple[str, str],
-    settings: RiskSettings,
-    include_shadow: bool,
-) -> float:
-    # Runs for every message of a conversation that has any score, so it is
-    # written for speed; the arithmetic (and its order, which decides the
-    # float result) is the formula's in the module docstring.
-    a, b = dyad
-    pa, pb = participants.get(a) or _NOBODY, participants.get(b) or _NOBODY
-    band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
-    band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
-    table = settings._factors
-    totals: dict[str, float] = {}
-    stages: Mapping[Stage, int] = _NO_STAGES
-    for x, y, to_minor in ((a, b, band_b in _MINORISH), (b, a, band_a in _MINORISH)):
-        pair = pairs.get((x, y))
-        if pair is None:
-            continue
-        scores: Mapping[str, float]
-        pair_stages: Mapping[Stage, int]
-        if include_shadow and (pair.shadow_scores or pair.shadow_stages):
-            scores, pair_stages = pair.view(True)
-        else:
-            scores, pair_stages = pair.scores, pair.stages
-        which = 1 if to_minor else 0
-        for key, s in scores.items():
-            f = table[key][which] if key in table else 1.0
-            totals[key] = totals.get(key, 0.0) + f * s
-        if not stages:
-            stages = pair_stages
-        elif pair_stages:
-            merged = dict(stages)
-            for st, i in pair_stages.items():
-                merged[st] = min(merged.get(st, i), i)
-            stages = merged
-    if not totals:
-        return 0.0
-    caps = settings.signal_caps
-    for key, v in totals.items():
-        cap = caps.get(key)
-        if cap is not None and v > cap:
-            totals[key] = cap
-    total = sum(totals.values())
-    # A combination with a missing signal adds c * 0.0, which changes no sum.
-    total += sum(
-        [
-            c * min(totals[x], totals[y])
-            for x, y, c in settings.combinations
-            if x in totals and y in totals
-        ]
-    )
-    bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
-    if bonus and band_a.minorish and band_b.minorish:
-        bonus *= settings.progression_between_minors
-    m = 1.0
-    if ROOM_AUDIENCE not in dyad:
-        both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
-        m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
-    return m * total * (1.0 + bonus)
-
-
-def _max_risk(
-    participants: Mapping[str, Participant],
-    pairs: Mapping[tuple[str, str], PairState],
-    settings: RiskSettings,
-    include_shadow: bool,
-) -> float:
-    worst = 0.0
-    seen: set[tuple[str, str]] = set()
-    for x, y in pairs:
-        dyad = (x, y) if x < y else (y, x)
-        if dyad not in seen:
-            seen.add(dyad)
-            worst = max(worst, _dyad_risk(participants, pairs, dyad, settings, include_shadow))
-    return round(worst, 4)
-
-
-def conversation_risk(
-    state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
-) -> float:
-    """The conversation's risk as of ``state.updated``: its worst dyad."""
-    return _max_risk(state.participants, state.pairs, settings, include_shadow)
-
-
-def _risks(
-    participants: Mapping[str, Participant],
-    pairs: Mapping[tuple[str, str], PairState],
-    settings: RiskSettings,
-) -> tuple[float, float]:
-    """(risk, enforced risk). Zero without reading anything when no pair has a
-    score (ordinary chat); one reading when no pair has a shadow score."""
-    scored = shadow = False
-    for p in pairs.values():
-        if p.shadow_scores:
-            scored = shadow = True
-            break
-        if p.scores:
-            scored = True
-    if not scored:
-        return 0.0, 0.0
-    risk = _max_risk(participants, pairs, settings, True)
-    if not shadow:
-        return risk, risk
-    return risk, _max_risk(participants, pairs, settings, False)
+# --- Risk ------------------------------------------------------------------------
 
 
 def _with_risk(state: ConversationState, settings: RiskSettings) -> ConversationState:
-    risk, enforced = _risks(state.participants, state.pairs, settings)
+    risk, enforced = risks_of(state.participants, state.pairs, settings)
     if risk == state.risk and enforced == state.enforced_risk:
         return state
     return replace(state, risk=risk, enforced_risk=enforced)
