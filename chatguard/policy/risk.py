@@ -5,9 +5,8 @@ This module owns the pure functions that fold one message's matches into a
 and read a risk score out of it (``risk_formula.py``: the formula below),
 under ``RiskSettings`` (``risk_settings.py``: every number, and how a pack
 overrides them), and that decide thresholds and severities; it re-exports
-those modules' names. The formula, its defaults and its sources are explained for analysts
-in ``docs/risk-model.md``.
-In short, for each *dyad* D (two people; each direction x→y of it keeps its own
+those modules' names. The formula, its defaults and its sources are
+explained for analysts in ``docs/risk-model.md``. In short, for each *dyad* D (two people; each direction x→y of it keeps its own
 decayed score S per signal):
 
     F_D[s] = min(cap[s], Σ_{x→y in D} factor[s] · target(s, y) · S_{x→y}[s])
