@@ -6,8 +6,9 @@ and read a risk score out of it (``risk_formula.py``: the formula below),
 under ``RiskSettings`` (``risk_settings.py``: every number, and how a pack
 overrides them), and that decide thresholds and severities; it re-exports
 those modules' names. The formula, its defaults and its sources are
-explained for analysts in ``docs/risk-model.md``. In short, for each *dyad* D (two people; each direction x→y of it keeps its own
-decayed score S per signal):
+explained for analysts in ``docs/risk-model.md``. In short, for each *dyad*
+D (two people; each direction x→y of it keeps its own decayed score S per
+signal):
 
     F_D[s] = min(cap[s], Σ_{x→y in D} factor[s] · target(s, y) · S_{x→y}[s])
     R_D    = m(D) · (Σ_s F_D[s] + Σ_{(a, b, c)} c · min(F_D[a], F_D[b])) · (1 + P(D))
