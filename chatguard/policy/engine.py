@@ -9,8 +9,10 @@ the policy:
 3. **scope**: drop rules whose scope excludes this message: origin, room or
    direct, the sender's and the recipients' age bands, exempt roles;
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
-   or the pack is in shadow mode; plus one ``evasion`` match when the
-   normaliser undid a disguise *and* a rule matched (disguises alone are
+   or the pack is in shadow mode; for a signal matched by rules of several
+   languages, only one language's matches count (``one_language``; the
+   others still carry out their actions); plus one ``evasion`` match when
+   the normaliser undid a disguise *and* a rule matched (disguises alone are
    ordinary chat);
 5. **risk**: fold the matches into the conversation state (``risk.observe``);
 6. **actions**: the rules' own actions, the direct triggers (sextortion,
@@ -34,7 +36,9 @@ the risk without shadow matches reaches it. When the pack is in shadow mode
 every rule is, whatever its own ``mode``.
 
 Never: I/O, clock reads (``now`` is passed in), asyncio, or mutating state in
-place (a new ``ConversationState`` is returned).
+place (a new ``ConversationState`` is returned). The conversation's language
+(the language its rules last matched in) is kept in the state only to break
+ties in step 4.
 """
 
 from __future__ import annotations

@@ -30,8 +30,12 @@ plain ASCII chat that needs none of them is only lowercased.
    separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
    (``split``). Leet digits count as letters here ("s 3 x"), but at least two
    real letters are needed, and a space-split run made only of chat one-letter
-   words ("u r a", "x x x") stays. Known false positives: "I a m" -> "iam",
-   "a.k.a" -> "aka".
+   words ("u r a", "x x x") stays. A run never crosses a real word boundary:
+   a space-split run does not take a letter that belongs to a word joined by
+   another separator ("m.e a p.i.c" reads "me a pic", not "m.eap.i.c"). Two
+   letters with a separator ("m.e") join only when the message also has a
+   longer run with the same separator. Known false positives: "I a m" ->
+   "iam", "a.k.a" -> "aka", "i.e. s.n.a.p" -> "ie. snap".
 9. Leetspeak (``leet``): 0 1 3 4 5 7 9 @ $ ! | read as o i e a s t g a s i l.
    A word is *clear* leet when a leet character sits between letters ("s3x",
    "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
