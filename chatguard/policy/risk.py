@@ -73,7 +73,7 @@ from chatguard.policy.risk_settings import (
     parse_settings,
 )
 from chatguard.policy.state import (
-    _MAX_THRESHOLDS,
+    MAX_THRESHOLDS,
     ROOM_AUDIENCE,
     VERSION,
     Band,
@@ -426,7 +426,7 @@ def cross_thresholds(
     """Thresholds reached for the first time, each with whether it fired only in
     shadow (reached only thanks to shadow matches). Each fires once per
     conversation; one fired in shadow can still fire for real later."""
-    ordered = sorted(thresholds, key=lambda t: t.at)[:_MAX_THRESHOLDS]
+    ordered = sorted(thresholds, key=lambda t: t.at)[:MAX_THRESHOLDS]
     crossed: list[tuple[Threshold, bool]] = []
     if not ordered or max(state.risk, state.enforced_risk) < ordered[0].at:
         return state, crossed  # below every threshold: most messages

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from chatguard.policy.model import Stage
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
-    _ADULTISH,
-    _MINORISH,
+    ADULTISH,
+    MINORISH,
     ROOM_AUDIENCE,
     Band,
     ConversationState,
@@ -62,10 +62,10 @@ def progression(stages: Mapping[Stage, int], settings: RiskSettings = DEFAULT_SE
 
 def multiplier(a: Band, b: Band, settings: RiskSettings, *, attested_adults: bool = False) -> float:
     """m: the weight of a relationship between people of bands ``a`` and ``b``."""
-    a_minor = a in _MINORISH
-    if a_minor != (b in _MINORISH):
+    a_minor = a in MINORISH
+    if a_minor != (b in MINORISH):
         other = b if a_minor else a
-        return settings.adult_to_minor if other in _ADULTISH else settings.unknown_to_minor
+        return settings.adult_to_minor if other in ADULTISH else settings.unknown_to_minor
     return settings.adult_to_adult if attested_adults else 1.0
 
 
@@ -101,7 +101,7 @@ def _dyad_risk(
     table = settings._factors
     totals: dict[str, float] = {}
     stages: Mapping[Stage, int] = _NO_STAGES
-    for x, y, to_minor in ((a, b, band_b in _MINORISH), (b, a, band_a in _MINORISH)):
+    for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
         pair = pairs.get((x, y))
         if pair is None:
             continue

@@ -44,7 +44,7 @@ from chatguard.policy.risk_settings import (
 VERSION = 1
 ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named recipients
 _MAX_ID_BYTES = 64
-_MAX_THRESHOLDS = 64
+MAX_THRESHOLDS = 64
 _MAX_LANGUAGE = 16  # a language code such as "pt-br"
 
 
@@ -57,11 +57,11 @@ class Band(enum.StrEnum):
 
     @property
     def minorish(self) -> bool:
-        return self in _MINORISH
+        return self in MINORISH
 
     @property
     def adultish(self) -> bool:
-        return self in _ADULTISH
+        return self in ADULTISH
 
     @property
     def collapsed(self) -> Band:
@@ -70,8 +70,8 @@ class Band(enum.StrEnum):
 
 
 _UNKNOWN = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
-_MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
-_ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
+MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
+ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
 
 
 def attested_band(value: str | None) -> Band:
@@ -334,6 +334,6 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     stages = 2 + len(_STAGE_CODE) * (4 + 1 + num + 1)
     pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
     person = key + 1 + 2 + 3 + 5 + 5 + num + 4
-    fired = 2 + _MAX_THRESHOLDS * 30
+    fired = 2 + MAX_THRESHOLDS * 30
     header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
     return header + settings.max_pairs * pair + settings.max_participants * person
