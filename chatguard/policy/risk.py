@@ -330,13 +330,11 @@ def _targets(
     return [*minors, (ROOM_AUDIENCE, ROOM_AUDIENCE)]
 
 
-def _stored(value: float) -> float:
-    """A score as stored: 6 significant digits. Relative, not absolute, rounding:
-    with a fixed number of decimals a small score would stop decaying in a busy
-    conversation (each short step rounding back to the same value)."""
-    return float(f"{value:.6g}")
-
-
+# A score is stored to 6 significant digits: float(f"{value:.6g}"), written
+# inline below because it runs for every score on every message. Relative,
+# not absolute, rounding: with a fixed number of decimals a small score would
+# stop decaying in a busy conversation (each short step rounding back to the
+# same value).
 _Contribution = tuple[str, float, Stage | None, bool]  # (score key, weight, stage, shadow)
 
 
@@ -351,7 +349,7 @@ def _added(
     out = dict(scores)
     for key, weight, _, is_shadow in contributions:
         if shadow is None or is_shadow is shadow:
-            value = float(f"{min(out.get(key, 0.0) + weight, top):.6g}")  # _stored, inlined
+            value = float(f"{min(out.get(key, 0.0) + weight, top):.6g}")  # stored
             if value < _EPSILON:
                 out.pop(key, None)
             else:
@@ -375,7 +373,7 @@ def _staged(
 def _scaled(scores: Mapping[str, float], k: float) -> dict[str, float]:
     out = {}
     for key, v in scores.items():
-        v = float(f"{v * k:.6g}")  # _stored, inlined: this runs for every score on every message
+        v = float(f"{v * k:.6g}")  # stored: 6 significant digits
         if v >= _EPSILON:
             out[key] = v
     return out
