@@ -141,9 +141,10 @@ class Engine:
             msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
-        language = _language_of(counted)
-        if language is not None and language != after.language:
-            after = replace(after, language=language)
+        if counted:
+            language = _language_of(counted)
+            if language is not None and language != after.language:
+                after = replace(after, language=language)
 
         planned: list[PlannedAction] = []
         if matched:
@@ -153,7 +154,7 @@ class Engine:
                 for a in rule.actions
             ]
             planned += self._triggers(msg, after, matched)
-        if self._thresholds:
+        if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
                 reason = f"risk>={th.at:g}"
@@ -165,7 +166,7 @@ class Engine:
             if a.type is ActionType.ESCALATE and not a.shadow:
                 after = record_escalation(after, str(a.params["severity"]))
 
-        signals = tuple(dict.fromkeys(m.signal for m in matches))
+        signals = tuple(dict.fromkeys(m.signal for m in matches)) if matches else ()
         assessment = Assessment(
             conversation=msg.conversation,
             risk=after.risk,
