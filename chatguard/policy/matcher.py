@@ -59,7 +59,7 @@ from typing import Any, Protocol, cast
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
 
-from chatguard.policy import prefilter, safety
+from chatguard.policy import prefilter, regex_tree, safety
 from chatguard.policy.model import Pattern, Rule
 from chatguard.policy.normalise import Normalised
 from chatguard.policy.prefilter import (
@@ -287,10 +287,10 @@ def _ext(probe: Probe) -> tuple[int, int, int, int, int, int]:
 
 def _cache_key(units: Sequence[_Unit]) -> str:
     """What the database is built from: every unit, the code that turns units
-    into probes (this module, ``prefilter`` and ``safety``), and the versions of the
+    into probes (this module, ``prefilter``, ``regex_tree`` and ``safety``), and the versions of the
     libraries and the machine type, so that any change builds anew."""
     digest = hashlib.sha256(_CACHE_FORMAT)
-    for module in (__file__, prefilter.__file__, safety.__file__):
+    for module in (__file__, prefilter.__file__, regex_tree.__file__, safety.__file__):
         digest.update(Path(module).read_bytes())
     versions = [_hs_version(), regex.__version__, platform.machine()]
     described = [[u.pattern.expression, u.pattern.literal, u.pattern.fuzzy] for u in units]
