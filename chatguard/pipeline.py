@@ -19,7 +19,9 @@ order they are registered in.
 Combining rule (like an Envoy filter chain): steps run in order; each
 returns a verdict; injections accumulate; a replacement is seen by later
 steps as the frame to forward; the first verdict that drops the frame stops
-the chain. A step that declares ``interests`` (a set of (side, kind) pairs)
+the chain, except for steps that keep records (``after_drop = True``: evidence
+and escalation), so a message that is held or blocked can still be captured
+and escalated. A step that declares ``interests`` (a set of (side, kind) pairs)
 sees only those events; one without sees every event. A step that raises is
 counted and skipped: a policy bug must never stop chat from flowing. The one
 exception: a client control frame is never forwarded, even when the step
@@ -81,6 +83,12 @@ class Findings:
 
     assessment: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: The step whose verdict dropped the frame (held, blocked, muted, a
+    #: command), once one has; later steps run only if they keep records.
+    dropped_by: str | None = None
+    #: The event as it arrived, once a step has replaced its frame (redaction):
+    #: evidence keeps what the user sent, not the masked copy.
+    original: ChatEvent | None = None
 
 
 Interest = frozenset[tuple[Side, EventKind]]
@@ -273,6 +281,8 @@ class Pipeline:
             interests: Interest | None = getattr(step, "interests", None)
             if interests is not None and wanted not in interests:
                 continue
+            if findings.dropped_by is not None and not getattr(step, "after_drop", False):
+                continue
             try:
                 verdict = await step(event, session, findings)
             except Exception:
@@ -286,10 +296,17 @@ class Pipeline:
                 continue
             if verdict is PASS:
                 continue
+            if findings.dropped_by is not None:
+                # Record-keeping after a drop may say something to the user,
+                # never bring the frame back.
+                result = result.also(*verdict.inject)
+                continue
             result = _combine(result, verdict)
             if not result.forward:
-                break
+                findings.dropped_by = name
+                continue
             if verdict.replacement is not None:
+                findings.original = findings.original or event
                 event = replace(event, raw=verdict.replacement)
         if self.metrics is not None:
             self.metrics.pipeline_seconds.observe(self.clock() - started)

@@ -558,3 +558,57 @@ async def test_an_unknown_service_command_lists_the_known_ones(session: SessionC
 async def test_an_empty_service_command_is_dropped_quietly(session: SessionContext) -> None:
     verdict = await ControlStep()(service_command("/"), session, Findings())
     assert (verdict.forward, verdict.inject) == (False, ())
+
+
+class _Recorder:
+    """A record-keeping step: runs even after a drop, and says so."""
+
+    after_drop = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str | None, object]] = []
+
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        self.seen.append((findings.dropped_by, (findings.original or event).raw))
+        return Verdict(forward=True, inject=(banner("kept"),))
+
+
+class _Dropper:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        return Verdict(forward=False, inject=(banner("held"),))
+
+
+class _Redactor:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        return Verdict(replacement="masked")
+
+
+async def test_record_keeping_steps_run_after_a_drop_and_never_bring_the_frame_back(
+    session: SessionContext,
+) -> None:
+    recorder, skipped = _Recorder(), _Recorder()
+    skipped.after_drop = False  # type: ignore[misc]
+    pipeline = Pipeline({"banners": _Dropper(), "evidence": recorder, "escalate": skipped})
+    event = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "typed", sender="amy", room="r")
+    verdict = await pipeline.run(event, session)
+    assert verdict.forward is False
+    assert verdict.inject == (banner("held"), banner("kept"))
+    assert recorder.seen == [("banners", "typed")]
+    assert skipped.seen == []
+
+
+async def test_later_steps_can_see_the_frame_as_it_arrived_before_a_redaction(
+    session: SessionContext,
+) -> None:
+    recorder = _Recorder()
+    pipeline = Pipeline({"banners": _Redactor(), "evidence": recorder})
+    event = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "typed", sender="amy", room="r")
+    verdict = await pipeline.run(event, session)
+    assert (verdict.forward, verdict.replacement) == (True, "masked")
+    assert recorder.seen == [(None, "typed")]

@@ -117,6 +117,9 @@ class _HandoffStep:
 
     kind: ActionType
     interests = frozenset({(Side.CLIENT, EventKind.MESSAGE), (Side.CLIENT, EventKind.DIRECT)})
+    # A held or blocked message is exactly what may need keeping: these steps
+    # run even after an earlier step dropped the frame.
+    after_drop = True
 
     def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics
@@ -184,9 +187,17 @@ class CaptureStep(_HandoffStep):
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
     ) -> Verdict:
-        if self.observe is not None and event.kind in (EventKind.MESSAGE, EventKind.DIRECT):
+        # Context is chat as people typed it: not commands or a muted user's
+        # lines (dropped before the policy saw them), but held or blocked
+        # messages the policy assessed, and the original of a redacted one.
+        chat = findings.dropped_by is None or findings.assessment is not None
+        if (
+            self.observe is not None
+            and chat
+            and event.kind in (EventKind.MESSAGE, EventKind.DIRECT)
+        ):
             try:
-                self.observe(event, session)
+                self.observe(findings.original or event, session)
             except Exception:
                 log.exception("context window update failed")
         return await super().__call__(event, session, findings)
@@ -199,6 +210,8 @@ class CaptureStep(_HandoffStep):
         session: SessionContext,
         findings: Findings,
     ) -> None:
+        # What the user sent, even when a later copy was redacted.
+        event = findings.original or event
         record = await self.sink.capture(
             CaptureRequest(
                 at=self.clock(),
