@@ -23,6 +23,7 @@ from aiohttp import web
 
 from .admin import admin_app
 from .audit import AuditSink, MemoryAudit
+from .banner_history import BannerHistory
 from .cases.actions import Actions
 from .cases.book import BookLimits, CaseBook
 from .cases.model import Bounds
@@ -36,7 +37,6 @@ from .console.seams import ConsoleSeams
 from .console.web import ConsoleDeps, mount_console
 from .console.wired import BannerFigures, LogExporter, LogRecords
 from .directory import Directory
-from .effectiveness import Observation
 from .evidence.log import EvidenceLog
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
@@ -131,6 +131,13 @@ class ChatGuard:
             per_minute=config.limits.control_per_minute,
         )
         self.outcomes: OutcomeTracker | None = None
+        # Banners shown and their outcomes, per user, shared by every replica.
+        self.banner_history = BannerHistory(
+            self.store,
+            per_user=config.banners.history_per_user,
+            ttl=config.banners.history_ttl,
+            open_limit=config.banners.history_open_limit,
+        )
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         self._cases()
@@ -178,13 +185,18 @@ class ChatGuard:
         banners = BannerFigures(Path(self.config.data_dir) / "banners")
         if self.evidence_log is None:
             # Without an evidence log, the flagged messages kept in memory.
-            return ConsoleSeams(conversations=RecordedConversations(self.recorded), banners=banners)
+            return ConsoleSeams(
+                conversations=RecordedConversations(self.recorded),
+                banners=banners,
+                banner_history=self.banner_history,
+            )
         records = EvidenceRecords(LogRecords(self.evidence_log), self.directory)
         return ConsoleSeams(
             evidence=LogExporter(self.evidence_log),
             conversations=records,
             reports=records,
             banners=banners,
+            banner_history=self.banner_history,
         )
 
     def _cases(self) -> None:
@@ -265,6 +277,7 @@ class ChatGuard:
                 evidence,
                 self.metrics,
                 observe=self.evidence_log.observe if self.evidence_log is not None else None,
+                history=self.banner_history,
             ),
             "escalate": EscalateStep(escalations, self.metrics),
         }
@@ -279,7 +292,12 @@ class ChatGuard:
             Path(self.config.data_dir) / "banners", self.instance_id, b.log_max_bytes, b.log_keep
         )
         self.outcomes = OutcomeTracker(
-            self.metrics, events, window=b.outcome_window, deterrence_window=b.deterrence_window
+            self.metrics,
+            events,
+            self.banner_history,
+            window=b.outcome_window,
+            deterrence_window=b.deterrence_window,
+            queue_limit=b.history_queue,
         )
         shower = BannerShower(
             self.deliveries,
@@ -330,6 +348,8 @@ class ChatGuard:
             tasks.append(asyncio.create_task(self.live.watch(interval), name="policy-watch"))
         if self.speedbumps is not None:
             tasks.append(asyncio.create_task(self._expire_holds(), name="holds"))
+        if self.outcomes is not None:
+            tasks.append(asyncio.create_task(self.outcomes.run(), name="banner-outcomes"))
         yield
         for task in tasks:
             task.cancel()
@@ -349,11 +369,9 @@ class ChatGuard:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await session.inject(item)
             if self.outcomes is not None:
-                online = self._users_online()
-                for user in self.outcomes.users() - online:
-                    # Gone from the chat altogether: counts as leaving.
-                    self.outcomes.observe(user, Observation("left", now))
-                self.outcomes.sweep(now)
+                # Viewers connected to no replica count as leaving; ended
+                # windows close. Presence marks outlive a few intervals.
+                await self.outcomes.tick(now, self._users_online(), 3 * interval)
 
     def _users_online(self) -> set[str]:
         return {
@@ -397,8 +415,11 @@ class ChatGuard:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        if self.outcomes is not None and self.outcomes.log is not None:
-            self.outcomes.log.close()
+        if self.outcomes is not None:
+            # What the sessions did last reaches the shared history first.
+            await self.outcomes.flush()
+            if self.outcomes.log is not None:
+                self.outcomes.log.close()
         if self.evidence_log is not None:
             # After the sessions: their last captures are written, then flushed.
             await self.evidence_log.stop()

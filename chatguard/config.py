@@ -234,6 +234,23 @@ class BannersConfig:
         16_777_216,
     )
     log_keep: int = _doc("Rotated banner event log files kept per instance.", 5)
+    history_per_user: int = _doc(
+        "Impressions kept per user in the shared banner history (room notices go first).",
+        50,
+    )
+    history_ttl: float = _doc(
+        "Seconds a user's banner history is kept after its last change.", 2_592_000.0
+    )
+    history_open_limit: int = _doc(
+        "Most users with impressions still waiting for an outcome; beyond it the nearest "
+        "deadlines are closed early.",
+        10_000,
+    )
+    history_queue: int = _doc(
+        "Most banner history changes waiting for the store; beyond it they are dropped "
+        "and counted.",
+        10_000,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,6 +681,12 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
     _check_console(config.console, source)
     _check_cases(config.cases, source)
+    b = config.banners
+    for key in ("history_per_user", "history_open_limit", "history_queue"):
+        if getattr(b, key) < 1:
+            raise ConfigError(source, f"banners.{key}", "must be at least 1")
+    if b.history_ttl <= 0:
+        raise ConfigError(source, "banners.history_ttl", "must be positive")
     ev = config.evidence
     for key, value in (("queue_size", ev.queue_size), ("batch_max", ev.batch_max)):
         if value < 1:

@@ -271,6 +271,12 @@ class Metrics:
             ["origin", "reason", "action"],
             registry=r,
         )
+        self.banner_history_errors = Counter(
+            "chatguard_banner_history_errors",
+            "Banner history changes not applied: queue_full, store (unavailable), conflict.",
+            ["reason"],
+            registry=r,
+        )
 
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""

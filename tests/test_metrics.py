@@ -54,6 +54,7 @@ FAMILIES = [
     ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
     ("bad_frames", "chatguard_bad_frames", "counter", ("origin", "reason", "action")),
     ("console_sign_ins", "chatguard_console_sign_ins", "counter", ("outcome",)),
+    ("banner_history_errors", "chatguard_banner_history_errors", "counter", ("reason",)),
 ]
 
 

@@ -11,8 +11,11 @@ Invariants:
 * A sink that fails never stops chat: the failure is logged (without message
   content) and counted in ``chatguard_handoffs_total{outcome="failed"}``.
 * Shadow actions are not handed off.
-* Requests carry what happened (ids, signals, risk, the frame); what to keep
-  and for how long is the sink's business.
+* Requests carry what happened (ids, signals, risk, the frame, the banners
+  shown in the conversation); what to keep and for how long is the sink's
+  business.
+* A banner history that cannot be read leaves ``banners`` None (unknown);
+  the capture itself still goes ahead.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,10 +31,21 @@ from ..events import PASS, ChatEvent, EventKind, Frame, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Findings, SessionContext
 from ..policy.model import ActionType, Assessment, PlannedAction
+from ..stores import StoreError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP = 1000
+#: Banners a capture lists at most (the newest are kept).
+MAX_BANNERS = 50
+
+
+class ConversationBanners(Protocol):
+    async def in_conversation(
+        self, users: Iterable[str], conversation: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Banners shown to ``users`` in ``conversation``, oldest first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,9 @@ class CaptureRequest:
     reason: str = ""
     trigger: str = "policy"
     event: ChatEvent | None = None
+    #: Banners shown to the participants in this conversation, oldest first,
+    #: with outcomes where decided; None when no banner history is wired.
+    banners: tuple[Mapping[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +192,12 @@ class CaptureStep(_HandoffStep):
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
         observe: Observer | None = None,
+        history: ConversationBanners | None = None,
     ) -> None:
         super().__init__(metrics, clock)
         self.sink = sink
         self.observe = observe
+        self.history = history
         if observe is not None:
             self.interests = frozenset(
                 (side, kind) for side in Side for kind in (EventKind.MESSAGE, EventKind.DIRECT)
@@ -223,11 +242,28 @@ class CaptureStep(_HandoffStep):
                 params=dict(action.params),
                 reason=action.reason,
                 event=event,
+                banners=await self._banners(event, assessment.conversation, findings),
             )
         )
         if record is not None:
             # The escalate step (later in ORDER) links the case to this record.
             findings.notes.setdefault("evidence", []).append(record)
+
+    async def _banners(
+        self, event: ChatEvent, conversation: str, findings: Findings
+    ) -> tuple[Mapping[str, Any], ...] | None:
+        """Earlier banners from the history, then those this message showed."""
+        if self.history is None:
+            return None
+        users = {u for u in (event.sender, *event.recipients) if u}
+        try:
+            earlier = await self.history.in_conversation(users, conversation, MAX_BANNERS)
+        except StoreError:
+            return None
+        now: list[dict[str, Any]] = findings.notes.get("banners_shown", [])
+        known = {b["id"] for b in earlier if b.get("id")}
+        fresh = [b for b in now if b.get("id") is None or b["id"] not in known]
+        return tuple([*earlier, *fresh][-MAX_BANNERS:])
 
 
 class EscalateStep(_HandoffStep):
