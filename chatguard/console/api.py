@@ -85,8 +85,14 @@ async def counts(request: web.Request) -> web.Response:
 
 
 async def get_case(request: web.Request) -> web.Response:
-    case = await _service(request).view(request[ACCOUNT], request.match_info["id"], via="api")
-    return web.json_response(case.to_json())
+    service = _service(request)
+    case = await service.view(request[ACCOUNT], request.match_info["id"], via="api")
+    body = case.to_json()
+    # What the case page shows beside each participant; earlier cases by id.
+    body["participant_history"] = [
+        {**p, "cases": [c.id for c in p["cases"]]} for p in await service.participants(case)
+    ]
+    return web.json_response(body)
 
 
 async def conversation(request: web.Request) -> web.Response:
