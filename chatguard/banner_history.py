@@ -144,6 +144,8 @@ def _decide(user: str, item: Item, now: float, *, closed: bool, change: Change) 
 
 def add(items: list[Item], user: str, new: Item, per_user: int, change: Change) -> None:
     items.append(new)
+    # Kept in time order, whichever replica wrote first.
+    items.sort(key=lambda i: float(i["at"]))
     while len(items) > per_user:
         victim = next((i for i in items if i["kind"] == "notice"), None)
         victim = victim or next((i for i in items if not i.get("open")), None) or items[0]
