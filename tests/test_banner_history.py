@@ -214,9 +214,7 @@ async def test_an_outcome_is_decided_on_the_replica_the_viewer_moved_to(
     first, amy, bob = await warned_on_first(
         make_guard, chat_service.url, test_pack, redis_store_factory
     )
-    second = await guarded(
-        make_guard, chat_service.url, test_pack, store=redis_store_factory()
-    )
+    second = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
     try:
         await amy.close()
         await reported_from(second, "amy")
@@ -238,9 +236,8 @@ async def test_an_open_impression_survives_a_restart(
     )
     await bob.close()
     await first.stop()  # amy's session ends with it
-    restarted = await guarded(
-        make_guard, chat_service.url, test_pack, store=redis_store_factory()
-    )
+    await amy.close()
+    restarted = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
     await reported_from(restarted, "amy")
     [shown] = await restarted.banner_history.shown("amy", 5)
     assert shown["outcome"] == "reported"
