@@ -266,6 +266,9 @@ async def test_a_capture_lists_the_banners_shown_in_its_conversation_with_outcom
         await eventually(lambda: len(guard.relay.sessions) == 2)
         await bob.send(json.dumps({"type": "dm", "to": "amy", "text": "add me on snap"}))
         await received(amy, "add me on snap")
+        async with asyncio.timeout(unit(3)):
+            while not await guard.banner_history.shown("amy", 5):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         await amy.send(json.dumps({"type": "dm", "to": "bob", "text": "/report snap again"}))
 
         def reported() -> bool:
@@ -288,9 +291,14 @@ async def test_a_capture_lists_the_banners_shown_in_its_conversation_with_outcom
             for record_id in case.evidence
         ]
         [capture] = [r for r in records if r and r["trigger"] == "policy"]
+        [by_report] = [r for r in records if r and r["trigger"] == "report"]
     finally:
         await amy.close()
         await bob.close()
+    # The report is captured before it decides the warning's outcome.
+    assert [(b["user"], b["banner"], b["outcome"]) for b in by_report["banners_shown"]] == [
+        ("amy", "off_platform_warning", None)
+    ]
     shown = capture["banners_shown"]
     assert [(b["user"], b["banner"], b["outcome"]) for b in shown] == [
         ("amy", "off_platform_warning", "reported"),
