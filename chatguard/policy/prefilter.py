@@ -173,7 +173,12 @@ def _hs(node: safety.Node, top: bool = False) -> str:
             looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
             # (Choosing costs a literal analysis of the whole subtree: only
             # when there is a choice, or nested sequences make it quadratic.)
-            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n))) if looks else rest
+            # Only for the whole expression: inside a repeat or a longer
+            # sequence the lookaround's text is not consumed, so putting it in
+            # place of its sequence would demand text the regex does not
+            # ("aa(?:a?(?=a)){2}" matches "aaa").
+            choose = looks and top
+            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n))) if choose else rest
             if best is not rest:
                 return _hs(best)
             anchor = top and items[0] in (safety.Assert("^"), safety.Assert("\\A"))
