@@ -201,7 +201,9 @@ class OutcomeTracker:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            # Cancelling this task (at stop) must not cut a change in half:
+            # the flush in progress finishes, and ``stop`` flushes the rest.
+            await asyncio.shield(self.flush())
 
     async def flush(self) -> None:
         """Apply every queued change now (tests, and before a stop)."""
