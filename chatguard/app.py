@@ -371,7 +371,7 @@ class ChatGuard:
             if self.outcomes is not None:
                 # Viewers connected to no replica count as leaving; ended
                 # windows close. Presence marks outlive a few intervals.
-                await self.outcomes.tick(now, self._users_online(), 3 * interval)
+                await self.outcomes.tick(now, self._users_online(), self.instance_id, 3 * interval)
 
     def _users_online(self) -> set[str]:
         return {

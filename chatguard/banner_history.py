@@ -7,7 +7,8 @@ with its outcome once decided; the impressions still waiting for an outcome
 a held message to its prompt's impression (``banners:hold:<hold>``); the
 index of users with open impressions (``banners:open``, scored by their
 earliest deadline) that every replica sweeps; and short-lived presence marks
-(``banners:here:<user>``) that say a user is connected to some replica.
+(``banners:here:<user>``, naming the replica that last saw the user
+connected) that say a user is connected to some replica.
 
 Invariants:
 
@@ -270,11 +271,18 @@ class BannerHistory:
         except (ValueError, KeyError, TypeError):
             return None
 
-    async def mark_here(self, user: str, ttl: float) -> None:
-        await self.store.set(here_key(user), b"1", ttl=ttl)
+    async def mark_here(self, user: str, instance: str, ttl: float) -> None:
+        """``instance`` holds a session of ``user`` (for ``ttl`` seconds)."""
+        await self.store.set(here_key(user), instance.encode(), ttl=ttl)
 
-    async def is_here(self, user: str) -> bool:
-        return await self.store.get(here_key(user)) is not None
+    async def here(self, user: str) -> str | None:
+        """The instance that last marked ``user`` present, if the mark is live."""
+        value = await self.store.get(here_key(user))
+        return value.decode() if value is not None else None
+
+    async def unmark_here(self, user: str, instance: str) -> None:
+        """Withdraw ``instance``'s own mark (not another instance's newer one)."""
+        await self.store.compare_and_set(here_key(user), instance.encode(), None)
 
     # -- readers: the console and evidence ---------------------------------------
 

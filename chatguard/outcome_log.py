@@ -286,28 +286,28 @@ class OutcomeTracker:
 
     # -- time ---------------------------------------------------------------------
 
-    async def tick(self, now: float, online: set[str], presence_ttl: float) -> None:
+    async def tick(self, now: float, online: set[str], instance: str, presence_ttl: float) -> None:
         """Presence, leaving and ended windows, for every viewer with open impressions.
 
-        ``online`` are the users connected to this instance. A viewer with no
-        presence mark from any instance has left; impressions younger than
-        ``presence_ttl`` are spared, so a viewer who just reconnected
-        elsewhere is not counted as leaving before that instance marks them.
+        ``online`` are the users connected to this instance (``instance``),
+        which marks them present for ``presence_ttl`` seconds. A viewer who is
+        not here and whose mark is this instance's own loses the mark; one
+        with no mark at the next tick has left: another instance holding them
+        has had a tick to mark them (and a crashed instance's marks expire).
         """
         async with self._lock:
             try:
                 waiting = await self.history.open_users()
                 for user, _ in waiting:
                     if user in online:
-                        await self.history.mark_here(user, presence_ttl)
+                        await self.history.mark_here(user, instance, presence_ttl)
                 for user, deadline in waiting:
-                    if user not in online and not await self.history.is_here(user):
-                        gone = Observation("left", now)
-
-                        def old_enough(impression: Impression, o: Observation) -> bool:
-                            return impression.at <= now - presence_ttl and _relevant(impression, o)
-
-                        await self._observe(user, gone, old_enough)
+                    if user not in online:
+                        marked = await self.history.here(user)
+                        if marked == instance:
+                            await self.history.unmark_here(user, instance)
+                        elif marked is None:
+                            await self._observe(user, Observation("left", now), _relevant)
                     if deadline <= now:
                         await self._close(user, now)
             except HistoryConflict:

@@ -142,7 +142,12 @@ async def test_two_replicas_sweeping_together_decide_each_outcome_once(
     for n in range(5):
         trackers[0].shown(imp(f"w{n}", user=f"u{n}"))
     await trackers[0].flush()
-    await asyncio.gather(*(t.tick(1000.0, online=set(), presence_ttl=1.0) for t in trackers))
+    await asyncio.gather(
+        *(
+            t.tick(1000.0, online=set(), instance=f"i{n}", presence_ttl=1.0)
+            for n, t in enumerate(trackers)
+        )
+    )
     decided = [
         m.registry.get_sample_value(
             "chatguard_banner_outcomes_total", {"banner": "b", "variant": "a", "outcome": o}

@@ -58,9 +58,9 @@ async def test_each_impression_gets_one_outcome_written_and_counted(tmp_path: Pa
     await t.flush()
     assert len(t) == 0
     assert [u for u, _ in await t.history.open_users()] == ["cat"]  # waits for its window
-    await t.tick(150.0, online={"cat"}, presence_ttl=3.0)
+    await t.tick(150.0, online={"cat"}, instance="a", presence_ttl=3.0)
     assert [u for u, _ in await t.history.open_users()] == ["cat"]
-    await t.tick(160.0, online={"cat"}, presence_ttl=3.0)
+    await t.tick(160.0, online={"cat"}, instance="a", presence_ttl=3.0)
     assert await t.history.open_users() == []
     log.close()
     events, skipped = read_events([tmp_path / "banners"])
@@ -125,7 +125,7 @@ async def test_a_store_that_is_down_costs_the_change_not_the_chat(tmp_path: Path
     await store.close()
     t.shown(imp("w1", "warning"))
     await t.flush()
-    await t.tick(1000.0, online=set(), presence_ttl=3.0)
+    await t.tick(1000.0, online=set(), instance="a", presence_ttl=3.0)
     log.close()
     errors = metrics.registry.get_sample_value(
         "chatguard_banner_history_errors_total", {"reason": "store"}
@@ -133,15 +133,16 @@ async def test_a_store_that_is_down_costs_the_change_not_the_chat(tmp_path: Path
     assert errors == 2.0
 
 
-async def test_a_viewer_connected_nowhere_has_left_but_not_before_the_grace(
+async def test_a_viewer_connected_nowhere_has_left_once_her_mark_is_withdrawn(
     tmp_path: Path,
 ) -> None:
     t, metrics, log = tracker(tmp_path)
     t.shown(imp("w1", "warning", at=100.0))
     await t.flush()
-    await t.tick(101.0, online=set(), presence_ttl=3.0)  # may be reconnecting elsewhere
-    assert outcome_count(metrics, "left") == 0.0
-    await t.tick(104.0, online=set(), presence_ttl=3.0)
+    await t.tick(101.0, online={"amy"}, instance="a", presence_ttl=30.0)
+    await t.tick(102.0, online=set(), instance="a", presence_ttl=30.0)  # her own mark goes
+    assert outcome_count(metrics, "left") == 0.0  # another instance may be about to mark her
+    await t.tick(103.0, online=set(), instance="a", presence_ttl=30.0)
     log.close()
     assert outcome_count(metrics, "left") == 1.0
 
@@ -152,10 +153,12 @@ async def test_presence_on_another_instance_keeps_the_viewer(tmp_path: Path) -> 
     b, metrics_b, log_b = tracker(tmp_path / "b", store)
     a.shown(imp("w1", "warning", at=100.0))
     await a.flush()
-    await b.tick(110.0, online={"amy"}, presence_ttl=30.0)  # amy is on b now
-    await a.tick(111.0, online=set(), presence_ttl=30.0)  # a does not see her
+    await a.tick(101.0, online={"amy"}, instance="a", presence_ttl=30.0)
+    await b.tick(110.0, online={"amy"}, instance="b", presence_ttl=30.0)  # amy is on b now
+    for now in (111.0, 112.0, 113.0):
+        await a.tick(now, online=set(), instance="a", presence_ttl=30.0)  # a does not see her
     assert outcome_count(metrics_a, "left") == 0.0
-    b.observe("amy", Observation("report", 112.0, "dm:amy:bob"))
+    b.observe("amy", Observation("report", 114.0, "dm:amy:bob"))
     await b.flush()
     log_a.close()
     log_b.close()
@@ -188,7 +191,7 @@ async def test_a_prompt_never_answered_leaves_nothing_behind(tmp_path: Path) -> 
     t, metrics, log = tracker(tmp_path)
     t.shown(imp("p1", "prompt"), hold="h-1")
     await t.flush()
-    await t.tick(1000.0, online={"amy"}, presence_ttl=3.0)
+    await t.tick(1000.0, online={"amy"}, instance="a", presence_ttl=3.0)
     assert await t.history.open_users() == []
     assert outcome_count(metrics, "timed_out") == 1.0
     t.answered("h-1", "send", 1001.0)  # too late: nothing left to decide
