@@ -21,6 +21,8 @@ from chatguard.policy.engine import (
     MessageContext,
     in_scope,
     merge_actions,
+    quoted_regions,
+    without_quotations,
 )
 from chatguard.policy.matcher import build_matcher
 from chatguard.policy.model import (
@@ -424,6 +426,43 @@ def test_direct_triggers_add_to_rule_actions() -> None:
     a = chat.say("a", "i will post your pics")
     assert [x.type for x in a.actions] == [A.BLOCK, A.CAPTURE, A.ESCALATE]
     assert {x.reason for x in a.actions} == {"t.sext"}
+
+
+@pytest.mark.parametrize(
+    ("sender_age", "text", "acts"),
+    [
+        # Talking about a threat: a quotation framed by the speaker's own words.
+        ("adult", 'scammers write "i\'ll post your pics" to teens', False),
+        ("unknown", "they say \u201ci\'ll post your pics\u201d, report it", False),
+        ("adult", "sie schreiben \u201ei\'ll post your pics\u201c", False),
+        # The threat itself, in or out of quotation marks.
+        ("adult", "i'll post your pics", True),
+        ("adult", '"i\'ll post your pics"', True),
+        ("adult", 'pay or i\'ll post your pics. "everyone" will see', True),
+        ("adult", 'he said "i\'ll post your pics', True),  # an unclosed mark quotes nothing
+        # A child quoting what was said to them is a disclosure.
+        ("minor", 'he said "i\'ll post your pics" if i stop', True),
+    ],
+)
+def test_a_quoted_threat_scores_but_does_not_act_at_once(
+    sender_age: str, text: str, acts: bool
+) -> None:
+    chat = Chat({"a": sender_age, "b": "adult"})
+    a = chat.say("a", text)
+    assert S.SEXTORTION in a.signals  # still seen and scored
+    assert any(x.type is A.ESCALATE for x in a.actions) is acts
+
+
+def test_quoted_regions_pair_marks_and_ignore_unclosed_ones() -> None:
+    assert quoted_regions('a "b" c \u201cd\u201d \u00abe\u00bb \u201ef\u201c "g') == [
+        (3, 4),
+        (9, 10),
+        (13, 14),
+        (17, 18),
+    ]
+    assert without_quotations('say "x" now') == "say  .  now"
+    assert without_quotations('"only a quotation"') is None
+    assert without_quotations("no quotation") is None
 
 
 # --- Shadow --------------------------------------------------------------------------

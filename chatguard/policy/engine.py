@@ -147,13 +147,14 @@ class Engine:
                 after = replace(after, language=language)
 
         planned: list[PlannedAction] = []
-        if matched:
+        acting = self._acting(msg, after, matched) if matched else matched
+        if acting:
             planned = [
                 PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
-                for m, rule in matched
+                for m, rule in acting
                 for a in rule.actions
             ]
-            planned += self._triggers(msg, after, matched)
+            planned += self._triggers(msg, after, acting)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
@@ -200,6 +201,28 @@ class Engine:
                 out.append((match, rule))
         return out
 
+    def _acting(
+        self, msg: MessageContext, state: ConversationState, matched: list[tuple[Match, Rule]]
+    ) -> list[tuple[Match, Rule]]:
+        """The matches that may act on their own message (rule actions and
+        direct triggers). Someone not known as a child quoting a threat or a
+        cry for help (a training room, a news story, a lesson) is talking
+        *about* it: a match wholly inside a quotation still scores, but does
+        not act at once. A child quoting what was said to them still acts:
+        that is a disclosure."""
+        if _participant(state, msg.sender, None).band(include_shadow=True).minorish:
+            return matched
+        unquoted = without_quotations(msg.text)
+        if unquoted is None:
+            return matched
+        # Rescanned rather than judged by spans: a pattern anchored at the
+        # start of the message has a span that begins outside the quotation.
+        still = {
+            h.rule.id
+            for h in self._matcher.scan(normalise(unquoted, max_chars=self.policy.max_chars))
+        }
+        return [(m, r) for m, r in matched if m.rule_id in still]
+
     def _triggers(
         self, msg: MessageContext, state: ConversationState, matched: Sequence[tuple[Match, Rule]]
     ) -> list[PlannedAction]:
@@ -229,6 +252,53 @@ class Engine:
         severity = escalation_severity(risk, state, self.settings, include_shadow=action.shadow)
         params = {"category": "grooming", **action.params, "severity": severity}
         return PlannedAction(action.type, params, action.reason, action.shadow)
+
+
+# Opening quotation mark -> its closing mark. Straight and typographic
+# double quotes, guillemets (fr, de, pl, es, pt) and the low-high quotes of
+# German and Polish. Single quotes are left out: they are apostrophes too.
+_QUOTES = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
+
+
+def quoted_regions(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of every closed quotation in ``text``, marks excluded.
+
+    Invariant: regions never nest or overlap; an unclosed mark quotes nothing.
+    """
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        close = _QUOTES.get(text[i])
+        if close is None:
+            i += 1
+            continue
+        j = text.find(close, i + 1)
+        if close == "”" and j < 0:
+            j = text.find("“", i + 1)  # „…“ (German, Polish)
+        if j < 0:
+            i += 1
+            continue
+        out.append((i + 1, j))
+        i = j + 1
+    return out
+
+
+def without_quotations(text: str) -> str | None:
+    """``text`` with every quotation blanked out, or ``None`` when it has no
+    quotation or nothing but quotations (a whole message in quotation marks
+    is the sender's own words)."""
+    if not any(c in text for c in _QUOTES):
+        return None
+    regions = quoted_regions(text)
+    if not regions:
+        return None
+    parts, last = [], 0
+    for a, b in regions:
+        parts.append(text[last : a - 1])
+        last = b + 1
+    parts.append(text[last:])
+    outside = " . ".join(parts)
+    return outside if any(ch.isalnum() for ch in outside) else None
 
 
 def _trigger_actions(trigger: Trigger, reason: str, shadow: bool) -> list[PlannedAction]:
