@@ -433,13 +433,13 @@ def test_direct_triggers_add_to_rule_actions() -> None:
     [
         # Talking about a threat: a quotation framed by the speaker's own words.
         ("adult", 'scammers write "i\'ll post your pics" to teens', False),
-        ("unknown", "they say \u201ci\'ll post your pics\u201d, report it", False),
-        ("adult", "sie schreiben \u201ei\'ll post your pics\u201c", False),
+        ("unknown", "they say \u201ci'll post your pics\u201d, report it", False),
+        ("adult", "sie schreiben \u201ei'll post your pics\u201c", False),
         # The threat itself, in or out of quotation marks.
         ("adult", "i'll post your pics", True),
         ("adult", '"i\'ll post your pics"', True),
         ("adult", 'pay or i\'ll post your pics. "everyone" will see', True),
-        ("adult", 'he said "i\'ll post your pics', True),  # an unclosed mark quotes nothing
+        ("adult", "he said \"i'll post your pics", True),  # an unclosed mark quotes nothing
         # A child quoting what was said to them is a disclosure.
         ("minor", 'he said "i\'ll post your pics" if i stop', True),
     ],

@@ -61,6 +61,7 @@ from chatguard.policy.model import (
     Where,
 )
 from chatguard.policy.normalise import Normalised, normalise
+from chatguard.policy.pending import answer, ask
 from chatguard.policy.risk import (
     Band,
     ConversationState,
@@ -132,7 +133,10 @@ class Engine:
         matched = self._matches(msg, before, self._matcher.scan(norm))
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
-        if matches and norm.evasions:
+        yes, pending = answer(before, msg.sender, before.messages, norm.folded)
+        if yes is not None:
+            matches.append(yes)
+        if matches and norm.evasions and (yes is None or len(matches) > 1):
             shadow = all(m.shadow for m in matches)
             matches.append(
                 Match(EVASION_RULE, Signal.EVASION, self.settings.evasion_weight, (), shadow)
@@ -141,6 +145,11 @@ class Engine:
             msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
+        pending = ask(
+            pending, matched, msg.recipients, before.messages, self.settings.answer_window
+        )
+        if pending is not after.pending:
+            after = replace(after, pending=pending)
         if counted:
             language = _language_of(counted)
             if language is not None and language != after.language:

@@ -84,6 +84,9 @@ class RiskSettings:
     # over days in short sittings, and without a cap a slow burn starts from
     # nothing at every sitting. Infinite (no cap) unless the pack sets it.
     max_idle_decay: float = math.inf
+    # Messages of the conversation within which a yes answers a rule's
+    # question (``yes_means``; pending.py).
+    answer_window: int = 4
     adult_to_minor: float = 2.0
     unknown_to_minor: float = 1.5
     adult_to_adult: float = 0.5
@@ -141,7 +144,13 @@ _FLOATS = {
     "max_score": 1e9,
     "max_idle_decay": math.inf,
 }
-_INTS = {"min_stages": 6, "max_participants": 1000, "max_pairs": 1000, "max_fanout": 1000}
+_INTS = {
+    "min_stages": 6,
+    "max_participants": 1000,
+    "max_pairs": 1000,
+    "max_fanout": 1000,
+    "answer_window": 100,
+}
 
 
 def parse_settings(settings: Mapping[str, Any], *, half_life: float = 1800.0) -> RiskSettings:

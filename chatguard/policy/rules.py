@@ -196,11 +196,14 @@ _RULE_KEYS = (
     "actions",
     "mode",
     "examples",
+    "yes_means",
 )
 _RULE_REQUIRED = ("id", "description", "signal", "patterns")
 _PATTERN_KEYS = ("phrase", "words", "regex", "fuzzy")
 _SCOPE_KEYS = ("origins", "where", "sender_age", "recipient_age", "exempt_roles")
 _RULE_SIGNALS = [s.value for s in Signal if s is not Signal.EVASION]
+# What a yes to a rule's question may mean (chatguard/policy/pending.py).
+_YES_MEANS = [Signal.MINOR_SELF.value, Signal.ADULT_SELF.value]
 
 
 def _patterns(r: Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list[Pattern] | None:
@@ -322,6 +325,9 @@ def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None,
     scope = _scope(r, fields["scope"]) if "scope" in fields else Scope()
     actions = _actions(r, fields["actions"]) if "actions" in fields else ()
     mode = r.member(fields["mode"], "mode", Mode) if "mode" in fields else None
+    yes_means = (
+        r.choice(fields["yes_means"], "yes_means", _YES_MEANS) if "yes_means" in fields else None
+    )
     matches, no_matches = _examples(r, node, fields.get("examples"))
     if (
         len(r.issues) > before
@@ -343,6 +349,7 @@ def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None,
         actions=actions,
         mode=mode,
         unless=tuple(unless),
+        yes_means=Signal(yes_means) if yes_means else None,
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
         file=r.file,
