@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from chatguard.policy.addressing import addressed
 from chatguard.policy.model import (
     ActionType,
     Assessment,
@@ -141,8 +142,9 @@ class Engine:
             matches.append(
                 Match(EVASION_RULE, Signal.EVASION, self.settings.evasion_weight, (), shadow)
             )
+        recipients = addressed(msg.text, msg.recipients) if matches else msg.recipients
         obs = Observation(
-            msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
+            msg.sender, recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
         pending = ask(
