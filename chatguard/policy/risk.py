@@ -286,6 +286,7 @@ def observe(
         risk,
         enforced_risk,
         state.language,
+        state.pending,  # changed by the engine (pending.py), carried here
     )
 
 
