@@ -21,8 +21,6 @@ from chatguard.policy.engine import (
     MessageContext,
     in_scope,
     merge_actions,
-    quoted_regions,
-    without_quotations,
 )
 from chatguard.policy.matcher import build_matcher
 from chatguard.policy.model import (
@@ -451,18 +449,6 @@ def test_a_quoted_threat_scores_but_does_not_act_at_once(
     a = chat.say("a", text)
     assert S.SEXTORTION in a.signals  # still seen and scored
     assert any(x.type is A.ESCALATE for x in a.actions) is acts
-
-
-def test_quoted_regions_pair_marks_and_ignore_unclosed_ones() -> None:
-    assert quoted_regions('a "b" c \u201cd\u201d \u00abe\u00bb \u201ef\u201c "g') == [
-        (3, 4),
-        (9, 10),
-        (13, 14),
-        (17, 18),
-    ]
-    assert without_quotations('say "x" now') == "say  .  now"
-    assert without_quotations('"only a quotation"') is None
-    assert without_quotations("no quotation") is None
 
 
 # --- Shadow --------------------------------------------------------------------------
