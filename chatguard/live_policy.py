@@ -64,7 +64,7 @@ class LivePolicy:
         self._lock = asyncio.Lock()
 
     def _load(self) -> Loaded:
-        policy = load_policy(self.policy_dir)
+        policy = load_policy(self.policy_dir, cache_dir=self.cache_dir)
         matcher = build_matcher(policy.rules, backend=self.backend, cache_dir=self.cache_dir)
         catalogue = load_catalogue(self.banners_dir) if self.banners_dir else Catalogue({})
         engine = Engine(policy, matcher)

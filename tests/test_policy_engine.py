@@ -426,6 +426,31 @@ def test_direct_triggers_add_to_rule_actions() -> None:
     assert {x.reason for x in a.actions} == {"t.sext"}
 
 
+@pytest.mark.parametrize(
+    ("sender_age", "text", "acts"),
+    [
+        # Talking about a threat: a quotation framed by the speaker's own words.
+        ("adult", 'scammers write "i\'ll post your pics" to teens', False),
+        ("unknown", "they say \u201ci'll post your pics\u201d, report it", False),
+        ("adult", "sie schreiben \u201ei'll post your pics\u201c", False),
+        # The threat itself, in or out of quotation marks.
+        ("adult", "i'll post your pics", True),
+        ("adult", '"i\'ll post your pics"', True),
+        ("adult", 'pay or i\'ll post your pics. "everyone" will see', True),
+        ("adult", "he said \"i'll post your pics", True),  # an unclosed mark quotes nothing
+        # A child quoting what was said to them is a disclosure.
+        ("minor", 'he said "i\'ll post your pics" if i stop', True),
+    ],
+)
+def test_a_quoted_threat_scores_but_does_not_act_at_once(
+    sender_age: str, text: str, acts: bool
+) -> None:
+    chat = Chat({"a": sender_age, "b": "adult"})
+    a = chat.say("a", text)
+    assert S.SEXTORTION in a.signals  # still seen and scored
+    assert any(x.type is A.ESCALATE for x in a.actions) is acts
+
+
 # --- Shadow --------------------------------------------------------------------------
 
 

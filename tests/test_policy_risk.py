@@ -98,6 +98,20 @@ def test_decay_uses_the_packs_half_life() -> None:
     assert decay(state, fast, 60.0).pairs[("a", "b")].scores["secrecy"] == 0.5
 
 
+def test_a_silence_decays_at_most_max_idle_decay() -> None:
+    """A slow burn over days keeps what each sitting built (``max_idle_decay``)."""
+    capped = parse_settings({"risk": {"max_idle_decay": H}})
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 4.0), now=0.0, risk_settings=capped)
+    week = 7 * 24 * 3600.0
+    later = say(state, "b", "a", now=week, risk_settings=capped)
+    assert later.pairs[("a", "b")].scores["secrecy"] == pytest.approx(2.0)
+    assert later.updated == week
+    assert decay(state, capped, week).scores["secrecy"] == pytest.approx(2.0)
+    # Within the cap, time decays as before; without a cap a week erases it.
+    assert decay(state, capped, H / 2).scores["secrecy"] == pytest.approx(4.0 * 2**-0.5, rel=1e-5)
+    assert "secrecy" not in decay(state, DEFAULT_SETTINGS, week).scores
+
+
 def test_risk_decays_with_the_scores() -> None:
     ages = {"adult": "adult", "kid": "minor"}
     state = say(EMPTY, "adult", "kid", match(S.SECRECY, 2.0), ages=ages)

@@ -21,6 +21,7 @@ def test_settings_override_and_merge() -> None:
             "risk": {
                 "adult_to_minor": 3,
                 "max_pairs": 8,
+                "max_idle_decay": 3600,
                 "signal_factors": {"age_probe": 0.1},
                 "signal_caps": {"meeting": None, "sexual": 10},
                 "minor_target_signals": ["sexual"],
@@ -33,6 +34,8 @@ def test_settings_override_and_merge() -> None:
     )
     assert s.adult_to_minor == 3.0
     assert s.max_pairs == 8
+    assert s.max_idle_decay == 3600.0
+    assert DEFAULT_SETTINGS.max_idle_decay == float("inf")  # no cap unless the pack sets one
     assert s.factor("age_probe") == 0.1
     assert s.factor("flattery") == 0.5  # other defaults kept
     assert "meeting" not in s.signal_caps
@@ -63,6 +66,7 @@ def test_settings_override_and_merge() -> None:
         ({"sexual_with_minor_severity": "urgent"}, "must be one of low"),
         ({"sextortion": {"severty": "high"}}, "settings.risk.sextortion.severty: unknown"),
         ({"max_score": 0}, "settings.risk.max_score: must be > 0"),
+        ({"max_idle_decay": 0}, "settings.risk.max_idle_decay: must be > 0"),
     ],
 )
 def test_bad_settings_are_refused_with_their_key(risk: object, message: str) -> None:

@@ -65,7 +65,7 @@ ERRORS = [
             (
                 6,
                 "unknown key 'zzz' in a rule (allowed: id, description, signal, languages, "
-                "patterns, unless, weight, scope, actions, mode, examples)",
+                "patterns, unless, weight, scope, actions, mode, examples, yes_means)",
             )
         ],
     ),
@@ -220,6 +220,16 @@ ERRORS = [
         ],
     ),
     ("bad mode", rule_with("mode: loud"), [(6, "unknown mode 'loud' (allowed: enforce, shadow)")]),
+    (
+        "bad yes_means",
+        rule_with("yes_means: sexual"),
+        [
+            (
+                6,
+                "unknown yes_means 'sexual' (allowed: minor_self_declared, adult_self_declared)",
+            )
+        ],
+    ),
     (
         "bad language",
         rule_with("languages: [English]"),

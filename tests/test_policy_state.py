@@ -5,6 +5,7 @@ optional language key. States are built by the real ``risk.observe``."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -57,6 +58,10 @@ def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
         sender, recipient = f"{i:03d}".ljust(64, "s"), f"{i:03d}".ljust(64, "r")
         ages = {sender: "adult", recipient: "minor"}
         state = say(state, sender, recipient, *every, now=1e15 + i * 1e-3, ages=ages)
+    pending = {
+        f"{i:03d}".ljust(64, "q"): ("minor_self_declared", 2**62, 1e9, True) for i in range(8)
+    }
+    state = replace(state, pending=pending)
     data = state.to_json()
     assert len(state.pairs) == DEFAULT_SETTINGS.max_pairs
     assert len(state.participants) == DEFAULT_SETTINGS.max_participants
@@ -155,3 +160,30 @@ def test_a_state_without_a_language_hint_reads_as_before() -> None:
     data = json.loads(ConversationState(language="pt").to_json())
     del data["l"]
     assert ConversationState.from_json(json.dumps(data)).language is None
+
+
+def test_pending_questions_round_trip_and_are_optional() -> None:
+    state = ConversationState(pending={"kid": ("minor_self_declared", 7, 1.0, False)})
+    data = json.loads(state.to_json())
+    assert data["q"] == {"kid": ["ms", 7, 1.0, 0]}
+    assert ConversationState.from_json(state.to_json()) == state
+    del data["q"]  # a state written before pending questions existed
+    assert ConversationState.from_json(json.dumps(data)).pending == {}
+    assert "q" not in json.loads(ConversationState().to_json())
+
+
+@pytest.mark.parametrize(
+    "pending",
+    [
+        {"kid": ["zz", 7, 1.0, 0]},
+        {"kid": ["ms", "7", 1.0, 0]},
+        {"kid": ["ms", 7, 1.0, 2]},
+        {"kid": ["ms", 7, 1.0]},
+        {f"k{i}": ["ms", 7, 1.0, 0] for i in range(9)},
+    ],
+)
+def test_bad_pending_questions_are_unreadable(pending: object) -> None:
+    data = json.loads(ConversationState().to_json())
+    data["q"] = pending
+    with pytest.raises(ValueError, match="unreadable"):
+        ConversationState.from_json(json.dumps(data))

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from chatguard.policy.addressing import addressed
 from chatguard.policy.model import (
     ActionType,
     Assessment,
@@ -61,6 +62,8 @@ from chatguard.policy.model import (
     Where,
 )
 from chatguard.policy.normalise import Normalised, normalise
+from chatguard.policy.pending import answer, ask
+from chatguard.policy.quotations import without_quotations
 from chatguard.policy.risk import (
     Band,
     ConversationState,
@@ -132,28 +135,38 @@ class Engine:
         matched = self._matches(msg, before, self._matcher.scan(norm))
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
-        if matches and norm.evasions:
+        yes, pending = answer(before, msg.sender, before.messages, norm.folded)
+        if yes is not None:
+            matches.append(yes)
+        if matches and norm.evasions and (yes is None or len(matches) > 1):
             shadow = all(m.shadow for m in matches)
             matches.append(
                 Match(EVASION_RULE, Signal.EVASION, self.settings.evasion_weight, (), shadow)
             )
+        recipients = addressed(msg.text, msg.recipients) if matches else msg.recipients
         obs = Observation(
-            msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
+            msg.sender, recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
+        pending = ask(
+            pending, matched, msg.recipients, before.messages, self.settings.answer_window
+        )
+        if pending is not after.pending:
+            after = replace(after, pending=pending)
         if counted:
             language = _language_of(counted)
             if language is not None and language != after.language:
                 after = replace(after, language=language)
 
         planned: list[PlannedAction] = []
-        if matched:
+        acting = self._acting(msg, after, matched) if matched else matched
+        if acting:
             planned = [
                 PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
-                for m, rule in matched
+                for m, rule in acting
                 for a in rule.actions
             ]
-            planned += self._triggers(msg, after, matched)
+            planned += self._triggers(msg, after, acting)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
@@ -199,6 +212,28 @@ class Engine:
                 match = Match(rule_id, rule.signal, rule.weight, tuple(sorted(found)), shadow)
                 out.append((match, rule))
         return out
+
+    def _acting(
+        self, msg: MessageContext, state: ConversationState, matched: list[tuple[Match, Rule]]
+    ) -> list[tuple[Match, Rule]]:
+        """The matches that may act on their own message (rule actions and
+        direct triggers). Someone not known as a child quoting a threat or a
+        cry for help (a training room, a news story, a lesson) is talking
+        *about* it: a match wholly inside a quotation still scores, but does
+        not act at once. A child quoting what was said to them still acts:
+        that is a disclosure."""
+        if _participant(state, msg.sender, None).band(include_shadow=True).minorish:
+            return matched
+        unquoted = without_quotations(msg.text)
+        if unquoted is None:
+            return matched
+        # Rescanned rather than judged by spans: a pattern anchored at the
+        # start of the message has a span that begins outside the quotation.
+        still = {
+            h.rule.id
+            for h in self._matcher.scan(normalise(unquoted, max_chars=self.policy.max_chars))
+        }
+        return [(m, r) for m, r in matched if m.rule_id in still]
 
     def _triggers(
         self, msg: MessageContext, state: ConversationState, matched: Sequence[tuple[Match, Rule]]

@@ -153,6 +153,7 @@ class Rule:
     actions: tuple[Action, ...] = ()
     mode: Mode | None = None  # None: the policy's mode
     unless: tuple[Pattern, ...] = ()  # a match of any of these cancels the rule
+    yes_means: Signal | None = None  # a recipient's bare "yes" to it counts as this signal
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
     file: str = ""

@@ -147,7 +147,7 @@ def decay(
     dt = now - state.updated
     if dt <= 0:
         return state
-    k = 0.5 ** (dt / settings.half_life)
+    k = 0.5 ** (min(dt, settings.max_idle_decay) / settings.half_life)
     pairs = dict(state.pairs)
     _decay_pairs(pairs, k)
     decayed = replace(state, updated=float(now), scores=_scaled(state.scores, k), pairs=pairs)
@@ -205,7 +205,7 @@ def observe(
     dt = now - updated
     if dt > 0:
         updated = float(now)
-        k = 0.5 ** (dt / settings.half_life)
+        k = 0.5 ** (min(dt, settings.max_idle_decay) / settings.half_life)
         scores_in = _scaled(state.scores, k)
         _decay_pairs(pairs, k, state.scores, scores_in)
 
@@ -286,6 +286,7 @@ def observe(
         risk,
         enforced_risk,
         state.language,
+        state.pending,  # changed by the engine (pending.py), carried here
     )
 
 

@@ -80,6 +80,13 @@ class RiskSettings:
     overrides them (``parse_settings``); ``half_life`` is the pack's own."""
 
     half_life: float = 1800.0
+    # A silence decays at most this many seconds' worth: grooming often runs
+    # over days in short sittings, and without a cap a slow burn starts from
+    # nothing at every sitting. Infinite (no cap) unless the pack sets it.
+    max_idle_decay: float = math.inf
+    # Messages of the conversation within which a yes answers a rule's
+    # question (``yes_means``; pending.py).
+    answer_window: int = 4
     adult_to_minor: float = 2.0
     unknown_to_minor: float = 1.5
     adult_to_adult: float = 0.5
@@ -135,8 +142,15 @@ _FLOATS = {
     "progression_between_minors": 1.0,
     "evasion_weight": 100.0,
     "max_score": 1e9,
+    "max_idle_decay": math.inf,
 }
-_INTS = {"min_stages": 6, "max_participants": 1000, "max_pairs": 1000, "max_fanout": 1000}
+_INTS = {
+    "min_stages": 6,
+    "max_participants": 1000,
+    "max_pairs": 1000,
+    "max_fanout": 1000,
+    "answer_window": 100,
+}
 
 
 def parse_settings(settings: Mapping[str, Any], *, half_life: float = 1800.0) -> RiskSettings:
@@ -154,7 +168,8 @@ def parse_settings(settings: Mapping[str, Any], *, half_life: float = 1800.0) ->
     for key, value in raw.items():
         where = f"settings.risk.{key}"
         if key in _FLOATS:
-            changes[key] = _number(where, value, _FLOATS[key], positive=key == "max_score")
+            positive = key in ("max_score", "max_idle_decay")
+            changes[key] = _number(where, value, _FLOATS[key], positive=positive)
         elif key in _INTS:
             changes[key] = _whole(where, value, 1, _INTS[key])
         elif key == "minor_target_signals":

@@ -47,6 +47,7 @@ from chatguard.policy.model import (
     Where,
 )
 from chatguard.policy.normalise import normalise
+from chatguard.policy.safety_cache import SafetyCache
 from chatguard.policy.yaml_reader import PolicyError as PolicyError
 from chatguard.policy.yaml_reader import PolicyIssue as PolicyIssue
 from chatguard.policy.yaml_reader import Reader, kind, suggest
@@ -94,9 +95,15 @@ def literal_pattern(
     return Pattern(kind, text, left + body + right, folded, fuzzy, line)
 
 
-def regex_pattern(source: str, *, line: int = 0) -> Pattern:
+def regex_pattern(source: str, *, line: int = 0, verdicts: SafetyCache | None = None) -> Pattern:
     """A regex pattern, checked by ``safety.check_regex`` and for characters
-    a normalised message never holds; raises ``ValueError`` with the reason."""
+    a normalised message never holds; raises ``ValueError`` with the reason.
+
+    With ``verdicts``, a regex accepted before (same text, same checking
+    code) is accepted without the checks, and one accepted now is
+    remembered; a refused regex is checked again every time."""
+    if verdicts is not None and verdicts.known_safe(source):
+        return Pattern(PatternKind.REGEX, source, source, None, 0, line)
     root = safety.check_regex(source)
     for node in safety.walk(root):
         ch = node.literal if isinstance(node, safety.CharSet) else None
@@ -107,6 +114,8 @@ def regex_pattern(source: str, *, line: int = 0) -> Pattern:
             shown = ch if ch.isprintable() else f"U+{ord(ch):04X}"
             hint = f": write {folded!r}" if folded else ""
             raise ValueError(f"regex has {shown!r}, which normalised messages never hold{hint}")
+    if verdicts is not None:
+        verdicts.add(source)
     return Pattern(PatternKind.REGEX, source, source, None, 0, line)
 
 
@@ -196,14 +205,24 @@ _RULE_KEYS = (
     "actions",
     "mode",
     "examples",
+    "yes_means",
 )
 _RULE_REQUIRED = ("id", "description", "signal", "patterns")
 _PATTERN_KEYS = ("phrase", "words", "regex", "fuzzy")
 _SCOPE_KEYS = ("origins", "where", "sender_age", "recipient_age", "exempt_roles")
 _RULE_SIGNALS = [s.value for s in Signal if s is not Signal.EVASION]
+# What a yes to a rule's question may mean (chatguard/policy/pending.py).
+_YES_MEANS = [Signal.MINOR_SELF.value, Signal.ADULT_SELF.value]
 
 
-def _patterns(r: Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list[Pattern] | None:
+def _patterns(
+    r: Reader,
+    node: yaml.Node,
+    what: str,
+    *,
+    empty_ok: bool,
+    verdicts: SafetyCache | None = None,
+) -> list[Pattern] | None:
     out: list[Pattern] = []
     ok = True
     for item in r.items(node, what, empty_ok=empty_ok):
@@ -242,7 +261,7 @@ def _patterns(r: Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list[
             line = src_node.start_mark.line + 1
             try:
                 if kind == "regex":
-                    out.append(regex_pattern(src, line=line))
+                    out.append(regex_pattern(src, line=line, verdicts=verdicts))
                 else:
                     pk = PatternKind.WORD if kind == "words" else PatternKind.PHRASE
                     out.append(literal_pattern(src, pk, fuzzy=fuzzy, line=line))
@@ -287,7 +306,9 @@ def _replace(scope: Scope, **changes: Any) -> Scope:
     return Scope(**values)
 
 
-def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None, Rule | None]:
+def _rule(
+    r: Reader, node: yaml.Node, language: str | None, verdicts: SafetyCache | None = None
+) -> tuple[str | None, Rule | None]:
     """(id, rule); the rule is None when it has problems (all reported)."""
     before = len(r.issues)
     fields = r.mapping(node, "a rule", _RULE_KEYS, _RULE_REQUIRED)
@@ -315,13 +336,22 @@ def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None,
         r.error(node, "rule has no language: set 'language' at the top of the file or 'languages'")
         languages = []
     patterns = (
-        _patterns(r, fields["patterns"], "patterns", empty_ok=False) if "patterns" in fields else []
+        _patterns(r, fields["patterns"], "patterns", empty_ok=False, verdicts=verdicts)
+        if "patterns" in fields
+        else []
     )
-    unless = _patterns(r, fields["unless"], "unless", empty_ok=True) if "unless" in fields else []
+    unless = (
+        _patterns(r, fields["unless"], "unless", empty_ok=True, verdicts=verdicts)
+        if "unless" in fields
+        else []
+    )
     weight = r.number(fields["weight"], "weight") if "weight" in fields else 1.0
     scope = _scope(r, fields["scope"]) if "scope" in fields else Scope()
     actions = _actions(r, fields["actions"]) if "actions" in fields else ()
     mode = r.member(fields["mode"], "mode", Mode) if "mode" in fields else None
+    yes_means = (
+        r.choice(fields["yes_means"], "yes_means", _YES_MEANS) if "yes_means" in fields else None
+    )
     matches, no_matches = _examples(r, node, fields.get("examples"))
     if (
         len(r.issues) > before
@@ -343,6 +373,7 @@ def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None,
         actions=actions,
         mode=mode,
         unless=tuple(unless),
+        yes_means=Signal(yes_means) if yes_means else None,
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
         file=r.file,
@@ -365,7 +396,12 @@ def _examples(r: Reader, rule: yaml.Node, node: yaml.Node | None) -> tuple[list[
     return matches, no_matches
 
 
-def _rule_file(r: Reader, text: str, seen: dict[str, tuple[str, int]]) -> list[Rule]:
+def _rule_file(
+    r: Reader,
+    text: str,
+    seen: dict[str, tuple[str, int]],
+    verdicts: SafetyCache | None = None,
+) -> list[Rule]:
     root = r.compose(text)
     if root is None:
         if not r.issues:
@@ -379,7 +415,7 @@ def _rule_file(r: Reader, text: str, seen: dict[str, tuple[str, int]]) -> list[R
         r.error(fields["language"], f"{language!r} is not a language code such as en or pt-br")
     rules: list[Rule] = []
     for node in r.items(fields["rules"], "rules") if "rules" in fields else []:
-        rule_id, rule = _rule(r, node, language)
+        rule_id, rule = _rule(r, node, language, verdicts)
         if rule_id is not None:
             line = node.start_mark.line + 1
             if rule_id in seen:
@@ -480,8 +516,14 @@ def load_rule_file(path: Path) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def load_policy(directory: Path) -> Policy:
-    """The pack in ``directory``; raises ``PolicyError`` listing every problem."""
+def load_policy(directory: Path, *, cache_dir: Path | None = None) -> Policy:
+    """The pack in ``directory``; raises ``PolicyError`` listing every problem.
+
+    With ``cache_dir`` (the directory that also holds the compiled Hyperscan
+    database), regex safety verdicts are remembered there
+    (``safety_cache``), so a second load of the same patterns skips the
+    CPU-time probes; what is accepted or refused is the same either way."""
+    verdicts = SafetyCache(cache_dir) if cache_dir is not None else None
     issues: list[PolicyIssue] = []
     if not directory.is_dir():
         raise PolicyError([PolicyIssue(str(directory), 0, "not a directory")])
@@ -503,7 +545,9 @@ def load_policy(directory: Path) -> Policy:
         read = _read(directory / rel, shown, issues)
         if read is not None:
             _hash(digest, rel.as_posix(), read[0])
-            rules += _rule_file(Reader(shown, issues), read[1], seen)
+            rules += _rule_file(Reader(shown, issues), read[1], seen, verdicts)
+    if verdicts is not None:
+        verdicts.save()  # the safe verdicts found, even when the pack is refused
     if issues:
         order = {file: k for k, file in enumerate(dict.fromkeys(i.file for i in issues))}
         raise PolicyError(sorted(issues, key=lambda i: (order[i.file], i.line)))

@@ -17,8 +17,8 @@ Invariants:
 3. ``ConversationState.from_json(s.to_json()) == s`` for every state built by
    ``risk.observe``; ``from_json`` raises ``ValueError`` for anything else.
 4. The stored format has a version (``VERSION``); changing any JSON code
-   means a new one. Optional keys (``l``) may be added without one: a reader
-   ignores keys it does not know.
+   means a new one. Optional keys (``l``, ``q``) may be added without one: a
+   reader ignores keys it does not know.
 
 Never: read a clock, do I/O, or look at message text.
 """
@@ -46,6 +46,7 @@ ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named re
 _MAX_ID_BYTES = 64
 MAX_THRESHOLDS = 64
 _MAX_LANGUAGE = 16  # a language code such as "pt-br"
+MAX_PENDING = 8  # pending questions per conversation (pending.py)
 
 
 class Band(enum.StrEnum):
@@ -145,6 +146,9 @@ class ConversationState:
     risk: float = 0.0  # conversation risk as of ``updated``, shadow matches included
     enforced_risk: float = 0.0  # the same without shadow matches
     language: str | None = None  # the language its rules last matched in (a tie-breaker)
+    # Questions a recipient's yes would answer (pending.py): participant key ->
+    # (signal, last message index it may be answered at, weight, shadow).
+    pending: Mapping[str, tuple[str, int, float, bool]] = field(default_factory=dict)
 
     def participant(self, user: str) -> Participant | None:
         return self.participants.get(participant_key(user))
@@ -188,6 +192,11 @@ class ConversationState:
         if self.language is not None:
             # Optional: a state without it reads as before, and older readers ignore it.
             obj["l"] = self.language
+        if self.pending:
+            # Optional like "l": older states have none, older readers ignore it.
+            obj["q"] = {
+                k: [_SIG_CODE[g], i, w, int(sh)] for k, (g, i, w, sh) in self.pending.items()
+            }
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
     @classmethod
@@ -232,6 +241,7 @@ class ConversationState:
                 risk=_num(obj["r"]),
                 enforced_risk=_num(obj["re"]),
                 language=_language(obj.get("l")),
+                pending=_dec_pending(obj.get("q", {})),
             )
         except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
             raise ValueError(f"unreadable conversation state: {exc}") from exc
@@ -302,6 +312,17 @@ def _language(v: Any) -> str | None:
     return v
 
 
+def _dec_pending(obj: Any) -> dict[str, tuple[str, int, float, bool]]:
+    if len(obj) > MAX_PENDING:
+        raise ValueError("too many pending questions")
+    out = {}
+    for k, (g, i, w, sh) in obj.items():
+        if sh not in (0, 1):
+            raise ValueError("bad pending question")
+        out[_str(k)] = (_SIG_OF[g], _int(i), _num(w), bool(sh))
+    return out
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError(f"expected a string, got {v!r}")
@@ -336,4 +357,5 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     person = key + 1 + 2 + 3 + 5 + 5 + num + 4
     fired = 2 + MAX_THRESHOLDS * 30
     header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
+    header += 8 + MAX_PENDING * (key + 1 + 2 + 4 + 1 + 2 * num + 4)  # "q"
     return header + settings.max_pairs * pair + settings.max_participants * person

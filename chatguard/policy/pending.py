@@ -1,0 +1,115 @@
+"""Questions waiting for a yes: "ur 12 right?" ... "yea".
+
+What it owns: recognising a bare "yes" in six languages (``is_yes``) and the
+bookkeeping of questions that a yes answers. A rule with ``yes_means:
+<signal>`` (for instance an age guess, "ur 12 right?", meaning
+``minor_self_declared``) leaves, for each named recipient of the message, a
+*pending question* in the conversation state. When that recipient's next
+messages (within ``answer_window`` messages of the conversation) include a
+bare yes, the yes counts as if they had said it themselves: a match of the
+rule's ``yes_means`` signal with the rule's weight. A child who confirms an
+age guess with "yea" is then protected as a self-declared child.
+
+Invariants: pure (state and text in, matches and a new pending map out); at
+most ``MAX_PENDING`` questions are remembered per conversation (the oldest
+are dropped first); a question is answered at most once, and expires when
+the window has passed; only a whole message that is a yes counts ("yes but
+im 19" does not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from chatguard.policy.model import Match, Rule, Signal
+from chatguard.policy.state import MAX_PENDING, ConversationState, participant_key
+
+ANSWER_RULE = "engine.yes_means"  # the rule id of a match made by a yes
+
+# A pending question: (signal a yes means, last message index it may be
+# answered at, weight, shadow).
+Pending = tuple[str, int, float, bool]
+
+# Bare affirmations, written squeezed as they are compared ("yesss" -> "yes",
+# "stimmt" -> "stimt").
+_YES = frozenset(
+    {
+        # en
+        "yes", "yea", "yeah", "ya", "yah", "ye", "yep", "yup", "yus", "yh", "mhm", "uhuh",
+        "corect", "true", "right", "exactly", "ofc", "yas", "yeh", "sure", "👍",
+        # es
+        "si", "sip", "claro", "exacto", "corecto", "aja", "seh",
+        # fr
+        "oui", "ouais", "ouai", "ouep", "exact", "exactement", "carement", "voila",
+        # de
+        "ja", "jap", "jo", "jup", "genau", "richtig", "stimt", "jawohl",
+        # pt
+        "sim", "isso", "exato", "certo", "aham", "uhum",
+        # pl
+        "tak", "dokladnie", "zgadza",
+    }
+)  # fmt: skip
+# Words that may follow a yes without changing it ("yea lol", "ja und du?").
+_FILLER = frozenset(
+    {
+        "lol", "haha", "hehe", "xd", "lmao", "why", "how", "u", "you", "and", "wbu", "hbu",
+        "tho", "i", "am", "im", "did", "know", "y", "sie", "por", "que", "pourquoi", "et", "toi",
+        "und", "du", "warum", "e", "tu", "porque", "a", "ty", "czemu", "dlaczego", "jestem",
+        "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
+    }
+)  # fmt: skip
+_WORD = re.compile(r"[^\W_]+|👍")
+_REPEAT = re.compile(r"(.)\1+")
+
+
+def is_yes(folded: str) -> bool:
+    """The whole message is a yes ("yea", "Sí!!", "ouais lol", "👍", "ja und du?"):
+    a yes first, then at most four filler words, nothing else."""
+    words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(folded.lower())]
+    if not words or len(words) > 5:
+        return False
+    head, rest = words[0], words[1:]
+    return head in _YES and all(w in _FILLER or w in _YES for w in rest)
+
+
+def answer(
+    state: ConversationState, sender: str, index: int, folded: str
+) -> tuple[Match | None, Mapping[str, Pending]]:
+    """A message from ``sender`` at ``index``: the match its yes makes (or
+    None) and the pending questions left afterwards (expired ones dropped)."""
+    pending = state.pending
+    if not pending:
+        return None, pending
+    kept = {k: p for k, p in pending.items() if p[1] >= index}
+    key = participant_key(sender)
+    asked = kept.get(key)
+    if asked is None or not is_yes(folded):
+        return None, kept if len(kept) != len(pending) else pending
+    del kept[key]
+    signal, _, weight, shadow = asked
+    return Match(ANSWER_RULE, Signal(signal), weight, (), shadow), kept
+
+
+def ask(
+    pending: Mapping[str, Pending],
+    matched: Iterable[tuple[Match, Rule]],
+    recipients: Iterable[str],
+    index: int,
+    window: int,
+) -> Mapping[str, Pending]:
+    """Leave a pending question for each recipient of a message whose
+    matched rules have ``yes_means``."""
+    asking = [(m, r) for m, r in matched if r.yes_means is not None]
+    if not asking:
+        return pending
+    out = dict(pending)
+    for m, r in asking:
+        assert r.yes_means is not None
+        for recipient in recipients:
+            key = participant_key(recipient)
+            out.pop(key, None)  # re-asked: the newest question counts, and is newest
+            out[key] = (r.yes_means.value, index + window, r.weight, m.shadow)
+    while len(out) > MAX_PENDING:
+        del out[next(iter(out))]
+    return out
