@@ -6,42 +6,11 @@ import pytest
 
 from chatguard.cases import model, workflow
 from chatguard.cases.model import (
-    DEFAULT_SLA,
     Case,
     CaseError,
-    EscalationSummary,
     ModeratorAction,
 )
-
-T0 = 1_700_000_000.0
-
-
-def summary(
-    severity: str = "medium", category: str = "grooming", at: float = T0
-) -> EscalationSummary:
-    return EscalationSummary(
-        at=at,
-        source="detection",
-        reporter=None,
-        sender="adult",
-        severity=severity,
-        category=category,
-        risk=9.5,
-        signals=("secrecy", "contact_move"),
-        reason="grooming risk 8",
-    )
-
-
-def new_case(severity: str = "medium") -> Case:
-    return workflow.open_case(
-        "case-1",
-        "dm:adult:kid",
-        summary(severity),
-        ["adult", "kid"],
-        ["rec-1"],
-        now=T0,
-        sla=DEFAULT_SLA,
-    )
+from tests.support.cases import T0, new_case
 
 
 def test_group_key_is_conversation_plus_subject() -> None:

@@ -8,41 +8,10 @@ from chatguard.cases import workflow
 from chatguard.cases.model import (
     DEFAULT_SLA,
     Bounds,
-    Case,
     CaseError,
-    EscalationSummary,
     Status,
 )
-
-T0 = 1_700_000_000.0
-
-
-def summary(
-    severity: str = "medium", category: str = "grooming", at: float = T0
-) -> EscalationSummary:
-    return EscalationSummary(
-        at=at,
-        source="detection",
-        reporter=None,
-        sender="adult",
-        severity=severity,
-        category=category,
-        risk=9.5,
-        signals=("secrecy", "contact_move"),
-        reason="grooming risk 8",
-    )
-
-
-def new_case(severity: str = "medium") -> Case:
-    return workflow.open_case(
-        "case-1",
-        "dm:adult:kid",
-        summary(severity),
-        ["adult", "kid"],
-        ["rec-1"],
-        now=T0,
-        sla=DEFAULT_SLA,
-    )
+from tests.support.cases import T0, new_case, summary
 
 
 def test_open_case_sets_sla_subject_and_history() -> None:

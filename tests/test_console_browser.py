@@ -14,7 +14,6 @@ under CI=true, where it fails.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ import websockets
 
 from chatguard.app import ChatGuard
 from chatguard_examples.chat_service import ChatService
+from tests.support.clients import dm, recv_type
 from tests.support.console import PASSWORD
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import unit
@@ -51,19 +51,6 @@ def chromium_or_skip() -> str:
             pytest.fail("chromium is not installed (tools/debian-packages.txt)")
         pytest.skip("chromium is not installed (run tools/ensure-packages)")
     return path
-
-
-async def recv_type(ws: Client, kind: str, within: float = 5.0) -> dict[str, Any]:
-    async with asyncio.timeout(unit(within)):
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame.get("type") == kind:
-                assert isinstance(frame, dict)
-                return frame
-
-
-async def dm(ws: Client, to: str, text: str) -> None:
-    await ws.send(json.dumps({"type": "dm", "to": to, "text": text}))
 
 
 @pytest_asyncio.fixture

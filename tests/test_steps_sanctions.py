@@ -4,7 +4,6 @@ websockets clients, and (for replicas) two relays on one real Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,24 +20,11 @@ from chatguard.pipeline import Findings, SessionContext
 from chatguard.steps.handoff import EscalationRequest
 from chatguard.steps.sanctions import SanctionsStep
 from chatguard.stores import MemoryStore, RedisStore, Sanction, SanctionKind
+from tests.support.clients import dm, nothing_of, recv_type
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
 Client = websockets.ClientConnection
-
-
-async def recv_type(ws: Client, kind: str, within: float = 3.0) -> dict[str, Any]:
-    async with asyncio.timeout(unit(within)):
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame.get("type") == kind:
-                assert isinstance(frame, dict)
-                return frame
-
-
-async def nothing_of(ws: Client, kind: str, within: float = 0.4) -> None:
-    with pytest.raises(TimeoutError):
-        await recv_type(ws, kind, within)
 
 
 async def connect(guard: ChatGuard, user: str, age: int | None = None) -> Client:
@@ -52,10 +38,6 @@ async def closed(ws: Client) -> tuple[int | None, str | None]:
     async with asyncio.timeout(unit(3)):
         await ws.wait_closed()
     return ws.close_code, ws.close_reason
-
-
-async def dm(ws: Client, to: str, text: str) -> None:
-    await ws.send(json.dumps({"type": "dm", "to": to, "text": text}))
 
 
 async def started(

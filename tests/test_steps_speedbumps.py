@@ -14,32 +14,11 @@ from chatguard.app import ChatGuard
 from chatguard.events import Notice
 from chatguard.following import message_key
 from chatguard.relay.delivery import Directive
+from tests.support.clients import dm, nothing_of, recv, recv_type
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
 Client = websockets.ClientConnection
-
-
-async def recv(ws: Client, within: float = 3.0) -> dict[str, Any]:
-    async with asyncio.timeout(unit(within)):
-        frame = json.loads(await ws.recv())
-    assert isinstance(frame, dict)
-    return frame
-
-
-async def recv_type(ws: Client, kind: str, within: float = 3.0) -> dict[str, Any]:
-    """The next frame of type ``kind``, skipping others."""
-    async with asyncio.timeout(unit(within)):
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame.get("type") == kind:
-                assert isinstance(frame, dict)
-                return frame
-
-
-async def nothing_of(ws: Client, kind: str, within: float = 0.4) -> None:
-    with pytest.raises(TimeoutError):
-        await recv_type(ws, kind, within)
 
 
 async def guarded(
@@ -60,10 +39,6 @@ async def connect(
     ws = await websockets.connect(ws_url(guard, query))
     assert (await recv(ws))["type"] == "welcome"
     return ws
-
-
-async def dm(ws: Client, to: str, text: str) -> None:
-    await ws.send(json.dumps({"type": "dm", "to": to, "text": text}))
 
 
 async def test_a_child_is_warned_when_an_adult_asks_to_move_apps(
