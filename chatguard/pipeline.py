@@ -152,6 +152,8 @@ class ControlStep:
                 log.exception("command handler failed")
                 verdict = Verdict(inject=(error_notice("that command failed"),))
             return replace(verdict, forward=False, replacement=None)
+        if (event.control or {}).get("type") == COMMAND_TYPE:
+            return await self._service_command(event, session)
         kind: Any = event.control or {}
         for part in self.type_path:
             kind = kind.get(part) if isinstance(kind, Mapping) else None
@@ -165,6 +167,32 @@ class ControlStep:
         verdict = await handler(event, session)
         # Whatever the handler says, a control frame never goes upstream.
         return replace(verdict, forward=False, replacement=None)
+
+
+    async def _service_command(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        """A command addressed to ChatGuard's service name (``/msg ChatGuard send``).
+
+        Protocols without control frames (IRC, XMPP) decode such messages as
+        control events of type ``chatguard.command`` with the command word in
+        ``command``; they run the same handlers as ``/send`` text commands,
+        and are never forwarded, known or not.
+        """
+        name = str((event.control or {}).get("command", "")).lower()
+        handler = self.commands.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.commands)) or "none"
+            return Verdict(
+                forward=False,
+                inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
+                reason="control",
+            )
+        verdict = await handler(event, session)
+        return replace(verdict, forward=False, replacement=None)
+
+
+#: The control type of a command addressed to the service name (see
+#: ``ControlStep._service_command``).
+COMMAND_TYPE = "chatguard.command"
 
 
 def error_notice(text: str) -> Inject:
