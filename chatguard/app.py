@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -22,15 +23,20 @@ from pathlib import Path
 from aiohttp import web
 
 from .admin import admin_app
-from .codecs import JsonChatCodec
+from .codecs import Codec, JsonChatCodec
+from .codecs.irc import IrcCodec
 from .config import Config
 from .directory import Directory
+from .events import Identity
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
 from .metrics import Metrics
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
+from .relay.core import SessionCore
 from .relay.delivery import Deliveries
+from .relay.ircws import IrcWebSocketBridge
+from .relay.tcp import IrcUpstream, TcpRelay
 from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
 from .steps.policy import PolicyStep
 from .steps.speedbumps import HoldPolicy, SpeedBumpStep
@@ -54,7 +60,7 @@ class ChatGuard:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
         self.metrics = Metrics()
-        self.codec = JsonChatCodec.from_name_or_path(config.codec.mapping)
+        self.codec: Codec = _codec(config)
         self.identity = IdentityResolver(config.identity)
         self._own_store = store is None
         self.store = store or open_store(
@@ -64,13 +70,13 @@ class ChatGuard:
             max_keys=config.store.max_keys,
             clock=time.time,
         )
-        self.deliveries = Deliveries(self.store, lambda: self.relay.sessions, self.metrics)
+        self.deliveries = Deliveries(self.store, self._sessions, self.metrics)
         self.directory = Directory(self.store)
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
         # Without a policy pack the pipeline only consumes control frames.
-        self.control = ControlStep(type_field=".".join(self.codec.type_path))
+        self.control = ControlStep(type_field=".".join(getattr(self.codec, "type_path", ["type"])))
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         policy_steps: dict[str, Step] = {}
@@ -81,17 +87,56 @@ class ChatGuard:
         self.pipeline = Pipeline(
             {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
         )
+        irc = config.codec.type == "irc"
+        record = self._record_attested if irc else self.directory.record
+        bridge = None
+        if irc:
+            bridge = IrcWebSocketBridge(config, self.codec, self.pipeline, self.metrics)
         self.relay = Relay(
-            config, self.codec, self.pipeline, self.metrics, self.identity, self.directory.record
+            config, self.codec, self.pipeline, self.metrics, self.identity, record, bridge
         )
+        # IRC clients over TCP: their own listener, the same pipeline.
+        self.irc_relay: TcpRelay | None = None
+        if irc and config.irc.listen.enabled:
+            self.irc_relay = TcpRelay(config, self.codec, self.pipeline, self.metrics, record)
         self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
             self.metrics,
-            {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
+            {
+                "upstream": (
+                    IrcUpstream(config, self.metrics).reachable
+                    if irc
+                    else self.relay.upstream_reachable
+                ),
+                "store": self.store.ping,
+            },
         )
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+        self.irc_address: tuple[str, int] | None = None
+
+    def _sessions(self) -> list[SessionCore]:
+        """Every live session of this instance, on every listener."""
+        out: list[SessionCore] = list(self.relay.sessions)
+        if self.irc_relay is not None:
+            out.extend(self.irc_relay.sessions)
+        return out
+
+    async def _record_attested(self, identity: Identity) -> Identity | None:
+        """An IRC server attests a nick, not an age band.
+
+        An identity that carries a band (gateway header, JWT) records it; a
+        bare nick takes the band the operator's systems wrote to the
+        directory for that nick, and never overwrites it.
+        """
+        if "age_band" in identity.attrs:
+            await self.directory.record(identity)
+            return None
+        band = await self.directory.age_band(identity.user_id)
+        if band == "unknown":
+            return None
+        return dataclasses.replace(identity, attrs={**identity.attrs, "age_band": band})
 
     def _policy_steps(self, evidence: EvidenceSink, escalations: EscalationSink) -> dict[str, Step]:
         cfg = self.config
@@ -148,7 +193,7 @@ class ChatGuard:
         while True:
             await asyncio.sleep(interval)
             now = time.time()
-            for session in list(self.relay.sessions):
+            for session in self._sessions():
                 for held in session.context.holds.expired(now):
                     for item in self.speedbumps.settle(held, expired=True):
                         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -169,6 +214,8 @@ class ChatGuard:
         self.relay_address = await self._listen(self.relay.app, cfg.listen.host, cfg.listen.port)
         if cfg.admin.enabled:
             self.admin_address = await self._listen(self.admin, cfg.admin.host, cfg.admin.port)
+        if self.irc_relay is not None:
+            self.irc_address = await self.irc_relay.start()
 
     async def _listen(self, app: web.Application, host: str, port: int) -> tuple[str, int]:
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
@@ -181,6 +228,8 @@ class ChatGuard:
 
     async def stop(self) -> None:
         """Drain sessions (bounded), then release everything."""
+        if self.irc_relay is not None:
+            await self.irc_relay.stop(self.config.limits.drain_timeout)
         drained = await self.relay.drain(self.config.limits.drain_timeout)
         if not drained:
             log.warning("%d sessions still open after the drain timeout", len(self.relay.sessions))
@@ -222,3 +271,16 @@ class ChatGuard:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def _codec(config: Config) -> Codec:
+    """The codec ``codec.type`` names."""
+    if config.codec.type == "irc":
+        irc = config.irc
+        return IrcCodec(
+            irc.service_name,
+            service_host=irc.service_host,
+            max_line_bytes=irc.max_line_bytes,
+            max_tag_bytes=irc.max_tag_bytes,
+        )
+    return JsonChatCodec.from_name_or_path(config.codec.mapping)

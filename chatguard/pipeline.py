@@ -168,7 +168,6 @@ class ControlStep:
         # Whatever the handler says, a control frame never goes upstream.
         return replace(verdict, forward=False, replacement=None)
 
-
     async def _service_command(self, event: ChatEvent, session: SessionContext) -> Verdict:
         """A command addressed to ChatGuard's service name (``/msg ChatGuard send``).
 

@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.support.probe",
     "tests.support.relay",
     "tests.support.pack",
+    "tests.support.ngircd",
+    "tests.support.ircclient",
 ]
 
 _PROXY_VARIABLES = (

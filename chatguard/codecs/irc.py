@@ -128,7 +128,7 @@ def _split_ctcp(text: str) -> tuple[str | None, str]:
 
 
 class IrcSession(CodecSession):
-    __slots__ = ("codec", "identity", "use_welcome", "nick", "account")
+    __slots__ = ("account", "codec", "identity", "nick", "use_welcome")
 
     def __init__(self, codec: IrcCodec, identity: Identity | None, use_welcome: bool) -> None:
         self.codec = codec
@@ -303,8 +303,8 @@ class IrcSession(CodecSession):
             text = f"{text} (reply /msg {name} send  or  /msg {name} cancel)"
         elif notice.kind == "error":
             text = f"error: {text}"
-        head = f":{codec.service_prefix} NOTICE {ircline.clean_word(target)} :[{codec.service_name}] "
+        to = ircline.clean_word(target)
+        head = f":{codec.service_prefix} NOTICE {to} :[{codec.service_name}] "
         room = MAX_LINE_BYTES - 2 - len(head.encode("utf-8"))
         body = ircline.truncate_utf8(ircline.clean_text(text), max(room, 0))
         return (head + body).encode("utf-8")
-

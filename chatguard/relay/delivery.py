@@ -29,7 +29,7 @@ from typing import Any
 from ..events import Inject, Notice, Severity, Side
 from ..metrics import Metrics
 from ..stores import Store, StoreError
-from .session import RelaySession
+from .core import SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Deliveries:
     def __init__(
         self,
         store: Store,
-        sessions: Callable[[], Iterable[RelaySession]],
+        sessions: Callable[[], Iterable[SessionCore]],
         metrics: Metrics,
     ) -> None:
         self.store = store

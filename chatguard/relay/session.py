@@ -1,8 +1,8 @@
 """One relayed WebSocket pair: a client leg and its upstream leg.
 
 What it owns: the two pumps that move frames between the legs, handing each
-decodable frame to the pipeline and carrying out its verdict, plus relaying
-the liveness (ping/pong) and closing handshakes end to end.
+frame to the shared core (``core.py``: decode, pipeline, verdict), plus
+relaying the liveness (ping/pong) and closing handshakes end to end.
 
 Invariants:
 
@@ -24,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from ..codecs import CodecSession
-from ..codecs.base import UNSURE
-from ..events import ChatEvent, Frame, Identity, Inject, Notice, Side, Verdict
+from ..events import Frame, Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
+from .core import IdentityHook, SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +42,14 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_BAD_GATEWAY = 1014
 
 Leg = web.WebSocketResponse | ClientWebSocketResponse
-IdentityHook = Callable[[Identity], Awaitable[None]]
+__all__ = ["IdentityHook", "Leg", "RelaySession", "wire_code"]
 
 
 def wire_code(code: int | None) -> int:
     return 1000 if code is None or code in _UNSENDABLE else code
 
 
-class RelaySession:
+class RelaySession(SessionCore):
     """Pumps frames between ``client`` and ``upstream`` until either closes."""
 
     def __init__(
@@ -63,14 +62,8 @@ class RelaySession:
         metrics: Metrics,
         on_identity: IdentityHook | None = None,
     ) -> None:
+        super().__init__(codec, pipeline, context, metrics, on_identity)
         self.legs: dict[Side, Leg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
-        self.codec = codec
-        self.pipeline = pipeline
-        self.context = context
-        self.metrics = metrics
-        self.on_identity = on_identity
-        self.last_activity = time.monotonic()
-        self.close_cause: str | None = None
         # Set once either side, or the sidecar, has begun closing: from then
         # on a leg reporting itself gone is the handshake finishing, not a loss.
         self._ending = False
@@ -119,7 +112,7 @@ class RelaySession:
                     self.last_activity = time.monotonic()
                     frames.inc()
                     nbytes.inc(len(msg.data))
-                    await self._relay(msg.data, origin, target)
+                    await self.relay_frame(msg.data, origin)
                 elif kind is WSMsgType.PING:
                     self.last_activity = time.monotonic()
                     await target.ping(msg.data)
@@ -136,49 +129,11 @@ class RelaySession:
             # finishes the session.
             log.debug("session %s: %s pump ended: %s", self.context.session_id, origin.value, exc)
 
-    async def _relay(self, data: Frame, origin: Side, target: Leg) -> None:
-        kind = self.codec.sniff(data, origin)
-        if kind is None:
-            await _send(target, data)
-            return
-        if kind is not UNSURE and not self.pipeline.wants(origin, kind):
-            # Nothing acts on this kind: count it and pass it on unparsed.
-            self.metrics.event_counter(kind.value, origin.value).inc()
-            await _send(target, data)
-            return
-        event = self.codec.decode(data, origin)
-        if origin is Side.UPSTREAM and self.codec.identity is not self.context.identity:
-            # The upstream just attested who this connection is.
-            self.context.identity = self.codec.identity
-            if self.on_identity is not None and self.context.identity is not None:
-                await self.on_identity(self.context.identity)
-        if event is None:
-            await _send(target, data)
-            return
-        self.metrics.event_counter(event.kind.value, origin.value).inc()
-        verdict = await self.pipeline.run(event, self.context)
-        await self._apply(verdict, event, target)
+    async def send(self, toward: Side, frame: Frame) -> None:
+        await _send(self.legs[toward], frame)
 
-    async def _apply(self, verdict: Verdict, event: ChatEvent, target: Leg) -> None:
-        if verdict.forward:
-            if verdict.replacement is not None:
-                self.metrics.verdicts.labels(effect="replaced").inc()
-                await _send(target, verdict.replacement)
-            else:
-                await _send(target, event.raw)
-        else:
-            self.metrics.verdicts.labels(effect="dropped").inc()
-        for item in verdict.inject:
-            self.metrics.verdicts.labels(effect="injected").inc()
-            await self.inject(item)
-
-    async def inject(self, item: Inject) -> None:
-        """Send an injected frame or notice toward one side."""
-        payload = item.payload
-        frame = self.codec.render(payload) if isinstance(payload, Notice) else payload
-        leg = self.legs[item.toward]
-        if not leg.closed:
-            await _send(leg, frame)
+    def leg_open(self, side: Side) -> bool:
+        return not self.legs[side].closed
 
     async def _relay_close(self, origin: Side, code: int | None, reason: str) -> None:
         """Carry a closing handshake from ``origin`` to the other leg and back."""
