@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +32,19 @@ def irc_settings(server: Ngircd, **irc: Any) -> dict[str, Any]:
     return base
 
 
-@pytest.fixture(scope="module")
-def pack_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data directory per module, so the default pack is compiled once."""
-    return tmp_path_factory.mktemp("irc-pack-data")
-
-
 async def irc_guard(
     make_guard: GuardFactory, server: Ngircd, *, pack: Path | None = None, **irc: Any
 ) -> ChatGuard:
     extra: dict[str, Any] = {"codec": {"type": "irc"}, "irc": irc_settings(server, **irc)}
     if pack is not None:
-        # The default policies/ pack and banner catalogue, as shipped.
-        extra["policy"] = {"directory": str(ROOT / "policies"), "watch": False}
+        # The default policies/ pack and banner catalogue as shipped, with
+        # its English rules only and the portable matcher: loading all six
+        # languages would make this the slowest test of the suite, and the
+        # wiring under test is the same.
+        shutil.copy(ROOT / "policies" / "policy.yaml", pack / "policy.yaml")
+        shutil.copytree(ROOT / "policies" / "en", pack / "en")
+        extra["policy"] = {"directory": str(pack), "watch": False, "backend": "fallback"}
         extra["banners"] = {"directory": str(ROOT / "banners")}
-        extra["data_dir"] = str(pack)
     return await make_guard("ws://127.0.0.1:9", **extra)
 
 
@@ -80,9 +79,7 @@ async def test_channel_and_direct_messages_cross_unchanged(
     event = await ann.wait_for("privmsg")
     assert str(event.source).startswith("ben!")
     assert event.arguments == ["hello ann"]
-    assert guard.metrics.registry.get_sample_value(
-        "chatguard_connections_open"
-    ) == pytest.approx(2)
+    assert guard.metrics.registry.get_sample_value("chatguard_connections_open") == pytest.approx(2)
 
 
 async def test_identity_is_the_nick_the_server_welcomed_and_follows_renames(
@@ -98,8 +95,7 @@ async def test_identity_is_the_nick_the_server_welcomed_and_follows_renames(
     assert session.context.identity.source == "welcome"
     user.connection.nick("Cleo2")
     await eventually(
-        lambda: session.context.identity is not None
-        and session.context.identity.user_id == "cleo2"
+        lambda: session.context.identity is not None and session.context.identity.user_id == "cleo2"
     )
     assert session.context.peer == "127.0.0.1"
 
@@ -107,54 +103,49 @@ async def test_identity_is_the_nick_the_server_welcomed_and_follows_renames(
 # -- policy through the relay -----------------------------------------------------
 
 
-async def test_off_platform_warning_reaches_the_minor(
-    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory, pack_data: Path
+async def test_default_pack_warns_the_minor_captures_evidence_and_holds(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory, tmp_path: Path
 ) -> None:
-    guard = await irc_guard(make_guard, ngircd, pack=pack_data)
+    # One guard for the three scenarios: loading the full default pack is
+    # the slow part of this test.
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    guard = await irc_guard(make_guard, ngircd, pack=pack)
     await minor(guard, "kid1")
     host, port = address(guard)
     kid = await irc_user(host, port, "kid1")
     stranger = await irc_user(host, port, "stranger1")
+
+    # 1. A stranger asks the child to move to another app: the child is warned.
     stranger.connection.privmsg("kid1", "add me on snapchat")
-    banner = await kid.wait_for(
-        "privnotice", lambda e: str(e.source).startswith("ChatGuard!")
-    )
+    banner = await kid.wait_for("privnotice", lambda e: str(e.source).startswith("ChatGuard!"))
     assert banner.arguments[0].startswith("[ChatGuard] ")
     # The message itself still arrives (a banner is a speed bump, not a block).
     await kid.wait_for("privmsg", lambda e: e.arguments == ["add me on snapchat"])
-    # Asking the child for pictures is captured as evidence, with the raw
+
+    # 2. Asking the child for pictures is captured as evidence, with the raw
     # line exactly as it crossed the wire.
     stranger.connection.privmsg("kid1", "send me a pic")
-    await kid.wait_for("privmsg", lambda e: e.arguments == ["send me a pic"])
     await eventually(lambda: bool(guard.recorded.captures))
     capture = guard.recorded.captures[-1]
     assert capture.frame == b"PRIVMSG kid1 :send me a pic"
     assert capture.sender == "stranger1"
     assert capture.conversation == "dm:kid1:stranger1"
 
-
-async def test_a_hold_waits_for_send_to_the_service_name(
-    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory, pack_data: Path
-) -> None:
-    guard = await irc_guard(make_guard, ngircd, pack=pack_data)
-    await minor(guard, "kid2")
-    host, port = address(guard)
-    kid = await irc_user(host, port, "kid2")
-    friend = await irc_user(host, port, "friend2")
-    kid.connection.privmsg("friend2", "its 555 867 5309")
-    prompt = await kid.wait_for("privnotice", lambda e: str(e.source).startswith("ChatGuard!"))
-    assert "/msg ChatGuard send" in prompt.arguments[0]
-    await friend.sync()
-    assert friend.texts("privmsg") == []
+    # 3. The child is about to send a phone number: held until they confirm
+    # with a message to the service name, which never reaches the server.
+    kid.connection.privmsg("stranger1", "its 555 867 5309")
+    prompt = await kid.wait_for("privnotice", lambda e: "/msg ChatGuard send" in e.arguments[0])
+    assert str(prompt.source).startswith("ChatGuard!")
+    await stranger.sync()
+    assert "its 555 867 5309" not in stranger.texts("privmsg")
     kid.connection.privmsg("ChatGuard", "send")
-    await friend.wait_for("privmsg", lambda e: e.arguments == ["its 555 867 5309"])
-    # The command itself never reached the server: no "No such nick" for it.
+    await stranger.wait_for("privmsg", lambda e: e.arguments == ["its 555 867 5309"])
     await kid.sync()
     assert kid.of("nosuchnick") == []
-    assert metric(guard, "chatguard_holds_total") == 0  # no such unlabelled sample
-    held = guard.metrics.registry.get_sample_value("chatguard_holds_total", {"outcome": "held"})
-    sent = guard.metrics.registry.get_sample_value("chatguard_holds_total", {"outcome": "sent"})
-    assert (held, sent) == (1, 1)
+    sample = guard.metrics.registry.get_sample_value
+    assert sample("chatguard_holds_total", {"outcome": "held"}) == 1
+    assert sample("chatguard_holds_total", {"outcome": "sent"}) == 1
 
 
 async def test_commands_to_the_service_name_are_never_forwarded(
@@ -187,3 +178,150 @@ async def test_a_close_directive_ends_the_session_with_an_irc_error(
     raw.close()
     # The other user's session goes on.
     await other.sync()
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+def bad_lines(guard: ChatGuard, problem: str, action: str) -> float:
+    value = guard.metrics.registry.get_sample_value(
+        "chatguard_irc_bad_lines_total", {"origin": "client", "problem": problem, "action": action}
+    )
+    return 0.0 if value is None else value
+
+
+async def test_long_lines_nul_and_bare_cr_are_refused_and_the_session_goes_on(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    guard = await irc_guard(make_guard, ngircd, hard_line_bytes=9000)
+    host, port = address(guard)
+    raw = await RawIrc.connect(host, port, "gil")
+    hal = await irc_user(host, port, "hal")
+    await raw.send(b"PRIVMSG hal :" + b"a" * 600)
+    await raw.expect(lambda line: b"line too long" in line)
+    # Far over the hard limit: never buffered whole, refused, session intact.
+    await raw.send_bytes(b"PRIVMSG hal :" + b"b" * 50_000 + b"\r\n")
+    await raw.send(b"PRIVMSG hal :with\0nul", b"PRIVMSG hal :hi\rPRIVMSG hal :smuggled")
+    await eventually(lambda: bad_lines(guard, "bad_byte", "refuse") == 2)
+    assert bad_lines(guard, "too_long", "refuse") == 2
+    await raw.send(b"PRIVMSG hal :still here")
+    await hal.wait_for("privmsg", lambda e: e.arguments == ["still here"])
+    assert hal.texts("privmsg") == ["still here"]
+    raw.close()
+
+
+async def test_long_lines_pass_when_configured(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    guard = await irc_guard(
+        make_guard, ngircd, max_line_bytes=100, on_long_line="pass", on_bad_byte="pass"
+    )
+    host, port = address(guard)
+    ida = await irc_user(host, port, "ida")
+    jon = await irc_user(host, port, "jon")
+    text = "c" * 150
+    ida.connection.privmsg("jon", text)
+    await jon.wait_for("privmsg", lambda e: e.arguments == [text])
+    assert bad_lines(guard, "too_long", "pass") == 1
+
+
+async def test_one_client_flooding_garbage_does_not_disturb_another(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    guard = await irc_guard(make_guard, ngircd)
+    host, port = address(guard)
+    kim = await irc_user(host, port, "kim", join="#calm")
+    lou = await irc_user(host, port, "lou", join="#calm")
+    garbage = await RawIrc.connect(host, port)
+    await garbage.send_bytes(bytes(range(256)) * 40 + b"\n" + b"\xff\xfe :::: @@@ \r\n" * 50)
+    kim.connection.privmsg("#calm", "all good")
+    await lou.wait_for("pubmsg", lambda e: e.arguments == ["all good"])
+    garbage.close()
+
+
+async def test_latin1_text_crosses_byte_for_byte(make_guard: GuardFactory, ngircd: Ngircd) -> None:
+    guard = await irc_guard(make_guard, ngircd)
+    host, port = address(guard)
+    sender = await RawIrc.connect(host, port, "max")
+    receiver = await RawIrc.connect(host, port, "ned")
+    await sender.send(b"PRIVMSG ned :caf\xe9 cr\xe8me")
+    line = await receiver.expect(lambda line: b"PRIVMSG ned" in line)
+    assert line.endswith(b":caf\xe9 cr\xe8me")
+    sender.close()
+    receiver.close()
+
+
+# -- limits and TLS ----------------------------------------------------------------
+
+
+async def test_connections_over_the_limit_get_an_irc_error(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    guard = await make_guard(
+        "ws://127.0.0.1:9",
+        codec={"type": "irc"},
+        irc=irc_settings(ngircd),
+        limits={"max_connections": 1},
+    )
+    host, port = address(guard)
+    await irc_user(host, port, "oli")
+    refused = await RawIrc.connect(host, port)
+    await refused.expect(lambda line: line == b"ERROR :Closing link: too many connections")
+    assert await refused.closed()
+    refused.close()
+    sample = guard.metrics.registry.get_sample_value
+    assert sample("chatguard_connections_refused_total", {"reason": "limit"}) == 1
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_toward_clients_with_the_configured_certificate(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory, tmp_path: Path
+) -> None:
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    guard = await irc_guard(make_guard, ngircd, listen={"tls_cert": str(cert), "tls_key": str(key)})
+    host, port = address(guard)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    pia = await irc_user(host, port, "pia", tls=context)
+    pia.connection.privmsg("pia", "over tls")
+    await pia.wait_for("privmsg", lambda e: e.arguments == ["over tls"])
+    plain = await RawIrc.connect(host, port)
+    await plain.send(b"NICK quin", b"USER quin 0 * :q")
+    assert await plain.closed()
+    assert not any(b" 001 " in line for line in plain.lines)
+    plain.close()

@@ -155,4 +155,3 @@ class RawIrc:
 
     def close(self) -> None:
         self.writer.close()
-
