@@ -84,13 +84,13 @@ class IrcCodec(Codec):
 
         ``too_long``: over ``max_line_bytes`` (CR LF counted) apart from its
         tags, or tags over ``max_tag_bytes``. ``bad_byte``: a NUL or a bare
-        CR inside the line, which some servers read as a line end the relay
-        would not have seen.
+        CR (or, in a WebSocket message, an LF) inside the line, which a server
+        may read as a line end the relay would not have seen.
         """
         tags = ircline.tags_length(line)
         if tags > self.max_tag_bytes or len(line) - tags + 2 > self.max_line_bytes:
             return "too_long"
-        if b"\0" in line or b"\r" in line:
+        if b"\0" in line or b"\r" in line or b"\n" in line:
             return "bad_byte"
         return None
 
