@@ -25,6 +25,7 @@ from chatguard.events import (
 )
 from chatguard.metrics import Metrics
 from chatguard.pipeline import (
+    COMMAND_TYPE,
     ORDER,
     ControlStep,
     Findings,
@@ -491,3 +492,38 @@ def test_error_notice_goes_to_the_client() -> None:
     assert inject == Inject(
         Side.CLIENT, Notice(kind="error", text="nope", severity=Severity.WARNING)
     )
+
+
+async def test_commands_to_the_service_name_run_the_text_command_handlers(
+    session: SessionContext,
+) -> None:
+    seen: list[str | None] = []
+
+    async def on_send(event: ChatEvent, ctx: SessionContext) -> Verdict:
+        seen.append(event.text)
+        return Verdict(forward=True, inject=(Inject(Side.UPSTREAM, "held frame"),))
+
+    step = ControlStep()
+    step.register_command("send", on_send)
+    event = ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        b"PRIVMSG ChatGuard :SEND",
+        sender="alice",
+        text="/SEND",
+        control={"type": COMMAND_TYPE, "command": "send", "args": ""},
+    )
+    verdict = await step(event, session, Findings())
+    assert seen == ["/SEND"]
+    assert verdict.forward is False
+    assert verdict.inject == (Inject(Side.UPSTREAM, "held frame"),)
+    unknown = ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        b"PRIVMSG ChatGuard :dance",
+        sender="alice",
+        control={"type": COMMAND_TYPE, "command": "dance"},
+    )
+    refused = await step(unknown, session, Findings())
+    assert refused.forward is False
+    assert refused.inject == (error_notice("unknown command 'dance' (known: send)"),)
