@@ -41,3 +41,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
+
+# irctest against ngIRCd directly and through ChatGuard (about 20 minutes; not
+# part of `make test`). IRCTEST_DIR=/path/to/checkout to use an existing checkout.
+.PHONY: irctest
+irctest: $(STAMP) packages
+	tools/run-irctest
