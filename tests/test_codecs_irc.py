@@ -251,3 +251,12 @@ def test_text_frames_are_read_as_utf8_lines() -> None:
     assert event.text == "h\u00e9llo"
     rewritten = s.rewrite_text(event, "x")
     assert rewritten == "PRIVMSG #kids :x"
+
+
+def test_nobody_may_take_the_service_name() -> None:
+    codec = IrcCodec()
+    reply = codec.reserved(b"NICK :chatGUARD")
+    assert reply is not None
+    assert reply.startswith(b":ChatGuard 432 * ChatGuard :")
+    assert codec.reserved(b"NICK ChatGuard2") is None
+    assert codec.reserved(b"PRIVMSG ChatGuard :hi") is None

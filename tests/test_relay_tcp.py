@@ -325,3 +325,67 @@ async def test_tls_toward_clients_with_the_configured_certificate(
     assert await plain.closed()
     assert not any(b" 001 " in line for line in plain.lines)
     plain.close()
+
+
+async def test_the_service_name_cannot_be_taken(make_guard: GuardFactory, ngircd: Ngircd) -> None:
+    guard = await irc_guard(make_guard, ngircd)
+    raw = await RawIrc.connect(*address(guard))
+    await raw.send(b"NICK ChatGuard", b"USER x 0 * :x")
+    await raw.expect(lambda line: b" 432 * ChatGuard " in line)
+    await raw.send(b"NICK notguard")
+    await raw.expect(lambda line: b" 001 notguard " in line)
+    raw.close()
+
+
+async def test_a_proxy_header_names_the_client_address(
+    make_guard: GuardFactory, ngircd: Ngircd
+) -> None:
+    guard = await irc_guard(make_guard, ngircd, listen={"proxy_protocol": True})
+    host, port = address(guard)
+    raw = await RawIrc.connect(host, port)
+    await raw.send(b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 6667", b"NICK rae", b"USER r 0 * :r")
+    await raw.expect(lambda line: b" 001 rae " in line)
+    assert guard.irc_relay is not None
+    (session,) = guard.irc_relay.sessions
+    assert session.context.peer == "203.0.113.7"
+    raw.close()
+    # Without the header, the connection is refused before reaching the server.
+    bare = await RawIrc.connect(host, port)
+    await bare.send(b"NICK sam", b"USER s 0 * :s")
+    await bare.expect(lambda line: line == b"ERROR :Closing link: expected a PROXY header")
+    assert await bare.closed()
+    bare.close()
+
+
+async def test_idle_sessions_are_closed_and_stop_drains(
+    make_guard: GuardFactory, ngircd: Ngircd
+) -> None:
+    guard = await make_guard(
+        "ws://127.0.0.1:9",
+        codec={"type": "irc"},
+        irc=irc_settings(ngircd),
+        limits={"idle_timeout": 0.4},
+    )
+    host, port = address(guard)
+    idle = await RawIrc.connect(host, port, "tom")
+    await idle.expect(lambda line: line.startswith(b"ERROR :Closing link: idle timeout"), 5)
+    assert await idle.closed()
+    idle.close()
+    busy = await RawIrc.connect(host, port, "uma")
+    assert guard.irc_relay is not None
+    assert await guard.irc_relay.stop(2.0)
+    await busy.expect(lambda line: line == b"ERROR :Closing link: server shutting down")
+    assert await busy.closed()
+    busy.close()
+    sample = guard.metrics.registry.get_sample_value
+    assert sample("chatguard_session_closes_total", {"cause": "idle"}) == 1
+    assert sample("chatguard_session_closes_total", {"cause": "drain"}) == 1
+
+
+def test_the_example_configuration_loads() -> None:
+    from chatguard import config
+
+    cfg = config.load(ROOT / "examples" / "irc" / "chatguard.yaml", env={})
+    assert cfg.codec.type == "irc"
+    assert cfg.irc.upstream.port == 6668
+    assert (ROOT / cfg.policy.directory).is_dir()

@@ -94,6 +94,24 @@ class IrcCodec(Codec):
             return "bad_byte"
         return None
 
+    def reserved(self, line: bytes) -> bytes | None:
+        """The reply refusing a client's ``NICK`` of the service name, or None.
+
+        Nobody may take the service's name: notices from it must only ever
+        come from ChatGuard. The reply is the server's own refusal
+        (``432 ERR_ERRONEUSNICKNAME``), so clients pick another nick.
+        """
+        if _command_of(line) != "NICK":
+            return None
+        parsed = ircline.parse(line)
+        if parsed is None or not parsed.params or casefold(parsed.params[0]) != self.service_key:
+            return None
+        return ircline.serialise(
+            "432",
+            ["*", self.service_name, "Nickname is reserved for the moderation service"],
+            prefix=self.service_prefix.split("!", 1)[0],
+        )
+
 
 def _as_bytes(frame: Frame) -> bytes:
     return frame if isinstance(frame, bytes) else frame.encode("utf-8")

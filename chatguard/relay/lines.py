@@ -204,6 +204,9 @@ class LineRules:
     problem: Callable[[bytes], str | None]
     on_long_line: str = "refuse"
     on_bad_byte: str = "refuse"
+    #: A client line the sidecar answers itself instead of forwarding
+    #: (``IrcCodec.reserved``: a NICK of the service name).
+    reserved: Callable[[bytes], bytes | None] = lambda line: None
 
     def action(self, problem: str) -> str:
         return self.on_long_line if problem == "too_long" else self.on_bad_byte
@@ -289,6 +292,9 @@ class LineSession(SessionCore):
                     if action == "refuse":
                         await self._refused(origin, problem)
                         continue
+                if origin is Side.CLIENT and (reply := self.rules.reserved(line)) is not None:
+                    await self.send(Side.CLIENT, reply)
+                    continue
                 await self.relay_frame(line, origin)
         except (ConnectionError, OSError, RuntimeError) as exc:
             log.debug("session %s: %s pump ended: %s", self.context.session_id, origin.value, exc)

@@ -27,6 +27,7 @@ import ssl
 import time
 
 from ..codecs import Codec
+from ..codecs.irc import IrcCodec
 from ..config import Config
 from ..events import Side
 from ..metrics import Metrics
@@ -119,11 +120,13 @@ CHUNK_LIMIT = 65_536
 
 
 def line_rules(config: Config, codec: Codec) -> LineRules:
-    problem = getattr(codec, "problem", None)
+    if not isinstance(codec, IrcCodec):
+        return LineRules(problem=lambda line: None)
     return LineRules(
-        problem=problem if problem is not None else (lambda line: None),
+        problem=codec.problem,
         on_long_line=config.irc.on_long_line,
         on_bad_byte=config.irc.on_bad_byte,
+        reserved=codec.reserved,
     )
 
 

@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Optional
 
 from irctest.controllers.ngircd import NgircdController
 
@@ -28,19 +27,19 @@ class ChatGuardNgircdController(NgircdController):
     # software_name stays "ngIRCd": tests read it to know which of ngIRCd's
     # documented implementation choices to expect, and those do not change
     # behind the sidecar.
-    sidecar: Optional[subprocess.Popen] = None
+    sidecar: subprocess.Popen | None = None
 
     def run(
         self,
         hostname: str,
         port: int,
         *,
-        password: Optional[str],
+        password: str | None,
         ssl: bool,
         run_services: bool,
-        faketime: Optional[str],
-        websocket_hostname: Optional[str],
-        websocket_port: Optional[int],
+        faketime: str | None,
+        websocket_hostname: str | None,
+        websocket_port: int | None,
     ) -> None:
         # ngIRCd on a port of its own; the tests' port belongs to the sidecar.
         server_host, server_port = self.get_hostname_and_port()
@@ -80,9 +79,7 @@ class ChatGuardNgircdController(NgircdController):
         self._wait_listening(hostname, port, self.sidecar)
 
     @staticmethod
-    def _wait_listening(
-        host: str, port: int, process: Optional[subprocess.Popen] = None
-    ) -> None:
+    def _wait_listening(host: str, port: int, process: subprocess.Popen | None = None) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
