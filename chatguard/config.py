@@ -210,6 +210,9 @@ class IrcUpstreamConfig:
     port: int = _doc("Port of the IRC server.", 6667)
     tls: bool = _doc("Connect to the IRC server over TLS.", False)
     tls_verify: bool = _doc("Verify the IRC server's TLS certificate.", True)
+    tls_ca_file: str = _doc(
+        "PEM file of the CAs to trust for the IRC server's certificate; empty = system CAs.", ""
+    )
     tls_server_name: str = _doc(
         "Name to check the server's certificate against (SNI); empty = host.", ""
     )

@@ -15,6 +15,7 @@ from tests.support.ircclient import RawIrc, UserFactory
 from tests.support.ngircd import Ngircd
 from tests.support.relay import GuardFactory
 from tests.support.timing import eventually
+from tests.support.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -273,40 +274,6 @@ async def test_connections_over_the_limit_get_an_irc_error(
     assert sample("chatguard_connections_refused_total", {"reason": "limit"}) == 1
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_tls_toward_clients_with_the_configured_certificate(
     make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory, tmp_path: Path
 ) -> None:
@@ -389,3 +356,29 @@ def test_the_example_configuration_loads() -> None:
     assert cfg.codec.type == "irc"
     assert cfg.irc.upstream.port == 6668
     assert (ROOT / cfg.policy.directory).is_dir()
+
+
+async def test_tls_to_the_server_verifies_its_certificate(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    trusted = await irc_guard(
+        make_guard,
+        ngircd,
+        upstream={
+            "port": ngircd.tls_port,
+            "tls": True,
+            "tls_ca_file": str(ngircd.cert),
+            "tls_server_name": "localhost",
+        },
+    )
+    vic = await irc_user(*address(trusted), "vic")
+    vic.connection.privmsg("vic", "through tls")
+    await vic.wait_for("privmsg", lambda e: e.arguments == ["through tls"])
+    # A certificate nobody vouches for: the client is told, nothing is relayed.
+    untrusted = await irc_guard(make_guard, ngircd, upstream={"port": ngircd.tls_port, "tls": True})
+    raw = await RawIrc.connect(*address(untrusted))
+    await raw.expect(lambda line: line == b"ERROR :Closing link: upstream unavailable")
+    assert await raw.closed()
+    raw.close()
+    sample = untrusted.metrics.registry.get_sample_value
+    assert sample("chatguard_upstream_connect_failures_total", {"reason": "refused"}) == 1

@@ -63,7 +63,7 @@ def upstream_tls(config: Config) -> ssl.SSLContext | None:
     up = config.irc.upstream
     if not up.tls:
         return None
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=up.tls_ca_file or None)
     if not up.tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

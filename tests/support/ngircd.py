@@ -3,7 +3,8 @@
 ``ngircd`` is a session fixture: ``examples/irc/ngircd.conf`` (so the example
 never rots) with its port replaced by a free loopback port, written to a
 temporary directory and run in the foreground (``--nodaemon``); stopped by
-its pid when the session ends. Without the ``ngircd`` binary the tests that
+its pid when the session ends. It also listens for TLS on a second port, with
+a throwaway self-signed certificate for ``localhost``. Without the ``ngircd`` binary the tests that
 need it are skipped, except with ``CI=true``, where they fail.
 """
 
@@ -23,6 +24,7 @@ import pytest
 
 from tests.support.net import free_port
 from tests.support.timing import unit
+from tests.support.tls import self_signed
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "irc" / "ngircd.conf"
 
@@ -32,6 +34,8 @@ class Ngircd:
     host: str
     port: int
     log: Path
+    tls_port: int  # the same server over TLS, with the certificate in ``cert``
+    cert: Path
 
 
 def ngircd_config(port: int) -> str:
@@ -62,7 +66,10 @@ def ngircd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ngircd]:
     directory = tmp_path_factory.mktemp("ngircd")
     port = free_port()
     conf = directory / "ngircd.conf"
-    conf.write_text(ngircd_config(port), encoding="utf-8")
+    tls_port = free_port()
+    cert, key = self_signed(directory)
+    tls = f"\n[SSL]\n    CertFile = {cert}\n    KeyFile = {key}\n    Ports = {tls_port}\n"
+    conf.write_text(ngircd_config(port) + tls, encoding="utf-8")
     log = directory / "ngircd.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -70,11 +77,11 @@ def ngircd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ngircd]:
         )
     try:
         deadline = time.monotonic() + unit(10)
-        while not _listening(port):
+        while not (_listening(port) and _listening(tls_port)):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ngircd did not start: {log.read_text(errors='replace')}")
             time.sleep(0.05)
-        yield Ngircd("127.0.0.1", port, log)
+        yield Ngircd("127.0.0.1", port, log, tls_port, cert)
     finally:
         process.terminate()
         try:
