@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatguard.app import ChatGuard
-from chatguard.events import Identity
+from chatguard.events import Identity, Side
 from chatguard.relay.delivery import Directive
+from chatguard.relay.lines import TcpLineLeg
 from tests.support.ircclient import RawIrc, UserFactory
+from tests.support.net import free_port
 from tests.support.ngircd import Ngircd
 from tests.support.relay import GuardFactory
-from tests.support.timing import eventually
+from tests.support.timing import eventually, unit
 from tests.support.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,3 +387,68 @@ async def test_tls_to_the_server_verifies_its_certificate(
     raw.close()
     sample = untrusted.metrics.registry.get_sample_value
     assert sample("chatguard_upstream_connect_failures_total", {"reason": "refused"}) == 1
+
+
+async def test_readiness_checks_the_irc_server(make_guard: GuardFactory, ngircd: Ngircd) -> None:
+    import json
+
+    import aiohttp
+
+    up = await irc_guard(make_guard, ngircd)
+    down = await irc_guard(make_guard, ngircd, upstream={"port": free_port()})
+    async with aiohttp.ClientSession() as http:
+        for guard, status, ready in ((up, 200, True), (down, 503, False)):
+            async with http.get(guard.admin_url + "/readyz") as response:
+                assert response.status == status
+                assert json.loads(await response.text())["checks"]["upstream"] is ready
+
+
+async def test_a_client_that_stops_reading_holds_only_a_bounded_buffer(
+    make_guard: GuardFactory,
+) -> None:
+    # A flooding server (ngIRCd throttles its own clients, so it cannot flood
+    # fast enough to show this): it writes as fast as the sidecar reads.
+    written = 0
+    stalled = asyncio.Event()
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
+        writer.write(b":flood.test 001 sleepy :Welcome\r\n")
+        line = b":bob!b@h PRIVMSG sleepy :" + b"z" * 400 + b"\r\n"
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20_000):
+                writer.write(line)
+                try:
+                    async with asyncio.timeout(0.5):
+                        await writer.drain()
+                except TimeoutError:
+                    stalled.set()  # the sidecar stopped reading from us
+                    await writer.drain()
+                written += len(line)
+        writer.close()
+
+    server = await asyncio.start_server(flood, "127.0.0.1", 0)
+    flood_port = server.sockets[0].getsockname()[1]
+    guard = await make_guard(
+        "ws://127.0.0.1:9",
+        codec={"type": "irc"},
+        irc={"upstream": {"port": flood_port}, "listen": {"port": 0}},
+        limits={"write_buffer_bytes": 4096},
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(address(guard))
+    sock.setblocking(False)
+    _, writer = await asyncio.open_connection(sock=sock)
+    writer.transport.pause_reading()  # and never reads again
+    await asyncio.wait_for(stalled.wait(), unit(10))
+    assert guard.irc_relay is not None
+    (session,) = guard.irc_relay.sessions
+    leg = session.legs[Side.CLIENT]
+    assert isinstance(leg, TcpLineLeg)
+    # The sidecar holds at most its write buffer plus one line toward the
+    # sleeper, and stopped reading from the server: the rest waits there.
+    assert leg.writer.transport.get_write_buffer_size() <= 4096 + 512
+    assert written < 20_000 * 427
+    writer.close()
+    server.close()
