@@ -128,6 +128,9 @@ def test_messages_to_the_service_name_are_control_commands() -> None:
         assert event.control is not None
         assert event.control["type"] == COMMAND_TYPE
         assert event.control["command"] == "send"
+    mixed = s.decode(b"PRIVMSG bob,ChatGuard :send", C)
+    assert mixed is not None
+    assert mixed.kind is EventKind.CONTROL
     report = s.decode(b"PRIVMSG ChatGuard :report  he asked for pics ", C)
     assert report is not None
     assert report.control == {

@@ -16,8 +16,9 @@ Invariants:
 * Nicks and channel names in events are RFC 1459 case-folded, so ``Bob`` and
   ``bob`` are one user; the identity keeps the nick as the server spelled it
   in ``name``.
-* A client message whose only target is the service name is a ``CONTROL``
-  event: the pipeline's control step consumes it, and it never goes upstream.
+* A client message addressed to the service name (alone or among other
+  targets) is a ``CONTROL`` event: the pipeline's control step consumes it,
+  and it never goes upstream.
 * Every line this codec writes is one line: text passes ``clean_text``
   (no CR, LF or NUL) and is cut to the 512-byte line limit.
 """
@@ -187,7 +188,9 @@ class IrcSession(CodecSession):
         sender = self.identity.user_id if self.identity else None
         targets = [t for t in line.params[0].split(",") if t]
         text = line.params[-1]
-        if targets and all(casefold(t) == self.codec.service_key for t in targets):
+        # Naming the service among other targets still makes it a command:
+        # the text is meant for ChatGuard, and must not reach the others.
+        if any(casefold(t) == self.codec.service_key for t in targets):
             verb, _, args = text.strip().partition(" ")
             return ChatEvent(
                 EventKind.CONTROL,

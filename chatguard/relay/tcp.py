@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Longest PROXY protocol v1 header (the spec's own bound).
 PROXY_V1_MAX = 107
+#: StreamReader buffer bound; lines are framed by ``TcpLineLeg`` in chunks.
+CHUNK_LIMIT = 65_536
 
 
 class UpstreamUnavailable(Exception):
@@ -114,9 +116,6 @@ class IrcUpstream:
         await leg.close()
         return True
 
-
-#: StreamReader buffer bound; lines are framed by ``TcpLineLeg`` in chunks.
-CHUNK_LIMIT = 65_536
 
 
 def line_rules(config: Config, codec: Codec) -> LineRules:
