@@ -263,3 +263,9 @@ def test_nobody_may_take_the_service_name() -> None:
     assert reply.startswith(b":ChatGuard 432 * ChatGuard :")
     assert codec.reserved(b"NICK ChatGuard2") is None
     assert codec.reserved(b"PRIVMSG ChatGuard :hi") is None
+
+
+def test_the_command_type_is_the_one_the_control_step_handles() -> None:
+    from chatguard import pipeline
+
+    assert COMMAND_TYPE == pipeline.COMMAND_TYPE
