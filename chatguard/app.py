@@ -23,24 +23,36 @@ from pathlib import Path
 from aiohttp import web
 
 from .admin import admin_app
+from .audit import AuditSink, MemoryAudit
+from .cases.actions import Actions
+from .cases.book import BookLimits, CaseBook
+from .cases.model import Bounds
+from .cases.webhooks import CaseWebhooks
 from .codecs import Codec, JsonChatCodec
 from .codecs.irc import IrcCodec
 from .config import Config
 from .directory import Directory
+from .effectiveness import Observation
 from .events import Identity
+from .evidence.log import EvidenceLog
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
 from .metrics import Metrics
+from .outcome_log import OutcomeLog, OutcomeTracker
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
 from .relay.core import SessionCore
 from .relay.delivery import Deliveries
 from .relay.ircws import IrcWebSocketBridge
 from .relay.tcp import IrcUpstream, TcpRelay
+from .reports import ReportPolicy, Reports
+from .restraint import Restraint, RestraintPolicy
 from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
 from .steps.policy import PolicyStep
+from .steps.sanctions import Admission, SanctionsStep
+from .steps.showing import BannerShower
 from .steps.speedbumps import HoldPolicy, SpeedBumpStep
-from .stores import Store, open_store
+from .stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +87,28 @@ class ChatGuard:
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
         self.recorded = RecordingSink()
+        # The evidence log, when enabled, keeps captures and is the audit sink
+        # (custody and case records go into the same tamper-evident log).
+        self.evidence_log: EvidenceLog | None = None
+        self.audit: AuditSink = MemoryAudit()
+        if config.evidence.enabled:
+            self.evidence_log = EvidenceLog(
+                config.evidence, Path(config.data_dir), self.instance_id, self.metrics
+            )
+            self.audit = self.evidence_log
+            evidence = evidence or self.evidence_log
         # Without a policy pack the pipeline only consumes control frames.
-        self.control = ControlStep(type_field=".".join(getattr(self.codec, "type_path", ["type"])))
+        self.control = ControlStep(
+            type_field=".".join(getattr(self.codec, "type_path", ["type"])),
+            per_minute=config.limits.control_per_minute,
+        )
+        self.outcomes: OutcomeTracker | None = None
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
+        self._cases()
         policy_steps: dict[str, Step] = {}
         if config.policy.directory:
-            policy_steps = self._policy_steps(
-                evidence or self.recorded, escalations or self.recorded
-            )
+            policy_steps = self._policy_steps(evidence or self.recorded, escalations or self.cases)
         self.pipeline = Pipeline(
             {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
         )
@@ -93,12 +118,21 @@ class ChatGuard:
         if irc:
             bridge = IrcWebSocketBridge(config, self.codec, self.pipeline, self.metrics)
         self.relay = Relay(
-            config, self.codec, self.pipeline, self.metrics, self.identity, record, bridge
+            config,
+            self.codec,
+            self.pipeline,
+            self.metrics,
+            self.identity,
+            record,
+            admit=self.admission.check,
+            bridge=bridge,
         )
         # IRC clients over TCP: their own listener, the same pipeline.
         self.irc_relay: TcpRelay | None = None
         if irc and config.irc.listen.enabled:
-            self.irc_relay = TcpRelay(config, self.codec, self.pipeline, self.metrics, record)
+            self.irc_relay = TcpRelay(
+                config, self.codec, self.pipeline, self.metrics, record, self.admission.check
+            )
         self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
             self.metrics,
@@ -138,6 +172,52 @@ class ChatGuard:
             return None
         return dataclasses.replace(identity, attrs={**identity.attrs, "age_band": band})
 
+    def _cases(self) -> None:
+        """The case book (the escalation sink), its webhook, and sanction enforcement."""
+        cfg = self.config.cases
+        # Case changes are audited where evidence custody is: the evidence log
+        # when it is enabled, else memory.
+        audit = self.audit
+        self.webhooks = CaseWebhooks.from_config(cfg.webhook, self.metrics)
+        self.cases = CaseBook(
+            self.store,
+            audit,
+            clock=time.time,
+            sla={
+                "low": cfg.sla.low,
+                "medium": cfg.sla.medium,
+                "high": cfg.sla.high,
+                "critical": cfg.sla.critical,
+            },
+            lease=cfg.lease,
+            bounds=Bounds(
+                max_history=cfg.max_history,
+                max_notes=cfg.max_notes,
+                max_escalations=cfg.max_escalations,
+            ),
+            limits=BookLimits(
+                max_open=cfg.max_open,
+                max_done=cfg.max_done,
+                closed_ttl=cfg.closed_ttl,
+                reported_ttl=cfg.reported_ttl,
+                max_duration=cfg.max_sanction_seconds,
+                reporting_service=cfg.reporting_service or self.instance_id,
+            ),
+            actions=Actions(self.store, self.deliveries),
+            metrics=self.metrics,
+            on_new=self.webhooks.offer if self.webhooks is not None else None,
+        )
+        self.sanctions = SanctionsStep(self.store, self.metrics, self.deliveries)
+        self.admission = Admission(self.store, self.metrics)
+
+    async def _count_cases(self) -> None:
+        """Refresh the queue-depth gauge from the shared queue."""
+        while True:
+            # The gauge keeps its last value until the store is back.
+            with contextlib.suppress(StoreError):
+                await self.cases.counts()
+            await asyncio.sleep(self.config.cases.counts_interval)
+
     def _policy_steps(self, evidence: EvidenceSink, escalations: EscalationSink) -> dict[str, Step]:
         cfg = self.config
         banners = Path(cfg.banners.directory) if cfg.banners.directory else None
@@ -149,16 +229,14 @@ class ChatGuard:
             cache_dir=Path(cfg.data_dir) / "cache",
         )
         self.live.load_now()  # an invalid pack stops start-up with its errors
-        self.speedbumps = SpeedBumpStep(
-            self.deliveries,
-            self.metrics,
-            HoldPolicy(cfg.holds.timeout, cfg.holds.on_timeout),
-            default_locale=cfg.banners.default_locale,
-        )
+        self.speedbumps = self._speedbumps(evidence, escalations)
         self.control.register("chatguard.confirm", self.speedbumps.confirm)
         for command in ("send", "cancel"):
             self.control.register_command(command, self.speedbumps.command)
         return {
+            # Without a pack nothing escalates, so there are no cases and no
+            # sanctions; the pass-through pipeline keeps its unparsed fast path.
+            "sanctions": self.sanctions,
             "policy": PolicyStep(
                 self.live,
                 self.store,
@@ -168,13 +246,70 @@ class ChatGuard:
                 max_recipients=cfg.policy.max_recipients,
             ),
             "banners": self.speedbumps,
-            "evidence": CaptureStep(evidence, self.metrics),
+            "evidence": CaptureStep(
+                evidence,
+                self.metrics,
+                observe=self.evidence_log.observe if self.evidence_log is not None else None,
+            ),
             "escalate": EscalateStep(escalations, self.metrics),
         }
+
+    def _speedbumps(self, evidence: EvidenceSink, escalations: EscalationSink) -> SpeedBumpStep:
+        """Banners: restraint, outcome tracking, in-chat reports (issue 4)."""
+        b = self.config.banners
+        restraint = Restraint(
+            self.store, RestraintPolicy(b.cap, b.cap_window, b.cooldown, b.per_minute)
+        )
+        events = OutcomeLog(
+            Path(self.config.data_dir) / "banners", self.instance_id, b.log_max_bytes, b.log_keep
+        )
+        self.outcomes = OutcomeTracker(
+            self.metrics, events, window=b.outcome_window, deterrence_window=b.deterrence_window
+        )
+        shower = BannerShower(
+            self.deliveries,
+            self.directory,
+            self.metrics,
+            restraint=restraint,
+            tracker=self.outcomes,
+            default_locale=b.default_locale,
+        )
+        self.deliveries.wait = b.recipient_wait
+        self.deliveries.on_shown = lambda session, notice: shower.shown(session.context, notice)
+        r = self.config.reports
+        self.reports = Reports(
+            evidence,
+            escalations,
+            shower,
+            self.live,
+            self.store,
+            self.metrics,
+            ReportPolicy(r.per_minute, r.max_reason, r.context),
+            tracker=self.outcomes,
+        )
+        self.control.register("chatguard.report", self.reports.control)
+        self.control.register_command("report", self.reports.command)
+        return SpeedBumpStep(
+            self.deliveries,
+            self.metrics,
+            HoldPolicy(self.config.holds.timeout, self.config.holds.on_timeout),
+            default_locale=b.default_locale,
+            live=self.live,
+            store=self.store,
+            restraint=restraint,
+            tracker=self.outcomes,
+            shower=shower,
+            recipient_wait=b.recipient_wait,
+            first_contact_ttl=b.first_contact_ttl,
+        )
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         """Tasks that live as long as the relay listener."""
         tasks = [asyncio.create_task(self.deliveries.run(), name="deliveries")]
+        if self.config.cases.counts_interval > 0:
+            tasks.append(asyncio.create_task(self._count_cases(), name="case-counts"))
+        if self.webhooks is not None:
+            tasks.append(asyncio.create_task(self.webhooks.run(), name="case-webhooks"))
         if self.live is not None and self.config.policy.watch:
             interval = self.config.policy.watch_interval
             tasks.append(asyncio.create_task(self.live.watch(interval), name="policy-watch"))
@@ -194,10 +329,21 @@ class ChatGuard:
             await asyncio.sleep(interval)
             now = time.time()
             for session in self._sessions():
-                for held in session.context.holds.expired(now):
-                    for item in self.speedbumps.settle(held, expired=True):
-                        with contextlib.suppress(ConnectionError, RuntimeError):
-                            await session.inject(item)
+                # Expired holds, and banners whose message never came.
+                for item in self.speedbumps.tick(session.context, now):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await session.inject(item)
+            if self.outcomes is not None:
+                online = self._users_online()
+                for user in self.outcomes.users() - online:
+                    # Gone from the chat altogether: counts as leaving.
+                    self.outcomes.observe(user, Observation("left", now))
+                self.outcomes.sweep(now)
+
+    def _users_online(self) -> set[str]:
+        return {
+            s.context.identity.user_id for s in self._sessions() if s.context.identity is not None
+        }
 
     @property
     def relay_url(self) -> str:
@@ -211,6 +357,8 @@ class ChatGuard:
 
     async def start(self) -> None:
         cfg = self.config
+        if self.evidence_log is not None:
+            await self.evidence_log.start()
         self.relay_address = await self._listen(self.relay.app, cfg.listen.host, cfg.listen.port)
         if cfg.admin.enabled:
             self.admin_address = await self._listen(self.admin, cfg.admin.host, cfg.admin.port)
@@ -236,6 +384,11 @@ class ChatGuard:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.outcomes is not None and self.outcomes.log is not None:
+            self.outcomes.log.close()
+        if self.evidence_log is not None:
+            # After the sessions: their last captures are written, then flushed.
+            await self.evidence_log.stop()
         if self._own_store:
             await self.store.close()
 

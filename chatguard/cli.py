@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_policy import add_parser as add_policy
 
     add_policy(sub)
+    from .cli_banners import add_parser as add_banners
+
+    add_banners(sub)
+
+    from .cli_evidence import add_parser as add_evidence
+
+    add_evidence(sub)
     return parser
 
 

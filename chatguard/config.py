@@ -101,6 +101,12 @@ class LimitsConfig:
         "Largest HTTP request body reverse-proxied to the upstream; larger gets HTTP 413.",
         10_485_760,
     )
+    control_per_minute: int = _doc(
+        "Most ChatGuard control frames and commands (chatguard.*, /send, /report) one "
+        "session may send per minute; beyond it each gets an error frame and does nothing. "
+        "0 = no limit.",
+        60,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +197,44 @@ class PolicyConfig:
 class BannersConfig:
     directory: str = _doc("Banner catalogue directory (see banners/README.md).", "")
     default_locale: str = _doc("Locale used when a user's own has no text.", "en")
+    cap: int = _doc(
+        "Most times one user sees one banner per `cap_window` (a banner's own `cap` wins; "
+        "critical banners have none unless they set one).",
+        3,
+    )
+    cap_window: float = _doc("Seconds of the per-user, per-banner cap window.", 3600.0)
+    cooldown: float = _doc(
+        "Seconds before one user sees the same banner again (critical banners: 0).", 60.0
+    )
+    per_minute: int = _doc(
+        "Most banners one user sees per minute, all banners together; critical banners are "
+        "not held back by it. 0 = no limit.",
+        3,
+    )
+    recipient_wait: float = _doc(
+        "Seconds a recipient's banner waits for the message it is about to reach their "
+        "session, so it arrives after it; then it is shown anyway.",
+        2.0,
+    )
+    first_contact_ttl: float = _doc(
+        "Seconds two users who exchanged a direct message count as known to each other.",
+        2_592_000.0,
+    )
+    outcome_window: float = _doc(
+        "Seconds after a prompt or warning in which the viewer's acts decide its outcome.",
+        300.0,
+    )
+    deterrence_window: float = _doc(
+        "Seconds after a deterrence banner in which further risk signals from that sender "
+        "count as `reoffended`.",
+        1800.0,
+    )
+    log_max_bytes: int = _doc(
+        "Size at which the banner event log `<data_dir>/banners/events-<instance>.jsonl` "
+        "is rotated.",
+        16_777_216,
+    )
+    log_keep: int = _doc("Rotated banner event log files kept per instance.", 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +245,156 @@ class HoldsConfig:
     )
     per_session: int = _doc(
         "Most messages held at once per session; one more settles the oldest.", 8
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    per_minute: int = _doc("Most in-chat reports one user may make per minute.", 5)
+    max_reason: int = _doc("Longest report reason kept, in characters; longer is cut.", 500)
+    context: int = _doc(
+        "Recent messages of the reported conversation sent with the escalation.", 20
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSlaConfig:
+    low: float = _doc("Seconds until a low-severity case is due.", 259_200.0)
+    medium: float = _doc("Seconds until a medium-severity case is due.", 86_400.0)
+    high: float = _doc("Seconds until a high-severity case is due.", 14_400.0)
+    critical: float = _doc("Seconds until a critical case is due.", 3_600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWebhookConfig:
+    url: str = _doc("POST a summary of each new case here (http:// or https://); empty = off.", "")
+    secret: str = _doc(
+        "HMAC-SHA256 key for X-ChatGuard-Signature. Use secret_file to keep it out of the config.",
+        "",
+    )
+    secret_file: str = _doc("File holding the webhook secret.", "")
+    min_severity: Literal["low", "medium", "high", "critical"] = _doc(
+        "Only cases opened at or above this severity are sent.", "high"
+    )
+    include_content: bool = _doc(
+        "Add the escalations' policy reasons, signals and risk to the summary.", False
+    )
+    timeout: float = _doc("Seconds one POST may take.", 5.0)
+    max_attempts: int = _doc("Attempts per case before giving up (first try included).", 5)
+    backoff: float = _doc("Seconds before the first retry; doubles on each retry.", 1.0)
+    backoff_max: float = _doc("Longest wait between retries, in seconds.", 60.0)
+    max_queue: int = _doc(
+        "Summaries waiting to be sent; when full, the new one is dropped and counted.", 1000
+    )
+    log_size: int = _doc("Delivery attempts kept in the in-memory delivery log.", 200)
+
+
+@dataclass(frozen=True, slots=True)
+class CasesConfig:
+    lease: float = _doc(
+        "Seconds a moderator's claim lasts; an abandoned claim returns the case to the queue.",
+        900.0,
+    )
+    sla: CaseSlaConfig = _doc("Due time of a case by severity.", factory=CaseSlaConfig)
+    max_open: int = _doc(
+        "Most open cases; an escalation that would open one more is refused and counted.", 10_000
+    )
+    max_done: int = _doc(
+        "Most reported or closed cases listed; older ones leave the list.", 100_000
+    )
+    closed_ttl: float = _doc("Seconds a closed case is kept after closing.", 7_776_000.0)
+    reported_ttl: float = _doc(
+        "Seconds a reported case is kept after its report (one year: 18 U.S.C. 2258A(h)).",
+        31_536_000.0,
+    )
+    max_history: int = _doc("History entries kept per case (oldest dropped).", 200)
+    max_notes: int = _doc("Notes kept per case (oldest dropped).", 100)
+    max_escalations: int = _doc("Escalation summaries kept per case (oldest dropped).", 100)
+    max_sanction_seconds: float = _doc("Longest timed mute or ban, in seconds.", 31_536_000.0)
+    counts_interval: float = _doc(
+        "Seconds between refreshes of the queue-depth gauge (chatguard_case_queue_depth).", 15.0
+    )
+    reporting_service: str = _doc(
+        "Name of the reporting service in law-enforcement reports; empty = instance_id.", ""
+    )
+    webhook: CaseWebhookConfig = _doc(
+        "Webhook for new cases (see docs/cases.md).", factory=CaseWebhookConfig
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceConfig:
+    enabled: bool = _doc(
+        "Keep captures in the tamper-evident evidence log under data_dir/evidence "
+        "(off: captures are only counted and kept briefly in memory).",
+        False,
+    )
+    fsync: Literal["always", "batch"] = _doc(
+        "When a record is durable: fsync per record, or one fsync per group of records "
+        "(at most batch_delay seconds / batch_max records later). Nothing is "
+        "acknowledged before its fsync.",
+        "batch",
+    )
+    batch_delay: float = _doc("Longest wait to gather a group commit (fsync: batch).", 0.01)
+    batch_max: int = _doc("Most records in one group commit.", 256)
+    segment_bytes: int = _doc(
+        "Size at which a segment file is closed and a new one begun.", 67_108_864
+    )
+    queue_size: int = _doc(
+        "Captures waiting to be written; when full, a capture waits queue_wait seconds, "
+        "then is dropped and counted (chatguard_evidence_dropped_total).",
+        10_000,
+    )
+    queue_wait: float = _doc(
+        "Longest a capture waits for room in a full queue (it delays that one message).", 0.05
+    )
+    context_before: int = _doc(
+        "Most messages before a captured one kept in its record (a capture action's "
+        "`before` may ask for fewer).",
+        50,
+    )
+    context_after: int = _doc(
+        "Most messages after a capture written as its follow-up context record "
+        "(a capture action's `after` may ask for fewer).",
+        20,
+    )
+    context_wait: float = _doc(
+        "Seconds a capture waits for its `after` messages before the context record is "
+        "written with what came.",
+        300.0,
+    )
+    context_conversations: int = _doc(
+        "Conversations whose recent messages are kept for context (least recent forgotten).",
+        10_000,
+    )
+    context_followups: int = _doc(
+        "Captures waiting for their `after` messages at once (one more completes the oldest).",
+        1_000,
+    )
+    context_max_bytes: int = _doc(
+        "Memory for all context windows together (frames and text); beyond it the least "
+        "recently active conversations are forgotten.",
+        67_108_864,
+    )
+    checkpoint_interval: float = _doc(
+        "Seconds between signed checkpoints (written only when the log grew); 0 = on demand only.",
+        300.0,
+    )
+    captured_days: float = _doc(
+        "Days a capture that was neither escalated nor reported is kept before its payload "
+        "is purged.",
+        30.0,
+    )
+    escalated_days: float = _doc(
+        "Days an escalated or reported capture is kept after its latest escalation or "
+        "report (one year: 18 U.S.C. 2258A(h)).",
+        365.0,
+    )
+    purge_interval: float = _doc("Seconds between retention purge runs; 0 = CLI only.", 3600.0)
+    encryption_key_file: str = _doc(
+        "File with a 32-byte AES-256-GCM key (raw, hex or base64) to encrypt payloads at "
+        "rest; empty = not encrypted.",
+        "",
     )
 
 
@@ -275,12 +469,17 @@ class Config:
     policy: PolicyConfig = _doc("The policy pack and how it is run.", factory=PolicyConfig)
     banners: BannersConfig = _doc("The banner catalogue.", factory=BannersConfig)
     holds: HoldsConfig = _doc("Held messages (are-you-sure prompts).", factory=HoldsConfig)
+    reports: ReportsConfig = _doc("In-chat reports (/report).", factory=ReportsConfig)
     irc: IrcConfig = _doc("IRC: the server, the TCP listener, line limits.", factory=IrcConfig)
     data_dir: str = _doc("Directory for durable data (evidence, keys).", "./data")
     instance_id: str = _doc(
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
     )
     log_level: Literal["debug", "info", "warning", "error"] = _doc("Log verbosity.", "info")
+    cases: CasesConfig = _doc(
+        "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
+    )
+    evidence: EvidenceConfig = _doc("The tamper-evident evidence log.", factory=EvidenceConfig)
 
 
 # -- loading ---------------------------------------------------------------
@@ -452,6 +651,37 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(source, "irc.service_name", "must be a valid IRC nick")
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
+    _check_cases(config.cases, source)
+    ev = config.evidence
+    for key, value in (("queue_size", ev.queue_size), ("batch_max", ev.batch_max)):
+        if value < 1:
+            raise ConfigError(source, f"evidence.{key}", "must be at least 1")
+    if ev.segment_bytes < 4096:
+        raise ConfigError(source, "evidence.segment_bytes", "must be at least 4096")
+
+
+def _check_cases(cases: CasesConfig, source: str) -> None:
+    if cases.lease <= 0:
+        raise ConfigError(source, "cases.lease", "must be positive")
+    for name in ("low", "medium", "high", "critical"):
+        if getattr(cases.sla, name) <= 0:
+            raise ConfigError(source, f"cases.sla.{name}", "must be positive")
+    for name in ("max_open", "max_done", "max_history", "max_notes", "max_escalations"):
+        if getattr(cases, name) < 1:
+            raise ConfigError(source, f"cases.{name}", "must be at least 1")
+    hook = cases.webhook
+    if hook.url:
+        scheme = urlsplit(hook.url).scheme
+        if scheme not in ("http", "https") or not urlsplit(hook.url).hostname:
+            raise ConfigError(source, "cases.webhook.url", "must be an http:// or https:// URL")
+        if not (hook.secret or hook.secret_file):
+            raise ConfigError(source, "cases.webhook.secret", "a webhook needs a secret")
+    if hook.secret and hook.secret_file:
+        raise ConfigError(
+            source, "cases.webhook.secret_file", "set secret or secret_file, not both"
+        )
+    if hook.max_attempts < 1 or hook.max_queue < 1 or hook.log_size < 1:
+        raise ConfigError(source, "cases.webhook", "max_attempts, max_queue, log_size must be >= 1")
 
 
 # -- documentation ---------------------------------------------------------

@@ -42,6 +42,22 @@ class Directory:
             await self.store.set(
                 f"user:{identity.user_id}:age_band", identity.age_band.encode(), ttl=USER_TTL
             )
+            # Banners for this user shown from another session speak their language.
+            for attr in ("locale", "region"):
+                if identity.attrs.get(attr):
+                    await self.store.set(
+                        f"user:{identity.user_id}:{attr}",
+                        identity.attrs[attr].encode(),
+                        ttl=USER_TTL,
+                    )
+
+    async def attr(self, user: str, name: str) -> str | None:
+        """An attested ``locale`` or ``region`` of a user, when known."""
+        try:
+            value = await self.store.get(f"user:{user}:{name}")
+        except StoreError:
+            return None
+        return value.decode() if value else None
 
     async def age_band(self, user: str) -> str:
         try:

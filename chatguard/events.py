@@ -136,6 +136,9 @@ class Notice:
     room: str | None = None
     with_user: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Measurement only, never rendered: banner variant, audience, trigger,
+    # impression kind (see chatguard/effectiveness.py).
+    meta: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .banners import BannerError, Catalogue, load_catalogue
+from .banner_files import load_catalogue
+from .banner_lint import check_against_pack
+from .banners import BannerError, Catalogue
 from .metrics import Metrics
 from .policy.engine import Engine
 from .policy.matcher import build_matcher
@@ -81,6 +83,12 @@ class LivePolicy:
         if missing:
             where = self.banners_dir or "banners.directory (not set)"
             raise BannerError(f"{where}: the pack uses banners that are not there: {missing}")
+        if self.banners_dir is not None:
+            # Signals and languages: a catalogue that does not fit the pack
+            # is refused like a broken one.
+            problems = check_against_pack(catalogue, policy)
+            if problems:
+                raise BannerError("\n".join(problems))
         rules = {rule.id: rule for rule in policy.rules}
         return Loaded(policy, engine, catalogue, rules)
 

@@ -33,6 +33,9 @@ _PIPELINE_BUCKETS = (
     0.1,
 )
 
+# Case handling times run from seconds to days.
+_CASE_BUCKETS = (10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0, 72 * 3600.0)
+
 
 class Metrics:
     """All metrics of one instance, registered in ``self.registry``."""
@@ -140,6 +143,119 @@ class Metrics:
             "chatguard_http_requests",
             "Plain HTTP requests reverse-proxied, by response status class.",
             ["status"],
+            registry=r,
+        )
+        # -- banners (speed bumps): restraint and effectiveness --
+        self.banner_impressions = Counter(
+            "chatguard_banner_impressions",
+            "Banners shown, by banner, variant, audience and trigger.",
+            ["banner", "variant", "audience", "trigger"],
+            registry=r,
+        )
+        self.banner_outcomes = Counter(
+            "chatguard_banner_outcomes",
+            "Outcomes of banner impressions, by banner, variant and outcome.",
+            ["banner", "variant", "outcome"],
+            registry=r,
+        )
+        self.banners_suppressed = Counter(
+            "chatguard_banners_suppressed",
+            "Banners held back by restraint: cap, cooldown, per_minute, once_per_session.",
+            ["reason"],
+            registry=r,
+        )
+        self.banner_log_errors = Counter(
+            "chatguard_banner_log_errors",
+            "Impression or outcome events that could not be written to the banner event log.",
+            registry=r,
+        )
+        self.reports = Counter(
+            "chatguard_reports",
+            "In-chat reports by outcome: accepted, refused (bad frame), limited (too many).",
+            ["outcome"],
+            registry=r,
+        )
+
+        # -- cases (chatguard/cases/) --
+        self.cases_opened = Counter(
+            "chatguard_cases_opened",
+            "Cases opened from escalations, by severity.",
+            ["severity"],
+            registry=r,
+        )
+        self.cases_refused = Counter(
+            "chatguard_cases_refused",
+            "Escalations refused because the queue held cases.max_open open cases.",
+            registry=r,
+        )
+        self.case_queue_depth = Gauge(
+            "chatguard_case_queue_depth",
+            "Open cases by severity (shared queue, as last counted by this instance).",
+            ["severity"],
+            registry=r,
+        )
+        self.case_time_to_claim = Histogram(
+            "chatguard_case_time_to_claim_seconds",
+            "Seconds from a case's creation to its first claim.",
+            buckets=_CASE_BUCKETS,
+            registry=r,
+        )
+        self.case_time_to_action = Histogram(
+            "chatguard_case_time_to_action_seconds",
+            "Seconds from a case's creation to its first action (live action, dismiss, report).",
+            buckets=_CASE_BUCKETS,
+            registry=r,
+        )
+        self.case_actions = Counter(
+            "chatguard_case_actions",
+            "Moderator actions taken on cases, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.sanctions_enforced = Counter(
+            "chatguard_sanctions_enforced",
+            "Messages dropped or connections refused because of a sanction, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "chatguard_webhook_deliveries",
+            "Case webhook attempts by outcome: delivered, retry, failed, dropped.",
+            ["outcome"],
+            registry=r,
+        )
+
+        # -- evidence log (chatguard/evidence/log.py) --
+        self.evidence_records = Counter(
+            "chatguard_evidence_records",
+            "Evidence records made durable, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.evidence_queue_full = Counter(
+            "chatguard_evidence_queue_full",
+            "Captures that found the evidence queue full and had to wait (back-pressure).",
+            registry=r,
+        )
+        self.evidence_dropped = Counter(
+            "chatguard_evidence_dropped",
+            "Evidence records not written: queue still full after the wait, or log stopped.",
+            ["kind"],
+            registry=r,
+        )
+        self.evidence_queue_depth = Gauge(
+            "chatguard_evidence_queue_depth",
+            "Evidence records waiting to be written.",
+            registry=r,
+        )
+        self.evidence_write_errors = Counter(
+            "chatguard_evidence_write_errors",
+            "Groups of evidence records whose write failed (none of them acknowledged).",
+            registry=r,
+        )
+        self.evidence_purged = Counter(
+            "chatguard_evidence_purged",
+            "Evidence payloads removed by retention (leaf hashes and tombstones stay).",
             registry=r,
         )
 

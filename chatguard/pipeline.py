@@ -19,21 +19,25 @@ order they are registered in.
 Combining rule (like an Envoy filter chain): steps run in order; each
 returns a verdict; injections accumulate; a replacement is seen by later
 steps as the frame to forward; the first verdict that drops the frame stops
-the chain. A step that raises is counted and skipped: a policy bug must never
-stop chat from flowing. The one exception: a client control frame is never
-forwarded, even when the step handling it fails.
+the chain. A step that declares ``interests`` (a set of (side, kind) pairs)
+sees only those events; one without sees every event. A step that raises is
+counted and skipped: a policy bug must never stop chat from flowing. The one
+exception: a client control frame is never forwarded, even when the step
+handling it fails.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .codecs.base import CodecSession
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
+from .following import SessionSeen
 from .holds import HoldBook
 from .metrics import Metrics
 
@@ -61,6 +65,8 @@ class SessionContext:
     attrs: dict[str, str] = field(default_factory=dict)
     codec: CodecSession | None = None
     holds: HoldBook = field(default_factory=HoldBook)
+    # What the client saw: notices waiting for their message, report context.
+    seen: SessionSeen = field(default_factory=SessionSeen)
 
 
 @dataclass(slots=True)
@@ -94,6 +100,9 @@ class Step(Protocol):
 
 
 ControlHandler = Callable[[ChatEvent, SessionContext], Awaitable[Verdict]]
+_FLOODING = "too many control frames; slow down"
+#: Bound on the sessions whose recent control frames are remembered.
+_MAX_TRACKED_SESSIONS = 100_000
 
 
 class ControlStep:
@@ -108,12 +117,35 @@ class ControlStep:
     ``/`` words, is ordinary chat.
     """
 
-    def __init__(self, type_field: str = "type") -> None:
+    def __init__(
+        self,
+        type_field: str = "type",
+        per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # The same dotted field path the codec mapping uses (``meta.type``).
         self.type_path = tuple(type_field.split("."))
         self.handlers: dict[str, ControlHandler] = {}
         self.commands: dict[str, ControlHandler] = {}
         self.interests: Interest = frozenset({(Side.CLIENT, EventKind.CONTROL)})
+        # Flooding: at most ``per_minute`` control frames and commands per
+        # session (0 = no limit); beyond it each gets an error and does nothing.
+        self.per_minute = per_minute
+        self.clock = clock
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _flooding(self, session: SessionContext) -> bool:
+        if not self.per_minute:
+            return False
+        now = self.clock()
+        times = self._recent.pop(session.session_id, None) or deque(maxlen=self.per_minute)
+        self._recent[session.session_id] = times
+        while len(self._recent) > _MAX_TRACKED_SESSIONS:
+            self._recent.popitem(last=False)
+        if len(times) >= self.per_minute and now - times[0] < 60.0:
+            return True
+        times.append(now)
+        return False
 
     def register(self, control_type: str, handler: ControlHandler) -> None:
         self.handlers[control_type] = handler
@@ -144,6 +176,8 @@ class ControlStep:
             command = self._command(event)
             if command is None:
                 return PASS
+            if self._flooding(session):
+                return Verdict(forward=False, inject=(error_notice(_FLOODING),), reason="control")
             try:
                 verdict = await command(event, session)
             except Exception:
@@ -152,6 +186,8 @@ class ControlStep:
                 log.exception("command handler failed")
                 verdict = Verdict(inject=(error_notice("that command failed"),))
             return replace(verdict, forward=False, replacement=None)
+        if self._flooding(session):
+            return Verdict(forward=False, inject=(error_notice(_FLOODING),), reason="control")
         if (event.control or {}).get("type") == COMMAND_TYPE:
             return await self._service_command(event, session)
         kind: Any = event.control or {}
@@ -185,7 +221,17 @@ class ControlStep:
                 inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
                 reason="control",
             )
-        verdict = await handler(event, session)
+        # Shown to the handler as if typed in the conversation it names (a
+        # room, or a direct message with a user), like ``/report`` typed there.
+        if event.room is not None:
+            event = replace(event, kind=EventKind.MESSAGE)
+        elif event.recipients:
+            event = replace(event, kind=EventKind.DIRECT)
+        try:
+            verdict = await handler(event, session)
+        except Exception:
+            log.exception("command handler failed")
+            verdict = Verdict(inject=(error_notice("that command failed"),))
         return replace(verdict, forward=False, replacement=None)
 
 
@@ -233,7 +279,14 @@ class Pipeline:
         started = self.clock()
         result = PASS
         findings = Findings()
+        wanted = (event.origin, event.kind)
         for name, step in self.steps:
+            # A step sees only the events it declares an interest in, so a
+            # step written for client messages never acts on upstream frames
+            # that another step asked the relay to decode.
+            interests: Interest | None = getattr(step, "interests", None)
+            if interests is not None and wanted not in interests:
+                continue
             try:
                 verdict = await step(event, session, findings)
             except Exception:

@@ -4,7 +4,8 @@ ChatGuard's demo and tests run this as the *upstream* behind the sidecar, so its
 wire protocol is a contract that other tests depend on.
 
 WebSocket, ``ws://HOST:PORT/ws?user=NAME&age=N`` (demo sign-in; ``age`` optional,
-``echo_headers=1`` adds the handshake's request headers to the welcome). A
+``locale=es`` optional (sent as ``user.locale``), ``echo_headers=1`` adds the
+handshake's request headers to the welcome). A
 missing or invalid ``user`` is accepted and then closed with 1008 and a reason,
 so that a browser can show why. All frames are JSON text:
 
@@ -75,6 +76,7 @@ MAX_ECHO_BODY = 64 * 1024
 _MAX_REQUEST_HEAD = 16 * 1024
 _USER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _AGE = re.compile(r"[0-9]{1,3}")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 _log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class SignIn:
     user: str
     age_band: str
     echo_headers: bool
+    locale: str | None = None
 
 
 def age_band(age: str | None) -> str:
@@ -120,7 +123,10 @@ def parse_sign_in(target: str) -> SignIn:
     if not _USER_NAME.fullmatch(user):
         raise BadFrame("invalid user: use 1-32 letters, digits, '_', '.' or '-'")
     age = query.get("age", [None])[0]
-    return SignIn(user, age_band(age), query.get("echo_headers", [""])[0] == "1")
+    locale = query.get("locale", [None])[0]
+    if locale is not None and not _LOCALE.fullmatch(locale):
+        raise BadFrame("invalid locale: use a language tag such as es or pt-BR")
+    return SignIn(user, age_band(age), query.get("echo_headers", [""])[0] == "1", locale)
 
 
 def iso_utc(now: datetime) -> str:
@@ -472,6 +478,8 @@ class ChatService:
         writer = asyncio.create_task(self._write(peer))
         try:
             user = {"id": peer.user, "name": peer.user, "age_band": sign_in.age_band}
+            if sign_in.locale:
+                user["locale"] = sign_in.locale
             welcome: dict[str, Any] = {"type": "welcome", "user": user}
             if sign_in.echo_headers:
                 welcome["headers"] = header_dict(ws.request.headers)

@@ -30,3 +30,13 @@ def _no_proxies():
     saved = {name: os.environ.pop(name) for name in _PROXY_VARIABLES if name in os.environ}
     yield
     os.environ.update(saved)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only when asked for (``-m slow``, or any ``-m``)."""
+    if config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

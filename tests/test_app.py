@@ -14,7 +14,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.net import free_port
-from tests.support.timing import unit
+from tests.support.timing import eventually, unit
+from tests.test_steps_speedbumps import connect, dm, guarded, recv_type
 
 
 async def wait_for_port(port: int, within: float) -> None:
@@ -146,3 +147,27 @@ async def test_sighup_reloads_the_policy_and_a_bad_pack_is_refused(
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(unit(10)):
             assert await proc.wait() == 0
+
+
+async def test_a_warned_child_who_leaves_the_chat_counts_as_left(
+    chat_service, make_guard, test_pack
+) -> None:
+
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "add me on snap")
+        await recv_type(amy, "chatguard.banner")
+        await amy.close()
+
+        def left() -> float:
+            value = guard.metrics.registry.get_sample_value(
+                "chatguard_banner_outcomes_total",
+                {"banner": "off_platform_warning", "variant": "default", "outcome": "left"},
+            )
+            return value or 0.0
+
+        await eventually(lambda: left() == 1.0, within=4)
+    finally:
+        await bob.close()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chatguard.banners import FALLBACK_LOCALE, Banner, BannerError, load_catalogue
+from chatguard.banner_files import load_catalogue
+from chatguard.banners import FALLBACK_LOCALE, Banner
 from chatguard.events import Severity
 from chatguard.policy.risk import DEFAULT_SETTINGS
 
@@ -69,107 +70,6 @@ def test_the_default_locale_defaults_to_english() -> None:
     assert banner.text_for("es") == "S"
 
 
-# -- loading --------------------------------------------------------------------------
-
-
-def test_a_catalogue_loads_every_yaml_file_below_the_directory(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", GOOD)
-    second = write(
-        tmp_path,
-        "more/b.yaml",
-        "banners:\n  - id: plain\n    text: {en: Plain text.}\n",
-    )
-    write(tmp_path, "README.md", "not a catalogue")
-    write(tmp_path, "ignored.yml", "this: [is not read")
-    catalogue = load_catalogue(tmp_path)
-    assert sorted(catalogue.banners) == ["hello", "plain"]
-    assert catalogue.get("hello") == Banner(
-        "hello", "greet", Severity.CRITICAL, {"en": "Hello.", "es": "Hola."}, str(first)
-    )
-    plain = catalogue.get("plain")
-    assert plain is not None
-    # purpose is optional; severity defaults to info.
-    assert (plain.purpose, plain.severity, plain.file) == ("", Severity.INFO, str(second))
-    assert catalogue.get("missing") is None
-
-
-def test_a_locale_yaml_reads_as_a_boolean_loads_when_quoted(tmp_path: Path) -> None:
-    # Unquoted, YAML reads the Norwegian `no:` as false and the catalogue is refused.
-    write(tmp_path, "no.yaml", "banners:\n  - id: b\n    text: {en: Hi., no: Hei.}\n")
-    with pytest.raises(BannerError, match="`text` must map locales"):
-        load_catalogue(tmp_path)
-    write(tmp_path, "no.yaml", 'banners:\n  - id: b\n    text: {en: Hi., "no": Hei.}\n')
-    banner = load_catalogue(tmp_path).get("b")
-    assert banner is not None
-    assert banner.text_for("no-NO") == "Hei."
-
-
-def test_an_empty_directory_is_an_empty_catalogue(tmp_path: Path) -> None:
-    assert dict(load_catalogue(tmp_path).banners) == {}
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("banners: [\n", "{file}: cannot load:"),
-        ("- id: x\n", "{file}: expected a mapping with a `banners` list"),
-        ("banners: {id: x}\n", "{file}: expected a mapping with a `banners` list"),
-        ("", "{file}: expected a mapping with a `banners` list"),
-        ("banners: [hello]\n", "{file}: banners[0]: a banner must be a mapping"),
-        (
-            "banners:\n  - id: ok\n    text: {en: Fine.}\n  - text: {en: No id.}\n",
-            "{file}: banners[1]: `id` must be a non-empty string",
-        ),
-        ("banners:\n  - {id: '', text: {en: x}}\n", "{file}: banners[0]: `id` must be"),
-        (
-            "banners:\n  - {id: b, colour: red, text: {en: x}}\n",
-            "{file}: banners[0]: unknown key 'colour'",
-        ),
-        ("banners:\n  - {id: b}\n", "{file}: b: `text` must map locales to non-empty text"),
-        ("banners:\n  - {id: b, text: Hello}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: '  '}}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {en: x, es: 3}}\n", "{file}: b: `text` must map locales"),
-        ("banners:\n  - {id: b, text: {es: Hola.}}\n", "{file}: b: `text` needs an `en` entry"),
-        (
-            "banners:\n  - {id: b, severity: loud, text: {en: x}}\n",
-            "{file}: b: `severity` must be info, warning or critical",
-        ),
-        (
-            "banners:\n  - {id: b, text: {en: x}}\n  - {id: b, text: {en: y}}\n",
-            "{file}: b: duplicate id (also in {file})",
-        ),
-    ],
-)
-def test_a_bad_catalogue_is_refused_naming_file_and_banner(
-    tmp_path: Path, text: str, expected: str
-) -> None:
-    path = write(tmp_path, "bad.yaml", text)
-    write(tmp_path, "good.yaml", GOOD)
-    with pytest.raises(BannerError) as caught:
-        load_catalogue(tmp_path)
-    assert expected.format(file=path) in str(caught.value)
-
-
-def test_every_problem_in_every_file_is_listed_one_per_line(tmp_path: Path) -> None:
-    one = write(tmp_path, "one.yaml", "banners:\n  - {id: a, text: {es: Hola.}}\n  - 7\n")
-    two = write(tmp_path, "two/two.yaml", "banners:\n  - {id: c, severity: loud, text: {en: x}}\n")
-    with pytest.raises(BannerError) as caught:
-        load_catalogue(tmp_path)
-    assert str(caught.value).splitlines() == [
-        f"{one}: a: `text` needs an `en` entry",
-        f"{one}: banners[1]: a banner must be a mapping",
-        f"{two}: c: `severity` must be info, warning or critical",
-    ]
-
-
-def test_a_duplicate_across_files_names_both_files(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", GOOD)
-    second = write(tmp_path, "b.yaml", GOOD)
-    with pytest.raises(BannerError, match="duplicate") as caught:
-        load_catalogue(tmp_path)
-    assert str(caught.value) == f"{second}: hello: duplicate id (also in {first})"
-
-
 # -- the shipped catalogue ----------------------------------------------------------
 
 
@@ -190,13 +90,19 @@ def test_the_shipped_catalogue_loads_with_english_for_every_banner() -> None:
     catalogue = load_catalogue(ROOT / "banners")
     assert sorted(catalogue.banners) == [
         "deterrence_image_request",
+        "first_contact_notice",
         "off_platform_warning",
         "pi_share_confirm",
+        "report_received",
+        "room_entry_notice",
         "safeguarding_help",
         "stay_safe_reminder",
     ]
     for banner in catalogue.banners.values():
-        assert banner.text["en"].strip()
+        # All six languages of the default pack, for every wording.
+        for texts in (banner.text, banner.adult_text, *(v.text for v in banner.variants)):
+            if texts:
+                assert set(texts) == {"en", "es", "fr", "de", "pt", "pl"}, banner.id
         assert banner.purpose
 
 
@@ -219,3 +125,24 @@ def test_the_catalogue_readme_documents_every_shipped_banner() -> None:
     documented = set(re.findall(r"`([a-z][a-z0-9_]+)`", readme))
     shipped = set(load_catalogue(ROOT / "banners").banners)
     assert shipped <= documented
+
+
+def test_the_shipped_catalogue_speaks_every_language_and_signal_of_the_default_pack() -> None:
+    # The fast form of `chatguard banners lint banners --policy policies`.
+    rules = [
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted((ROOT / "policies").glob("*/*.yaml"))
+    ]
+    languages = {doc["language"] for doc in rules}
+    signals = {rule["signal"] for doc in rules for rule in doc["rules"]}
+    assert languages == {"en", "es", "fr", "de", "pt", "pl"}
+    catalogue = load_catalogue(ROOT / "banners")
+    for banner in catalogue.banners.values():
+        assert banner.trigger.signals <= signals, banner.id
+        assert languages <= set(banner.text), banner.id
+    # Every help resource named by a banner exists in every language.
+    for banner in catalogue.banners.values():
+        for language in languages:
+            assert len(catalogue.resources_for(banner.resources, language)) >= len(
+                set(banner.resources)
+            ), (banner.id, language)

@@ -484,6 +484,7 @@ async def test_get_root_serves_the_browser_page(service: ChatService) -> None:
     assert "chatguard.banner" in page
     assert "chatguard.hold" in page
     assert "chatguard.confirm" in page
+    assert "chatguard.report" in page
     assert "location.host" in page
     assert not re.search(r"""(src|href)=["']?https?:""", page)  # self-contained
 

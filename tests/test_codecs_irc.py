@@ -131,14 +131,18 @@ def test_messages_to_the_service_name_are_control_commands() -> None:
     mixed = s.decode(b"PRIVMSG bob,ChatGuard :send", C)
     assert mixed is not None
     assert mixed.kind is EventKind.CONTROL
-    report = s.decode(b"PRIVMSG ChatGuard :report  he asked for pics ", C)
+    report = s.decode(b"PRIVMSG ChatGuard :report  Bob he asked for pics ", C)
     assert report is not None
     assert report.control == {
         "type": COMMAND_TYPE,
         "command": "report",
         "args": "he asked for pics",
     }
-    assert report.text == "/report  he asked for pics"
+    assert report.text == "/report he asked for pics"
+    assert report.recipients == ("bob",)
+    in_room = s.decode(b"PRIVMSG ChatGuard :report #Kids spam", C)
+    assert in_room is not None
+    assert (in_room.room, in_room.text) == ("#kids", "/report spam")
 
 
 def test_a_custom_service_name() -> None:

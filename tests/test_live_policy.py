@@ -217,6 +217,40 @@ def catalogue_without_english(pack: Pack) -> str:
     return "off_platform_warning: `text` needs an `en` entry"
 
 
+def catalogue_missing_a_declared_locale(pack: Pack) -> str:
+    # The file promises English and Spanish; one banner has only English.
+    rewrite(pack[1] / "test.yaml", "locales: [en, es]\n" + BANNERS)
+    return "pi_share_confirm: `text` is missing locale(s) es"
+
+
+def catalogue_missing_a_pack_language(pack: Pack) -> str:
+    # The pack gains a Spanish rule; the catalogue has no Spanish for most banners.
+    spanish = RULES.replace("language: en", "language: es").replace("id: t.", "id: t_es.")
+    (pack[0] / "es").mkdir()
+    rewrite(pack[0] / "es" / "rules.yaml", spanish)
+    return "pi_share_confirm: `text` has no text in the pack's language(s) es"
+
+
+def catalogue_with_an_unknown_signal(pack: Pack) -> str:
+    rewrite(
+        pack[1] / "test.yaml",
+        BANNERS.replace(
+            "    purpose: test\n", "    purpose: test\n    trigger: {signals: [telepathy]}\n", 1
+        ),
+    )
+    return "off_platform_warning: `trigger.signals`: unknown signal 'telepathy'"
+
+
+def catalogue_with_a_signal_the_pack_never_detects(pack: Pack) -> str:
+    rewrite(
+        pack[1] / "test.yaml",
+        BANNERS.replace(
+            "    purpose: test\n", "    purpose: test\n    trigger: {signals: [gift_lure]}\n", 1
+        ),
+    )
+    return "off_platform_warning: no rule of the pack detects signal 'gift_lure'"
+
+
 def bad_setting(pack: Pack) -> str:
     rewrite(pack[0] / "policy.yaml", POLICY + "settings:\n  risk:\n    not_a_setting: 1\n")
     return "settings.risk.not_a_setting"
@@ -237,6 +271,10 @@ def pack_removed(pack: Pack) -> str:
         unknown_banner,
         banner_removed,
         catalogue_without_english,
+        catalogue_missing_a_declared_locale,
+        catalogue_missing_a_pack_language,
+        catalogue_with_an_unknown_signal,
+        catalogue_with_a_signal_the_pack_never_detects,
         bad_setting,
         pack_removed,
     ],

@@ -28,6 +28,31 @@ FAMILIES = [
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
     ("bad_lines", "chatguard_irc_bad_lines", "counter", ("origin", "problem", "action")),
+    # banners (speed bumps)
+    (
+        "banner_impressions",
+        "chatguard_banner_impressions",
+        "counter",
+        ("banner", "variant", "audience", "trigger"),
+    ),
+    ("banner_outcomes", "chatguard_banner_outcomes", "counter", ("banner", "variant", "outcome")),
+    ("banners_suppressed", "chatguard_banners_suppressed", "counter", ("reason",)),
+    ("banner_log_errors", "chatguard_banner_log_errors", "counter", ()),
+    ("reports", "chatguard_reports", "counter", ("outcome",)),
+    ("cases_opened", "chatguard_cases_opened", "counter", ("severity",)),
+    ("cases_refused", "chatguard_cases_refused", "counter", ()),
+    ("case_queue_depth", "chatguard_case_queue_depth", "gauge", ("severity",)),
+    ("case_time_to_claim", "chatguard_case_time_to_claim_seconds", "histogram", ()),
+    ("case_time_to_action", "chatguard_case_time_to_action_seconds", "histogram", ()),
+    ("case_actions", "chatguard_case_actions", "counter", ("type",)),
+    ("sanctions_enforced", "chatguard_sanctions_enforced", "counter", ("kind",)),
+    ("webhook_deliveries", "chatguard_webhook_deliveries", "counter", ("outcome",)),
+    ("evidence_records", "chatguard_evidence_records", "counter", ("kind",)),
+    ("evidence_queue_full", "chatguard_evidence_queue_full", "counter", ()),
+    ("evidence_dropped", "chatguard_evidence_dropped", "counter", ("kind",)),
+    ("evidence_queue_depth", "chatguard_evidence_queue_depth", "gauge", ()),
+    ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
+    ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
 ]
 
 
@@ -44,7 +69,8 @@ def test_every_metric_is_named_typed_and_documented(
     metric = getattr(metrics, attr)
     if labels:
         metric.labels(**dict.fromkeys(labels, "x")).inc()
-        sample = metrics.registry.get_sample_value(f"{name}_total", dict.fromkeys(labels, "x"))
+        exposed = f"{name}_total" if kind == "counter" else name
+        sample = metrics.registry.get_sample_value(exposed, dict.fromkeys(labels, "x"))
         assert sample == 1.0
         with pytest.raises(ValueError, match="label"):
             metric.labels(**dict.fromkeys((*labels, "user"), "x"))

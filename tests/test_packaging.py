@@ -92,3 +92,8 @@ def test_example_static_files_are_package_data(setuptools_table: dict[str, Any])
     for path in static:
         relative = path.relative_to(ROOT / "examples").as_posix()
         assert package_data_matches(setuptools_table, "chatguard_examples", relative), relative
+
+
+def test_the_bundle_verify_template_is_package_data(setuptools_table: dict[str, Any]) -> None:
+    assert (ROOT / "chatguard" / "evidence" / "VERIFY.md").is_file()
+    assert package_data_matches(setuptools_table, "chatguard", "evidence/VERIFY.md")

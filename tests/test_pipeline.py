@@ -494,6 +494,27 @@ def test_error_notice_goes_to_the_client() -> None:
     )
 
 
+async def test_a_step_sees_only_the_events_it_declares_an_interest_in() -> None:
+    seen: list[tuple[Side, EventKind]] = []
+
+    class ClientMessagesOnly:
+        interests = frozenset({(Side.CLIENT, EventKind.MESSAGE)})
+
+        async def __call__(
+            self, event: ChatEvent, session: SessionContext, findings: Findings
+        ) -> Verdict:
+            seen.append((event.origin, event.kind))
+            return Verdict(forward=False)
+
+    pipeline = Pipeline({"sanctions": ClientMessagesOnly()})
+    session = SessionContext(session_id="s", peer="127.0.0.1", connected_at=0.0)
+    from_upstream = ChatEvent(EventKind.MESSAGE, Side.UPSTREAM, "{}", sender="amy", room="r")
+    from_client = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "{}", sender="bob", room="r")
+    assert (await pipeline.run(from_upstream, session)).forward
+    assert not (await pipeline.run(from_client, session)).forward
+    assert seen == [(Side.CLIENT, EventKind.MESSAGE)]
+
+
 async def test_commands_to_the_service_name_run_the_text_command_handlers(
     session: SessionContext,
 ) -> None:

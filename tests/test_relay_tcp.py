@@ -153,6 +153,18 @@ async def test_default_pack_warns_the_minor_captures_evidence_and_holds(
     assert sample("chatguard_holds_total", {"outcome": "held"}) == 1
     assert sample("chatguard_holds_total", {"outcome": "sent"}) == 1
 
+    # 4. The child reports the stranger to the service name: a case opens
+    # for moderators, and the report never reaches the server.
+    kid.connection.privmsg("ChatGuard", "report stranger1 he keeps asking for pictures")
+    await kid.wait_for("privnotice", lambda e: "Thank you for telling us" in e.arguments[0])
+    cases = await guard.cases.list()
+    assert any(
+        "user_report" in case.categories and case.conversation == "dm:kid1:stranger1"
+        for case in cases
+    )
+    await kid.sync()
+    assert kid.of("nosuchnick") == []
+
 
 async def test_commands_to_the_service_name_are_never_forwarded(
     make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory

@@ -11,6 +11,9 @@ import pytest
 import websockets
 
 from chatguard.app import ChatGuard
+from chatguard.events import Notice
+from chatguard.following import message_key
+from chatguard.relay.delivery import Directive
 from tests.support.relay import GuardFactory, ws_url
 from tests.support.timing import eventually, unit
 
@@ -43,18 +46,17 @@ async def guarded(
     make_guard: GuardFactory, upstream: str, pack: tuple[Path, Path], **extra: Any
 ) -> ChatGuard:
     policies, banners = pack
-    guard = await make_guard(
-        upstream,
-        policy={"directory": str(policies), "watch": False},
-        banners={"directory": str(banners)},
-        **extra,
-    )
+    extra["banners"] = {"directory": str(banners), **extra.get("banners", {})}
+    guard = await make_guard(upstream, policy={"directory": str(policies), "watch": False}, **extra)
     await asyncio.wait_for(guard.deliveries.ready.wait(), unit(3))
     return guard
 
 
-async def connect(guard: ChatGuard, user: str, age: int | None = None) -> Client:
+async def connect(
+    guard: ChatGuard, user: str, age: int | None = None, locale: str | None = None
+) -> Client:
     query = f"/ws?user={user}" + (f"&age={age}" if age is not None else "")
+    query += f"&locale={locale}" if locale else ""
     ws = await websockets.connect(ws_url(guard, query))
     assert (await recv(ws))["type"] == "welcome"
     return ws
@@ -72,11 +74,11 @@ async def test_a_child_is_warned_when_an_adult_asks_to_move_apps(
     try:
         await eventually(lambda: len(guard.relay.sessions) == 2)
         await dm(bob, "amy", "add me on snap")
-        # The banner travels beside the message, not through the upstream, so
-        # either may arrive first.
-        got = {f["type"]: f for f in [await recv(amy), await recv(amy)]}
-        assert got["dm"]["text"] == "add me on snap"
-        banner = got["chatguard.banner"]
+        # The banner travels beside the message, not through the upstream,
+        # and waits for it: the message first, then the warning.
+        first, second = await recv(amy), await recv(amy)
+        assert (first["type"], first["text"]) == ("dm", "add me on snap")
+        banner = second
         assert banner == {
             "type": "chatguard.banner",
             "banner": "off_platform_warning",
@@ -245,14 +247,17 @@ async def test_deterrence_capture_and_escalation(
         banner = await recv_type(bob, "chatguard.banner")
         assert banner["banner"] == "deterrence_image_request"
         assert banner["severity"] == "critical"
-        await eventually(lambda: len(guard.recorded.escalations) == 1)
-        escalation = guard.recorded.escalations[0]
-        assert (escalation.severity, escalation.sender, escalation.recipients) == (
+        async with asyncio.timeout(unit(3)):
+            while not (cases := await guard.cases.list()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        [case] = cases
+        escalation = case.escalations[0]
+        assert (escalation.severity, escalation.sender, case.participants) == (
             "high",
             "bob",
-            ("amy",),
+            ("bob", "amy"),
         )
-        assert escalation.conversation == "dm:amy:bob"
+        assert case.conversation == "dm:amy:bob"
         assert len(guard.recorded.captures) == 1
         assert guard.recorded.captures[0].frame == json.dumps(
             {"type": "dm", "to": "amy", "text": "send me a pic"}
@@ -310,3 +315,119 @@ async def test_frames_shaped_to_dodge_the_fast_path_are_still_assessed(
     finally:
         await amy.close()
         await bob.close()
+
+
+# -- ordering, restraint, locale ----------------------------------------------------------
+
+
+async def test_recipient_banners_always_follow_their_message(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    # A recipient's banner reaches their session before the message (the store
+    # is quicker than the chat service here): it must still be shown after it.
+    guard = await guarded(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        banners={"cooldown": 0, "per_minute": 0, "cap": 100},
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        for i in range(5):
+            await dm(bob, "amy", f"add me on snap {i}")
+            first, second = await recv(amy), await recv(amy)
+            assert (first["type"], first["text"]) == ("dm", f"add me on snap {i}")
+            assert second["type"] == "chatguard.banner"
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_a_warning_whose_message_never_arrives_is_shown_anyway(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(make_guard, chat_service.url, test_pack, banners={"recipient_wait": 0.3})
+    amy = await connect(guard, "amy", 13)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 1)
+        key = message_key("dm:amy:bob", "bob", "never sent")
+        await guard.deliveries.send(Directive("amy", notice=Notice("banner", "late"), after=key))
+        await nothing_of(amy, "chatguard.banner", within=0.15)
+        assert (await recv_type(amy, "chatguard.banner", within=3))["text"] == "late"
+    finally:
+        await amy.close()
+
+
+async def test_caps_stop_repeated_banners(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(
+        make_guard, chat_service.url, test_pack, banners={"cooldown": 0, "cap": 2}
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        for i in range(4):
+            await dm(bob, "amy", f"text me on telegram {i}")
+            assert (await recv_type(amy, "dm"))["text"].endswith(str(i))
+        await nothing_of(amy, "nothing", within=0.4)  # let every banner arrive
+    finally:
+        await amy.close()
+        await bob.close()
+    suppressed = guard.metrics.registry.get_sample_value(
+        "chatguard_banners_suppressed_total", {"reason": "cap"}
+    )
+    assert suppressed == 2.0
+    shown = guard.metrics.registry.get_sample_value(
+        "chatguard_banner_impressions_total",
+        {
+            "banner": "off_platform_warning",
+            "variant": "default",
+            "audience": "recipients",
+            "trigger": "signal:isolation",
+        },
+    )
+    assert shown == 2.0
+
+
+async def test_a_cooldown_holds_back_the_same_banner(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(make_guard, chat_service.url, test_pack)  # default cooldown 60 s
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "add me on snap")
+        await recv_type(amy, "chatguard.banner")
+        await dm(bob, "amy", "add me on kik")
+        await recv_type(amy, "dm")
+        await nothing_of(amy, "chatguard.banner")
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_caps_hold_across_replicas_sharing_redis(
+    chat_service, make_guard: GuardFactory, test_pack, redis_store_factory
+) -> None:
+    # amy is on one replica, bob on the other; the cooldown is counted in Redis,
+    # so a second banner within it is held back whichever replica decides.
+    first = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
+    second = await guarded(make_guard, chat_service.url, test_pack, store=redis_store_factory())
+    amy, bob = await connect(first, "amy", 13), await connect(second, "bob", 41)
+    dan = await connect(first, "dan", 40)
+    try:
+        await eventually(lambda: len(first.relay.sessions) == 2 and len(second.relay.sessions) == 1)
+        await dm(bob, "amy", "add me on snap")
+        assert (await recv_type(amy, "chatguard.banner"))["banner"] == "off_platform_warning"
+        await dm(dan, "amy", "text me on telegram")  # decided on the first replica
+        assert (await recv_type(amy, "dm"))["from"] == "dan"
+        await nothing_of(amy, "chatguard.banner")
+        suppressed = first.metrics.registry.get_sample_value(
+            "chatguard_banners_suppressed_total", {"reason": "cooldown"}
+        )
+        assert suppressed == 1.0
+    finally:
+        for ws in (amy, bob, dan):
+            await ws.close()

@@ -286,6 +286,77 @@ async def test_sanctions_and_keys_do_not_collide(backend: Backend) -> None:
     assert await store.sanctions("a", now) == [mute("a", None)]
 
 
+# -- compare-and-set, get_many, indexes ------------------------------------
+
+
+async def test_compare_and_set_writes_only_over_the_expected_value(backend: Backend) -> None:
+    store = backend.store
+    assert await store.compare_and_set("k", None, b"v1") is True  # absent as expected
+    assert await store.compare_and_set("k", None, b"v2") is False  # no longer absent
+    assert await store.compare_and_set("k", b"other", b"v2") is False
+    assert await store.get("k") == b"v1"
+    assert await store.compare_and_set("k", b"v1", b"v2") is True
+    assert await store.get("k") == b"v2"
+    assert await store.compare_and_set("k", b"v1", None) is False
+    assert await store.compare_and_set("k", b"v2", None) is True  # delete
+    assert await store.get("k") is None
+
+
+async def test_compare_and_set_ttl(backend: Backend) -> None:
+    store = backend.store
+    assert await store.compare_and_set("k", None, b"v", ttl=backend.ttl)
+    assert await store.get("k") == b"v"
+    await backend.pass_ttl()
+    assert await store.get("k") is None
+    assert await store.compare_and_set("k", None, b"again")  # expired counts as absent
+    with pytest.raises(ValueError, match="ttl"):
+        await store.compare_and_set("k", b"again", b"x", ttl=0)
+
+
+async def test_compare_and_set_has_exactly_one_winner(backend: Backend) -> None:
+    store = backend.store
+    await store.set("k", b"0")
+    results = await asyncio.gather(
+        *(store.compare_and_set("k", b"0", str(i).encode()) for i in range(1, 11))
+    )
+    assert results.count(True) == 1
+    winner = results.index(True) + 1
+    assert await store.get("k") == str(winner).encode()
+
+
+async def test_get_many_in_order(backend: Backend) -> None:
+    store = backend.store
+    await store.set("a", b"1")
+    await store.set("c", b"3")
+    assert await store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
+    assert await store.get_many([]) == []
+
+
+async def test_index_orders_by_score_then_member(backend: Backend) -> None:
+    store = backend.store
+    await store.index_add("queue", "b", 2.0)
+    await store.index_add("queue", "a", 2.0)
+    await store.index_add("queue", "c", 1.5)
+    assert await store.index_members("queue") == [("c", 1.5), ("a", 2.0), ("b", 2.0)]
+    await store.index_add("queue", "c", 3.0)  # re-adding replaces the score
+    assert await store.index_members("queue") == [("a", 2.0), ("b", 2.0), ("c", 3.0)]
+    assert await store.index_size("queue") == 3
+    assert await store.index_remove("queue", "a") is True
+    assert await store.index_remove("queue", "a") is False
+    assert await store.index_members("queue") == [("b", 2.0), ("c", 3.0)]
+    assert await store.index_members("empty") == []
+    assert await store.index_size("empty") == 0
+
+
+async def test_indexes_and_keys_do_not_collide(backend: Backend) -> None:
+    store = backend.store
+    await store.index_add("q", "m", 1.0)
+    await store.set("index:q", b"value")
+    assert await store.get("q") is None
+    assert await store.index_members("q") == [("m", 1.0)]
+    assert await store.index_members("index:q") == []
+
+
 # -- pub/sub --------------------------------------------------------------
 
 

@@ -147,3 +147,14 @@ def test_open_store_builds_the_configured_backend(clock: FakeClock) -> None:
     assert store.max_keys == 5
     with pytest.raises(ValueError, match="memory, redis"):
         open_store("etcd", None, "chatguard:", clock)
+
+
+async def test_index_members_count_toward_max_keys() -> None:
+    store = MemoryStore(max_keys=2)
+    await store.set("k", b"v")
+    await store.index_add("q", "a", 1.0)
+    await store.index_add("q", "a", 2.0)  # replacing a member adds nothing
+    with pytest.raises(StoreFull):
+        await store.index_add("q", "b", 1.0)
+    assert await store.index_remove("q", "a")
+    await store.index_add("q", "b", 1.0)

@@ -42,6 +42,8 @@ _FORMATTING = re.compile(
     r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-fA-F]{6}(?:,[0-9a-fA-F]{6})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )
 _MESSAGES = frozenset({"PRIVMSG", "NOTICE"})
+#: Commands to the service whose first word names the conversation they are about.
+TARGETED = frozenset({"report"})
 # Upstream commands that may carry identity or events; everything else is
 # known not to decode to anything.
 _UPSTREAM_SURE: dict[str, EventKind | Unsure] = {
@@ -191,17 +193,37 @@ class IrcSession(CodecSession):
         # Naming the service among other targets still makes it a command:
         # the text is meant for ChatGuard, and must not reach the others.
         if any(casefold(t) == self.codec.service_key for t in targets):
-            verb, _, args = text.strip().partition(" ")
-            return ChatEvent(
-                EventKind.CONTROL,
-                Side.CLIENT,
-                frame,
-                sender=sender,
-                recipients=(self.codec.service_name,),
-                text="/" + text.strip(),
-                control={"type": COMMAND_TYPE, "command": verb.lower(), "args": args.strip()},
-            )
+            return self._command(frame, sender, text.strip())
         return self._message(line, frame, Side.CLIENT, sender, targets, text)
+
+    def _command(self, frame: Frame, sender: str | None, text: str) -> ChatEvent:
+        """A command to the service: ``send``, ``cancel``, ``report <#room|nick> [reason]``.
+
+        Commands about a conversation (``TARGETED``) name it first; the event
+        then carries that room or user, as if the command had been typed in
+        that conversation.
+        """
+        verb, _, args = text.partition(" ")
+        verb, args = verb.lower(), args.strip()
+        room: str | None = None
+        recipients: tuple[str, ...] = ()
+        if verb in TARGETED and args:
+            target, _, rest = args.partition(" ")
+            if is_channel(target):
+                room = casefold(target)
+            else:
+                recipients = (casefold(target),)
+            args = rest.strip()
+        return ChatEvent(
+            EventKind.CONTROL,
+            Side.CLIENT,
+            frame,
+            sender=sender,
+            room=room,
+            recipients=recipients,
+            text=f"/{verb} {args}".rstrip(),
+            control={"type": COMMAND_TYPE, "command": verb, "args": args},
+        )
 
     def _message(
         self,

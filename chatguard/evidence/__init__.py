@@ -7,9 +7,15 @@ checkpoint (``checkpoint``); the Ed25519 keys, including retired ones, live in
 a ``keys.Keyring``. ``docs/evidence-format.md`` specifies every byte so that a
 third party can verify evidence without this code.
 
-Invariants: nothing in this package opens a socket, reads a clock or imports
-the rest of ChatGuard. ``keys.load_or_create_keyring`` and ``keys.rotate`` are
-the only functions that touch the disk.
+Invariants of that core: it opens no socket, reads no clock and imports
+nothing else of ChatGuard; ``keys.load_or_create_keyring`` and ``keys.rotate``
+are its only functions that touch the disk.
+
+Around the core: ``records`` (record payloads), ``context`` (context
+windows), ``retention`` and ``transcript`` are pure too; ``segments`` (files),
+``ledger`` (one data directory's log), ``bundle`` (export and offline
+verification) and ``log`` (the running sidecar's sink) do the I/O. Import
+those modules directly; this package namespace exports the core only.
 """
 
 from __future__ import annotations

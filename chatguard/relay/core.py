@@ -30,6 +30,9 @@ from ..pipeline import Pipeline, SessionContext
 #: Told of each identity the upstream attests; may return that identity
 #: enriched (an IRC nick with the age band the directory holds for it).
 IdentityHook = Callable[[Identity], Awaitable[Identity | None]]
+#: Whether an identity may have a session: None, or the reason it may not.
+AdmitHook = Callable[[Identity], Awaitable[str | None]]
+CLOSE_POLICY_VIOLATION = 1008
 
 
 class SessionCore(abc.ABC):
@@ -42,7 +45,9 @@ class SessionCore(abc.ABC):
         context: SessionContext,
         metrics: Metrics,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
+        self.admit = admit
         self.codec = codec
         self.pipeline = pipeline
         self.context = context
@@ -84,6 +89,13 @@ class SessionCore(abc.ABC):
                 enriched = await self.on_identity(self._attested)
                 if enriched is not None:
                     self.context.identity = enriched
+            if self.admit is not None and self.context.identity is not None:
+                refusal = await self.admit(self.context.identity)
+                if refusal is not None:
+                    # Refused (banned): the welcome frame is not passed on.
+                    self.metrics.connections_refused.labels(reason="sanctioned").inc()
+                    await self.close(CLOSE_POLICY_VIOLATION, refusal, "sanctioned")
+                    return
         if event is None:
             await self.send(toward, data)
             return

@@ -15,6 +15,9 @@ Invariants:
   the store or the evidence log first; a directive only tells live sessions.
 * The listener survives the store going away: it retries with a bounded
   backoff, and chat keeps flowing meanwhile.
+* A directive with ``after`` (a banner about a message) is shown after that
+  message reaches the session, or after ``wait`` seconds at the latest
+  (``following.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Inject, Notice, Severity, Side
+from ..following import Key
 from ..metrics import Metrics
 from ..stores import Store, StoreError
 from .core import SessionCore
@@ -47,6 +52,7 @@ class Directive:
     close_code: int | None = None
     close_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    after: Key | None = None  # (conversation, sender, text digest) the notice follows
 
     def to_json(self) -> bytes:
         body: dict[str, Any] = {"user": self.user}
@@ -60,7 +66,10 @@ class Directive:
                 "room": n.room,
                 "with": n.with_user,
                 "extra": dict(n.extra),
+                "meta": dict(n.meta),
             }
+        if self.after is not None:
+            body["after"] = list(self.after)
         if self.close_code is not None:
             body["close"] = {"code": self.close_code, "reason": self.close_reason}
         return json.dumps(body, separators=(",", ":")).encode()
@@ -80,13 +89,22 @@ class Directive:
                 room=n.get("room"),
                 with_user=n.get("with"),
                 extra=dict(n.get("extra") or {}),
+                meta={str(k): str(v) for k, v in (n.get("meta") or {}).items()},
             )
         close = body.get("close")
+        after = body.get("after")
+        if after is not None and (
+            not isinstance(after, list)
+            or len(after) != 3
+            or not all(isinstance(x, str) for x in after)
+        ):
+            raise ValueError("after must be [conversation, sender, digest]")
         return cls(
             user=body["user"],
             notice=notice,
             close_code=int(close["code"]) if close else None,
             close_reason=str(close.get("reason", "")) if close else "",
+            after=(after[0], after[1], after[2]) if after else None,
         )
 
 
@@ -103,6 +121,11 @@ class Deliveries:
         self.sessions = sessions
         self.metrics = metrics
         self.ready = asyncio.Event()
+        #: Seconds a notice with ``after`` waits for its message.
+        self.wait = 2.0
+        #: Told of every notice with ``meta`` shown to a session (impressions).
+        self.on_shown: Callable[[SessionCore, Notice], None] | None = None
+        self.clock: Callable[[], float] = time.time
 
     async def send(self, directive: Directive) -> bool:
         """Publish; False when the store is unavailable (the effect is lost)."""
@@ -150,7 +173,7 @@ class Deliveries:
             reached += 1
             try:
                 if directive.notice is not None:
-                    await session.inject(Inject(Side.CLIENT, directive.notice))
+                    await self._show(session, directive.notice, directive.after)
                 if directive.close_code is not None:
                     await session.close(directive.close_code, directive.close_reason, "directive")
             except (ConnectionError, RuntimeError):
@@ -159,3 +182,16 @@ class Deliveries:
         if reached:
             self.metrics.deliveries.labels(outcome="delivered").inc()
         return reached
+
+    async def _show(self, session: SessionCore, notice: Notice, after: Key | None) -> None:
+        notices = [notice]
+        if after is not None:
+            notices = session.context.seen.following.park(after, notice, self.clock(), self.wait)
+        for item in notices:
+            await self.show(session, item)
+
+    async def show(self, session: SessionCore, notice: Notice) -> None:
+        """Inject a notice into a session, telling ``on_shown`` about banners."""
+        await session.inject(Inject(Side.CLIENT, notice))
+        if notice.meta and self.on_shown is not None:
+            self.on_shown(session, notice)

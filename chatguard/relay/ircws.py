@@ -98,6 +98,7 @@ class IrcWebSocketBridge:
             self.metrics,
             self.rules,
             relay.on_identity,
+            relay.admit,
         )
         if identity is not None and relay.on_identity is not None:
             await relay.on_identity(identity)

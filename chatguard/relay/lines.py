@@ -38,7 +38,7 @@ from ..codecs import CodecSession
 from ..events import Frame, Notice, Severity, Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
-from .core import IdentityHook, SessionCore
+from .core import AdmitHook, IdentityHook, SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,9 @@ class LineSession(SessionCore):
         metrics: Metrics,
         rules: LineRules,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
-        super().__init__(codec, pipeline, context, metrics, on_identity)
+        super().__init__(codec, pipeline, context, metrics, on_identity, admit)
         self.legs: dict[Side, LineLeg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
         self.rules = rules
         self._frames = {s: metrics.frames.labels(origin=s.value) for s in Side}

@@ -42,7 +42,7 @@ from ..pipeline import Pipeline, SessionContext
 from . import headers as hdr
 from .core import SessionCore
 from .ircws import IrcWebSocketBridge
-from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, IdentityHook, RelaySession
+from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, AdmitHook, IdentityHook, RelaySession
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,11 @@ class Relay:
         metrics: Metrics,
         identity: IdentityResolver,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
         bridge: IrcWebSocketBridge | None = None,
     ) -> None:
         self.config = config
+        self.admit = admit
         self.on_identity = on_identity
         # Set for codec.type irc: WebSocket clients are bridged to the IRC
         # server over TCP instead of paired with a WebSocket upstream.
@@ -180,6 +182,12 @@ class Relay:
         except IdentityError as exc:
             self.metrics.connections_refused.labels(reason="identity").inc()
             return web.Response(status=401, text=f"{exc}\n")
+        if identity is not None and self.admit is not None:
+            refusal = await self.admit(identity)
+            if refusal is not None:
+                # Known before the upstream is dialled: refuse the upgrade itself.
+                self.metrics.connections_refused.labels(reason="sanctioned").inc()
+                return web.Response(status=403, text=f"{refusal}\n")
 
         peer = _peer(request)
         if self.bridge is not None:
@@ -244,7 +252,14 @@ class Relay:
         codec = self.codec.open(identity, use_welcome=self.config.identity.welcome)
         context.codec = codec
         session = RelaySession(
-            client, upstream, codec, self.pipeline, context, self.metrics, self.on_identity
+            client,
+            upstream,
+            codec,
+            self.pipeline,
+            context,
+            self.metrics,
+            self.on_identity,
+            self.admit,
         )
         if identity is not None and self.on_identity is not None:
             await self.on_identity(identity)

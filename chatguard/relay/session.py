@@ -31,7 +31,7 @@ from ..codecs import CodecSession
 from ..events import Frame, Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
-from .core import IdentityHook, SessionCore
+from .core import CLOSE_POLICY_VIOLATION, AdmitHook, IdentityHook, SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,14 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_BAD_GATEWAY = 1014
 
 Leg = web.WebSocketResponse | ClientWebSocketResponse
-__all__ = ["IdentityHook", "Leg", "RelaySession", "wire_code"]
+__all__ = [
+    "CLOSE_POLICY_VIOLATION",
+    "AdmitHook",
+    "IdentityHook",
+    "Leg",
+    "RelaySession",
+    "wire_code",
+]
 
 
 def wire_code(code: int | None) -> int:
@@ -61,8 +68,9 @@ class RelaySession(SessionCore):
         context: SessionContext,
         metrics: Metrics,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
-        super().__init__(codec, pipeline, context, metrics, on_identity)
+        super().__init__(codec, pipeline, context, metrics, on_identity, admit)
         self.legs: dict[Side, Leg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
         # Set once either side, or the sidecar, has begun closing: from then
         # on a leg reporting itself gone is the handshake finishing, not a loss.

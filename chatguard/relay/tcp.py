@@ -32,7 +32,7 @@ from ..config import Config
 from ..events import Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
-from .core import IdentityHook, SessionCore
+from .core import AdmitHook, IdentityHook, SessionCore
 from .lines import LineRules, LineSession, TcpLineLeg
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,6 @@ class IrcUpstream:
         return True
 
 
-
 def line_rules(config: Config, codec: Codec) -> LineRules:
     if not isinstance(codec, IrcCodec):
         return LineRules(problem=lambda line: None)
@@ -151,8 +150,10 @@ class TcpRelay:
         pipeline: Pipeline,
         metrics: Metrics,
         on_identity: IdentityHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
         self.config = config
+        self.admit = admit
         self.codec = codec
         self.pipeline = pipeline
         self.metrics = metrics
@@ -291,6 +292,7 @@ class TcpRelay:
             self.metrics,
             self.rules,
             self.on_identity,
+            self.admit,
         )
         await run_tracked(session, self.sessions, self._no_sessions, self.metrics)
 

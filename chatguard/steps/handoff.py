@@ -151,14 +151,45 @@ class _HandoffStep:
         raise NotImplementedError
 
 
+#: Called with every chat message this step sees, before any capture: the
+#: evidence log keeps recent messages per conversation for context windows.
+Observer = Callable[[ChatEvent, SessionContext], None]
+
+
 class CaptureStep(_HandoffStep):
+    """Hands captures to the evidence sink.
+
+    With an ``observe`` callback the step also sees every client and upstream
+    message (``interests`` widen to both sides) and passes each one to it
+    first, so a capture's context window already holds the captured message.
+    """
+
     kind = ActionType.CAPTURE
 
     def __init__(
-        self, sink: EvidenceSink, metrics: Metrics, clock: Callable[[], float] = time.time
+        self,
+        sink: EvidenceSink,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        observe: Observer | None = None,
     ) -> None:
         super().__init__(metrics, clock)
         self.sink = sink
+        self.observe = observe
+        if observe is not None:
+            self.interests = frozenset(
+                (side, kind) for side in Side for kind in (EventKind.MESSAGE, EventKind.DIRECT)
+            )
+
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        if self.observe is not None and event.kind in (EventKind.MESSAGE, EventKind.DIRECT):
+            try:
+                self.observe(event, session)
+            except Exception:
+                log.exception("context window update failed")
+        return await super().__call__(event, session, findings)
 
     async def _send(
         self,

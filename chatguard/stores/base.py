@@ -37,6 +37,15 @@ Invariants every backend keeps (the contract tests in
   subscriptions have ended, and every other call raises ``StoreUnavailable``.
 * Pub/sub is at-most-once: a message published while a subscriber's link to
   the backend is down is lost, never replayed.
+* ``compare_and_set`` is atomic across replicas: it writes (or, with
+  ``value=None``, deletes) only when the key's current value equals
+  ``expected`` (``None``: the key is absent), so read-modify-write cycles on
+  shared records (cases) cannot lose a concurrent update.
+* Indexes are named sets of string members, each with a float score, kept in
+  their own namespace (``get`` never sees them). ``index_members`` returns
+  members in ascending score order (ties by member). Adding a member that is
+  there already replaces its score. Indexes have no expiry; callers bound
+  their size.
 
 This module never does I/O; backends live in ``memory.py`` and ``redis.py``.
 """
@@ -48,7 +57,7 @@ import asyncio
 import enum
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 #: Default bound on a subscription's queue of undelivered messages.
@@ -198,6 +207,32 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
+
+    @abc.abstractmethod
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
+    ) -> bool:
+        """Atomically: if ``key`` holds ``expected`` (None: absent), set it to
+        ``value`` (None: delete it); True when this call changed it."""
+
+    @abc.abstractmethod
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys``, in order (None where absent)."""
+
+    # -- indexes ----------------------------------------------------------
+    @abc.abstractmethod
+    async def index_add(self, index: str, member: str, score: float) -> None: ...
+
+    @abc.abstractmethod
+    async def index_remove(self, index: str, member: str) -> bool:
+        """Remove ``member``; True when it was there."""
+
+    @abc.abstractmethod
+    async def index_members(self, index: str) -> list[tuple[str, float]]:
+        """Every (member, score), ascending by score then member."""
+
+    @abc.abstractmethod
+    async def index_size(self, index: str) -> int: ...
 
     # -- counters ---------------------------------------------------------
     @abc.abstractmethod

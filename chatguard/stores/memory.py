@@ -8,8 +8,9 @@ Invariants, beyond those in ``base.py``:
 
 * Time comes only from the injected ``clock``; an entry whose expiry is not
   after ``clock()`` is gone, whether or not it has been swept yet.
-* Bounded: at most ``max_keys`` entries. A write that would add an entry to a
-  full store first purges every expired entry, then raises ``StoreFull``;
+* Bounded: at most ``max_keys`` entries (each index member counts as one).
+  A write that would add an entry to a full store first purges every
+  expired entry, then raises ``StoreFull``;
   overwriting an existing entry is always allowed.
 * Expired entries do not pile up: each write pops a bounded batch of due
   expiry records off the heap, so no write pays for a large backlog, and
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatguard.stores.base import (
@@ -83,6 +84,8 @@ class MemoryStore(Store):
         # deleted or given another expiry; stale records are skipped.
         self._expiries: list[tuple[float, str]] = []
         self._channels: dict[str, set[QueueSubscription]] = {}
+        self._indexes: dict[str, dict[str, float]] = {}
+        self._index_members = 0
         self._closed = False
 
     @property
@@ -114,6 +117,64 @@ class MemoryStore(Store):
         existed = self._live(_key(key)) is not None
         self._entries.pop(_key(key), None)
         return existed
+
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
+    ) -> bool:
+        self._check_open()
+        check_ttl(ttl)
+        entry = self._live(_key(key))
+        current = None if entry is None else entry.value
+        if current != expected:
+            return False
+        if value is None:
+            self._entries.pop(_key(key), None)
+        else:
+            self._write(_key(key), value, ttl)
+        return True
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self._check_open()
+        found = []
+        for key in keys:
+            entry = self._live(_key(key))
+            found.append(None if entry is None else entry.value)
+        return found
+
+    # -- indexes ----------------------------------------------------------
+    async def index_add(self, index: str, member: str, score: float) -> None:
+        self._check_open()
+        members = self._indexes.get(index)
+        if members is None or member not in members:
+            if len(self._entries) + self._index_members >= self.max_keys:
+                self._sweep(self._clock(), None)
+                if len(self._entries) + self._index_members >= self.max_keys:
+                    raise StoreFull(
+                        f"in-process store holds max_keys={self.max_keys} entries; "
+                        "raise store.max_keys or use the redis backend"
+                    )
+            self._index_members += 1
+        self._indexes.setdefault(index, {})[member] = score
+
+    async def index_remove(self, index: str, member: str) -> bool:
+        self._check_open()
+        members = self._indexes.get(index)
+        if members is None or member not in members:
+            return False
+        del members[member]
+        self._index_members -= 1
+        if not members:
+            del self._indexes[index]
+        return True
+
+    async def index_members(self, index: str) -> list[tuple[str, float]]:
+        self._check_open()
+        members = self._indexes.get(index, {})
+        return sorted(members.items(), key=lambda item: (item[1], item[0]))
+
+    async def index_size(self, index: str) -> int:
+        self._check_open()
+        return len(self._indexes.get(index, ()))
 
     # -- counters ---------------------------------------------------------
     async def incr(self, key: str, by: int = 1, ttl: float | None = None) -> int:
@@ -193,6 +254,8 @@ class MemoryStore(Store):
         self._channels.clear()
         self._entries.clear()
         self._expiries.clear()
+        self._indexes.clear()
+        self._index_members = 0
 
     # -- internals --------------------------------------------------------
     def _check_open(self) -> None:

@@ -5,6 +5,7 @@ Key layout, all under ``key_prefix`` (default ``chatguard:``)::
     {prefix}key:{key}                 values and counters, PX expiry
     {prefix}sanction:{kind}:{user}    one sanction as JSON, PX to its ``until``
     {prefix}channel:{channel}         a pub/sub channel
+    {prefix}index:{index}             an index, as a sorted set
 
 Invariants, beyond those in ``base.py``:
 
@@ -12,6 +13,7 @@ Invariants, beyond those in ``base.py``:
   early); this module reads no clock. Sanctions get a PX of ``until - now``
   with the ``now`` the caller passes, so replicas whose clocks disagree still
   agree on what is stored.
+* ``compare_and_set`` is one Lua script, so it is atomic across replicas.
 * ``incr`` is one Lua script, so "the expiry is set only when the counter is
   created" holds however many replicas increment at once.
 * One pub/sub connection per store, whatever the number of subscriptions. A
@@ -32,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -73,6 +75,25 @@ if created and ARGV[2] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
+"""
+
+
+# ARGV: expect-present flag, expected value, write flag, new value, PX or ''.
+_CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[5] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[4])
+end
+return 1
 """
 
 
@@ -126,6 +147,7 @@ class RedisStore(Store):
         )
         self._pubsub: PubSub = self._pubsub_redis.pubsub()
         self._incr = self._redis.register_script(_INCR_SCRIPT)
+        self._cas = self._redis.register_script(_CAS_SCRIPT)
         self._local: dict[bytes, set[QueueSubscription]] = {}
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
         self._subscribe_lock = asyncio.Lock()
@@ -140,6 +162,9 @@ class RedisStore(Store):
         # The kind goes first: it never contains ":", so a user name cannot
         # make one sanction's key equal to another's.
         return f"{self.key_prefix}sanction:{kind.value}:{user}"
+
+    def _index(self, index: str) -> str:
+        return f"{self.key_prefix}index:{index}"
 
     def _channel(self, channel: str) -> bytes:
         return f"{self.key_prefix}channel:{channel}".encode()
@@ -167,6 +192,57 @@ class RedisStore(Store):
         self._check_open()
         with _translated():
             return bool(await self._redis.delete(self._key(key)))
+
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
+    ) -> bool:
+        self._check_open()
+        check_ttl(ttl)
+        args = [
+            "0" if expected is None else "1",
+            expected if expected is not None else b"",
+            "0" if value is None else "1",
+            value if value is not None else b"",
+            "" if ttl is None else str(_px(ttl)),
+        ]
+        with _translated():
+            return bool(await self._cas(keys=[self._key(key)], args=args))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self._check_open()
+        if not keys:
+            return []
+        with _translated():
+            values = await self._redis.mget([self._key(k) for k in keys])
+        return [_bytes(v) for v in values]
+
+    # -- indexes ----------------------------------------------------------
+    async def index_add(self, index: str, member: str, score: float) -> None:
+        self._check_open()
+        with _translated():
+            await self._redis.zadd(self._index(index), {member: score})
+
+    async def index_remove(self, index: str, member: str) -> bool:
+        self._check_open()
+        with _translated():
+            return bool(await self._redis.zrem(self._index(index), member))
+
+    async def index_members(self, index: str) -> list[tuple[str, float]]:
+        self._check_open()
+        with _translated():
+            rows = await self._redis.zrange(self._index(index), 0, -1, withscores=True)
+        members: list[tuple[str, float]] = []
+        for row in rows:
+            member, score = row[0], row[1]
+            name = member.decode() if isinstance(member, bytes) else str(member)
+            members.append((name, float(score)))
+        # Redis orders ties by the member's bytes; sort again so both backends agree.
+        return sorted(members, key=lambda item: (item[1], item[0]))
+
+    async def index_size(self, index: str) -> int:
+        self._check_open()
+        with _translated():
+            return int(await self._redis.zcard(self._index(index)))
 
     # -- counters ---------------------------------------------------------
     async def incr(self, key: str, by: int = 1, ttl: float | None = None) -> int:
