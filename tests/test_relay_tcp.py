@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from chatguard.app import ChatGuard
+from chatguard.cases.actions import Actions
+from chatguard.cases.model import ModeratorAction
 from chatguard.events import Identity, Side
 from chatguard.relay.delivery import Directive
 from chatguard.relay.lines import TcpLineLeg
@@ -162,6 +164,30 @@ async def test_default_pack_warns_the_minor_captures_evidence_and_holds(
         "user_report" in case.categories and case.conversation == "dm:kid1:stranger1"
         for case in cases
     )
+
+    # 5. A moderator mutes the stranger from the console: their messages stop
+    # at the sidecar, and they are told why by the service name.
+    actions = Actions(guard.store, guard.deliveries)
+    await actions.apply(ModeratorAction("mute", duration=600, reason="spam"), "stranger1", "mod")
+    await stranger.wait_for("privnotice", lambda e: str(e.source).startswith("ChatGuard!"))
+    told = len(stranger.of("privnotice"))
+    stranger.connection.privmsg("kid1", "are you there")
+    await eventually(lambda: len(stranger.of("privnotice")) > told)
+    assert str(stranger.of("privnotice")[-1].source).startswith("ChatGuard!")
+    await stranger.sync()
+    await kid.sync()
+    assert "are you there" not in kid.texts("privmsg")
+
+    # 6. A ban closes the session with an IRC ERROR, and the banned nick is
+    # refused when the server welcomes it again.
+    await actions.apply(ModeratorAction("ban", reason="grooming"), "stranger1", "mod")
+    await stranger.wait_for("error", lambda e: "Closing link" in str(e.target or e.arguments))
+    again = await RawIrc.connect(*address(guard))
+    await again.send(b"NICK stranger1", b"USER s 0 * :s")
+    await again.expect(lambda line: line.startswith(b"ERROR :Closing link: "))
+    assert await again.closed()
+    assert not any(b" 001 " in line for line in again.lines)
+    again.close()
     await kid.sync()
     assert kid.of("nosuchnick") == []
 
