@@ -212,16 +212,23 @@ async def test_a_close_directive_ends_the_session_with_an_irc_error(
     guard = await irc_guard(make_guard, ngircd)
     host, port = address(guard)
     raw = await RawIrc.connect(host, port, "eve")
-    other = await irc_user(host, port, "fay")
+    await raw.send(b"JOIN #closing")
+    await raw.expect(lambda line: b" JOIN " in line)
+    other = await irc_user(host, port, "fay", join="#closing")
+    # A reason with a line break in it must not become a second command.
+    reason = "banned by a moderator\r\nPRIVMSG #closing :injected"
     reached = await guard.deliveries.apply(
-        Directive("eve", close_code=4003, close_reason="banned by a moderator").to_json()
+        Directive("eve", close_code=4003, close_reason=reason).to_json()
     )
     assert reached == 1
-    await raw.expect(lambda line: line == b"ERROR :Closing link: banned by a moderator")
+    await raw.expect(lambda line: line.startswith(b"ERROR :Closing link: banned by a moderator"))
     assert await raw.closed()
     raw.close()
-    # The other user's session goes on.
+    # The server saw the user leave with the reason on one line.
+    quit_event = await other.wait_for("quit", lambda e: str(e.source).startswith("eve!"))
+    assert "injected" in quit_event.arguments[0]
     await other.sync()
+    assert other.texts("pubmsg") == []
 
 
 # -- bad input -------------------------------------------------------------------

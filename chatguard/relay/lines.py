@@ -35,6 +35,7 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 
 from ..codecs import CodecSession
+from ..codecs.ircline import clean_text, truncate_utf8
 from ..events import Frame, Notice, Severity, Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
@@ -269,7 +270,9 @@ class LineSession(SessionCore):
                 await self.send(Side.CLIENT, self.codec.render(Notice("close", reason)))
         with contextlib.suppress(ConnectionError, RuntimeError, OSError):
             if self.leg_open(Side.UPSTREAM):
-                await self.send(Side.UPSTREAM, b"QUIT :" + reason.encode()[:200])
+                # The reason may come from a moderator: one line, whatever it holds.
+                quit_line = "QUIT :" + truncate_utf8(clean_text(reason), 200)
+                await self.send(Side.UPSTREAM, quit_line.encode())
         await asyncio.gather(*(leg.close() for leg in self.legs.values()))
 
     async def _pump(self, origin: Side) -> None:
