@@ -17,6 +17,7 @@ from chatguard.cases.model import ModeratorAction
 from chatguard.events import Identity, Side
 from chatguard.relay.delivery import Directive
 from chatguard.relay.lines import TcpLineLeg
+from chatguard.relay.tcp import parse_proxy_v1
 from tests.support.ircclient import RawIrc, UserFactory
 from tests.support.net import free_port
 from tests.support.ngircd import Ngircd
@@ -497,3 +498,18 @@ async def test_a_client_that_stops_reading_holds_only_a_bounded_buffer(
     assert written < 20_000 * 427
     writer.close()
     server.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "source"),
+    [
+        (b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 6667", "203.0.113.7"),
+        (b"PROXY TCP6 2001:db8::1 2001:db8::2 51000 6667", "2001:db8::1"),
+        (b"PROXY UNKNOWN", ""),
+        (b"PROXY TCP4 203.0.113.7", None),
+        (b"NICK amy", None),
+        (b"", None),
+    ],
+)
+def test_proxy_v1_headers(header: bytes, source: str | None) -> None:
+    assert parse_proxy_v1(header) == source
