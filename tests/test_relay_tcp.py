@@ -16,7 +16,7 @@ from chatguard.cases.actions import Actions
 from chatguard.cases.model import ModeratorAction
 from chatguard.events import Identity, Side
 from chatguard.relay.delivery import Directive
-from chatguard.relay.lines import TcpLineLeg
+from chatguard.relay.lines import LINGER, TcpLineLeg
 from chatguard.relay.tcp import parse_proxy_v1
 from tests.support.ircclient import RawIrc, UserFactory
 from tests.support.net import free_port
@@ -462,7 +462,7 @@ async def test_a_client_that_stops_reading_holds_only_a_bounded_buffer(
         writer.write(b":flood.test 001 sleepy :Welcome\r\n")
         line = b":bob!b@h PRIVMSG sleepy :" + b"z" * 400 + b"\r\n"
         with contextlib.suppress(ConnectionError):
-            for _ in range(20_000):
+            for _ in range(100_000):
                 writer.write(line)
                 try:
                     async with asyncio.timeout(0.5):
@@ -487,15 +487,20 @@ async def test_a_client_that_stops_reading_holds_only_a_bounded_buffer(
     sock.setblocking(False)
     _, writer = await asyncio.open_connection(sock=sock)
     writer.transport.pause_reading()  # and never reads again
-    await asyncio.wait_for(stalled.wait(), unit(10))
     assert guard.irc_relay is not None
-    (session,) = guard.irc_relay.sessions
+    relay = guard.irc_relay
+    await eventually(lambda: len(relay.sessions) == 1)
+    (session,) = relay.sessions
     leg = session.legs[Side.CLIENT]
     assert isinstance(leg, TcpLineLeg)
+    # Small kernel buffers on the way to the sleeper, so that they fill long
+    # before the flood ends (loopback buffers otherwise grow to megabytes).
+    leg.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    await asyncio.wait_for(stalled.wait(), unit(10))
     # The sidecar holds at most its write buffer plus one line toward the
     # sleeper, and stopped reading from the server: the rest waits there.
     assert leg.writer.transport.get_write_buffer_size() <= 4096 + 512
-    assert written < 20_000 * 427
+    assert written < 100_000 * 427
     writer.close()
     server.close()
 
@@ -513,3 +518,18 @@ async def test_a_client_that_stops_reading_holds_only_a_bounded_buffer(
 )
 def test_proxy_v1_headers(header: bytes, source: str | None) -> None:
     assert parse_proxy_v1(header) == source
+
+
+async def test_a_client_that_hangs_up_leaves_the_server_at_once(
+    make_guard: GuardFactory, ngircd: Ngircd, irc_user: UserFactory
+) -> None:
+    guard = await irc_guard(make_guard, ngircd)
+    host, port = address(guard)
+    raw = await RawIrc.connect(host, port, "wes")
+    await raw.send(b"JOIN #hangup")
+    await raw.expect(lambda line: b" JOIN " in line)
+    watcher = await irc_user(host, port, "xia", join="#hangup")
+    raw.close()  # no QUIT: the socket just closes
+    # The end is passed on at once (half-close), not after the sidecar's
+    # linger for late server lines.
+    await watcher.wait_for("quit", lambda e: str(e.source).startswith("wes!"), within=LINGER / 2)

@@ -60,6 +60,9 @@ class LineLeg(Protocol):
 
     async def write(self, line: bytes) -> None: ...
 
+    async def finish(self) -> None:
+        """The other side has ended: let this leg's peer see the end too."""
+
     async def close(self) -> None: ...
 
 
@@ -135,6 +138,17 @@ class TcpLineLeg:
         self.writer.write(line + b"\r\n")
         await self.writer.drain()
 
+    async def finish(self) -> None:
+        # Half-close, as a direct connection would: the peer sees the end at
+        # once and may still answer (a server's last ERROR) before it closes.
+        try:
+            if self.writer.can_write_eof() and not self.closed:
+                self.writer.write_eof()
+                return
+        except (ConnectionError, OSError, RuntimeError):
+            pass
+        await self.close()
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -186,6 +200,9 @@ class WsLineLeg:
             await self.ws.send_bytes(line)
         else:
             await self.ws.send_str(line.decode("utf-8", errors="replace"))
+
+    async def finish(self) -> None:
+        await self.close()
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -247,9 +264,12 @@ class LineSession(SessionCore):
         pumps = [asyncio.create_task(self._pump(side)) for side in Side]
         try:
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            side = Side.CLIENT if pumps[0] in done else Side.UPSTREAM
             if self.close_cause is None:
-                side = Side.CLIENT if pumps[0] in done else Side.UPSTREAM
                 self.close_cause = f"{side.value}_closed"
+            # Pass the end on at once: a server must not keep counting a
+            # client that has gone while the sidecar waits.
+            await self.legs[side.other].finish()
             # Whoever ended, the other direction may still hold lines in
             # flight (a server's last ERROR): give it a moment.
             await asyncio.wait(pumps, timeout=LINGER)
@@ -265,14 +285,18 @@ class LineSession(SessionCore):
         self._closing = True
         if self.close_cause is None:
             self.close_cause = cause
-        with contextlib.suppress(ConnectionError, RuntimeError, OSError):
-            if self.leg_open(Side.CLIENT):
-                await self.send(Side.CLIENT, self.codec.render(Notice("close", reason)))
-        with contextlib.suppress(ConnectionError, RuntimeError, OSError):
-            if self.leg_open(Side.UPSTREAM):
-                # The reason may come from a moderator: one line, whatever it holds.
-                quit_line = "QUIT :" + truncate_utf8(clean_text(reason), 200)
-                await self.send(Side.UPSTREAM, quit_line.encode())
+        # Last words, each bounded: a client that stopped reading must not
+        # keep its session (and a drain) waiting.
+        with contextlib.suppress(ConnectionError, RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(LINGER):
+                if self.leg_open(Side.CLIENT):
+                    await self.send(Side.CLIENT, self.codec.render(Notice("close", reason)))
+        with contextlib.suppress(ConnectionError, RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(LINGER):
+                if self.leg_open(Side.UPSTREAM):
+                    # The reason may come from a moderator: one line, whatever it holds.
+                    quit_line = "QUIT :" + truncate_utf8(clean_text(reason), 200)
+                    await self.send(Side.UPSTREAM, quit_line.encode())
         await asyncio.gather(*(leg.close() for leg in self.legs.values()))
 
     async def _pump(self, origin: Side) -> None:
