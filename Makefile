@@ -42,7 +42,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
 
-# irctest against ngIRCd directly and through ChatGuard (20-30 minutes; not
+# irctest against ngIRCd directly and through ChatGuard (minutes in parallel; not
 # part of `make test`). IRCTEST_DIR=/path/to/checkout to use an existing checkout.
 .PHONY: irctest
 irctest: $(STAMP) packages
