@@ -42,6 +42,11 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
 
+# Tests marked slow (e.g. the shipped policy pack end to end over XMPP).
+.PHONY: test-slow
+test-slow: $(STAMP) packages
+	$(BIN)/pytest -m slow
+
 # irctest against ngIRCd directly and through ChatGuard (minutes in parallel; not
 # part of `make test`). IRCTEST_DIR=/path/to/checkout to use an existing checkout.
 .PHONY: irctest

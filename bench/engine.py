@@ -36,8 +36,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +50,7 @@ from typing import Any
 
 import regex
 
+from bench.timing import Timing, per_item
 from chatguard.policy.engine import Engine, MessageContext
 from chatguard.policy.matcher import Matcher, build_matcher
 from chatguard.policy.model import Policy, Rule, Where
@@ -393,21 +397,12 @@ def naive(matcher: Matcher) -> Callable[[str], object]:
     return run
 
 
-def median_us(batch: Sequence[Any], run: Callable[[Any], object], runs: int) -> float:
-    """Median over ``runs`` of the mean time per message, in microseconds."""
-    per_run = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        for item in batch:
-            run(item)
-        per_run.append((time.perf_counter_ns() - start) / len(batch) / 1000)
-    return statistics.median(per_run)
-
-
-def row(label: str, us: float, ordinary_us: float | None = None) -> str:
-    text = f"  {label:28} {us:8.2f} µs/msg {1e6 / us:>11,.0f} msgs/s"
-    if ordinary_us is not None:
-        text += f"   ordinary {ordinary_us:6.2f} µs/msg"
+def row(label: str, t: Timing, ordinary: Timing | None = None) -> str:
+    text = (
+        f"  {label:28} {t.cpu_us:8.2f} µs/msg {t.per_second:>11,.0f} msgs/s  wall {t.wall_us:7.2f}"
+    )
+    if ordinary is not None:
+        text += f"   ordinary {ordinary.cpu_us:6.2f} µs/msg"
     return text
 
 
@@ -417,19 +412,28 @@ def bench_pack(
     backends: Sequence[str],
     data: list[tuple[str, str]],
     runs: int,
-) -> None:
+    *,
+    only: Sequence[str] = (),
+    cache: Path | None = None,
+    quiet: bool = False,
+) -> dict[str, dict[str, list[float]]]:
+    """Time each stage (or only those named in ``only``) for each backend;
+    return backend -> stage -> the CPU µs/msg of every run."""
+    say = (lambda *a: None) if quiet else print
     texts = [t for _, t in data]
     ordinary = [t for k, t in data if k == "ordinary"]
     normalised = [normalise(t) for t in texts]
     normalised_ordinary = [normalise(t) for t in ordinary]
-    print(f"\n{name}: {len(rules):,} rules, {len(texts):,} messages ({len(ordinary):,} ordinary)")
+    say(f"\n{name}: {len(rules):,} rules, {len(texts):,} messages ({len(ordinary):,} ordinary)")
+    out: dict[str, dict[str, list[float]]] = {}
     for backend in backends:
-        with tempfile.TemporaryDirectory() as cache:
+        with tempfile.TemporaryDirectory() as tmp:
+            where = cache or Path(tmp)
             start = time.perf_counter()
-            matcher = build_matcher(rules, backend=backend, cache_dir=Path(cache))
+            matcher = build_matcher(rules, backend=backend, cache_dir=where)
             cold = time.perf_counter() - start
             start = time.perf_counter()
-            build_matcher(rules, backend=backend, cache_dir=Path(cache))
+            build_matcher(rules, backend=backend, cache_dir=where)
             warm = time.perf_counter() - start
         # As a server should once its pack is loaded: keep the long-lived
         # objects out of the collector's way.
@@ -437,17 +441,23 @@ def bench_pack(
         gc.freeze()
         hits = sum(len(matcher.scan(n)) for n in normalised)
         cached = f", from cache {warm:.2f} s" if matcher.backend == "hyperscan" else ""
-        print(
+        say(
             f" {matcher.backend}: {matcher.units:,} patterns; build {cold:.2f} s{cached}; "
             f"{hits:,} rule hits"
         )
+        say(f"  {'stage':28} {'CPU per message':>15} {'one core':>18}  {'wall µs':>12}")
+        out[backend] = {}
         for stage, (run, takes_normalised) in stages(matcher).items():
+            if only and stage not in only:
+                continue
             batch: Sequence[object] = normalised if takes_normalised else texts
             plain: Sequence[object] = normalised_ordinary if takes_normalised else ordinary
-            us = median_us(batch, run, runs)
-            print(row(stage, us, median_us(plain, run, runs)))
-        if name != "10k" and backend == backends[0]:
-            print(row("naive (per-pattern regex)", median_us(texts[:1000], naive(matcher), runs)))
+            timing = per_item(batch, run, runs)
+            out[backend][stage] = list(timing.cpu_runs)
+            say(row(stage, timing, None if quiet else per_item(plain, run, runs)))
+        if name != "10k" and backend == backends[0] and not only:
+            say(row("naive (per-pattern regex)", per_item(texts[:1000], naive(matcher), runs)))
+    return out
 
 
 def generated_pack() -> list[Rule]:
@@ -469,6 +479,66 @@ def load_pack(name: str) -> list[Rule] | None:
         return None
 
 
+BASELINE_STAGES = ("normalise+scan", "engine (normalise+scan+risk)")
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The ``chatguard`` package as of ``rev`` under ``into``, next to a link to
+    this ``bench`` folder, so a worker started there imports the old engine
+    with today's benchmark."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", rev, "chatguard"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "bench").symlink_to(root / "bench", target_is_directory=True)
+    return into
+
+
+def worker(tree: Path, args: list[str]) -> dict[str, dict[str, list[float]]]:
+    """One benchmark process run from ``tree``; its JSON result."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.engine", "--worker", *args],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, dict[str, list[float]]] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def compare(rev: str, packs: Sequence[str], backends: Sequence[str], runs: int, count: int) -> None:
+    """The engine stages at ``rev`` and now, in alternating worker processes
+    (old, new, new, old; each with half the runs), medians of all runs."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
+        old = checkout(rev, Path(tmp))
+        print(f"baseline {rev} vs the working tree; CPU µs per message, medians of {runs} runs")
+        for pack in packs:
+            target = str(Path(pack).resolve()) if Path(pack).is_dir() else pack
+            for backend in backends:
+                args = ["--packs", target, "--backends", backend, "--count", str(count)]
+                args += ["--runs", str(max(1, runs // 2)), "--cache", cache]
+                got: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+                for side in ("old", "new", "new", "old"):
+                    result = worker(old if side == "old" else root, args)
+                    for stage, values in result.get(backend, {}).items():
+                        got[side].setdefault(stage, []).extend(values)
+                print(f"\n{pack}, {backend}:")
+                for stage in BASELINE_STAGES:
+                    a = statistics.median(got["old"].get(stage) or [math.nan])
+                    b = statistics.median(got["new"].get(stage) or [math.nan])
+                    print(
+                        f"  {stage:28} {a:8.2f} -> {b:8.2f} µs/msg "
+                        f"({1e6 / a:>9,.0f} -> {1e6 / b:>9,.0f} msgs/s, {a / b:.2f}x)"
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run, 2,000 messages")
@@ -476,15 +546,42 @@ def main() -> None:
         "--packs", default="default,10k,policies", help="default, 10k or a pack folder"
     )
     parser.add_argument("--backends", default="hyperscan,fallback", help="matcher backends")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per stage (median)")
+    parser.add_argument("--count", type=int, default=MESSAGES, help="messages per run")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="compare the engine stages with git revision REV"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    runs, count = (1, 2000) if args.quick else (RUNS, MESSAGES)
-    data = messages(random.Random(2024), count)
+    runs, count = (1, 2000) if args.quick else (args.runs, args.count)
     backends = args.backends.split(",")
-    for pack in args.packs.split(","):
+    packs = args.packs.split(",")
+    if args.baseline:
+        compare(args.baseline, packs, backends, runs, count)
+        return
+    data = messages(random.Random(2024), count)
+    results = {}
+    for pack in packs:
         rules = load_pack(pack)
         if rules is not None:
-            bench_pack(pack, rules, backends, data, runs)
-    print(f"\nmedian of {runs} runs; one thread; Python {sys.version.split()[0]}")
+            only = BASELINE_STAGES if args.worker else ()
+            results.update(
+                bench_pack(
+                    pack,
+                    rules,
+                    backends,
+                    data,
+                    runs,
+                    only=only,
+                    cache=args.cache,
+                    quiet=args.worker,
+                )
+            )
+    if args.worker:
+        print(json.dumps(results))
+    else:
+        print(f"\nmedian of {runs} runs; CPU time of one thread; Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

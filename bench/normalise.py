@@ -7,7 +7,8 @@ characters, fullwidth and math letters, repeated letters). The messages come
 from a seeded generator, so every run times the same input.
 
 Prints, for the whole mix and for each kind of message, the median over five
-runs of the mean time per message, in microseconds.
+runs of the mean time per message, in microseconds of CPU time (and of wall
+time), timed by ``bench/timing.py``.
 
 Run from the repository root: ``python -m bench.normalise``.
 """
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
-from collections.abc import Callable
 
+from bench.timing import per_item
 from chatguard.policy.normalise import normalise
 
 RUNS = 5
@@ -83,26 +83,21 @@ def messages(rng: random.Random) -> list[tuple[str, str]]:
     return out
 
 
-def median_us(batch: list[str], run: Callable[[str], object]) -> float:
-    """Median over RUNS of the mean time per message, in microseconds."""
-    per_run = []
-    for _ in range(RUNS):
-        start = time.perf_counter_ns()
-        for text in batch:
-            run(text)
-        per_run.append((time.perf_counter_ns() - start) / len(batch) / 1000)
-    return statistics.median(per_run)
-
-
 def main() -> None:
     data = messages(random.Random(2024))
     every = [text for _, text in data]
     mean_len = statistics.mean(len(text) for text in every)
     print(f"{len(every)} messages, mean length {mean_len:.0f} characters")
-    print(f"all          {median_us(every, normalise):6.2f} µs/message")
+    print(f"{'':12} {'cpu':>6}   {'wall':>6}")
+    timing = per_item(every, normalise, RUNS)
+    print(f"all          {timing.cpu_us:6.2f}   {timing.wall_us:6.2f} µs/message")
     for kind, _, _ in MIX:
         batch = [text for k, text in data if k == kind]
-        print(f"{kind:12} {median_us(batch, normalise):6.2f} µs/message ({len(batch)} messages)")
+        timing = per_item(batch, normalise, RUNS)
+        print(
+            f"{kind:12} {timing.cpu_us:6.2f}   {timing.wall_us:6.2f} µs/message"
+            f" ({len(batch)} messages)"
+        )
 
 
 if __name__ == "__main__":

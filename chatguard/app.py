@@ -17,22 +17,28 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from .admin import admin_app
 from .audit import AuditSink, MemoryAudit
+from .banner_history import BannerHistory
 from .cases.actions import Actions
 from .cases.book import BookLimits, CaseBook
 from .cases.model import Bounds
 from .cases.webhooks import CaseWebhooks
 from .codecs import Codec, JsonChatCodec
 from .codecs.irc import IrcCodec
+from .codecs.xmpp import XmppCodec, XmppSettings
 from .config import Config
+from .console.recorded import RecordedConversations
+from .console.records import EvidenceRecords
+from .console.seams import ConsoleSeams
+from .console.web import ConsoleDeps, mount_console
+from .console.wired import BannerFigures, LogExporter, LogRecords
 from .directory import Directory
-from .effectiveness import Observation
 from .events import Identity
 from .evidence.log import EvidenceLog
 from .identity import IdentityResolver
@@ -57,6 +63,36 @@ from .stores import Store, StoreError, open_store
 log = logging.getLogger(__name__)
 
 
+#: The codec for each ``codec.type``: one line per protocol.
+CODECS: dict[str, Callable[[Config], Codec]] = {
+    "jsonchat": lambda cfg: JsonChatCodec.from_name_or_path(cfg.codec.mapping),
+    "xmpp": lambda cfg: XmppCodec(
+        XmppSettings(
+            cfg.xmpp.service_jid,
+            cfg.xmpp.max_stanza_bytes,
+            cfg.xmpp.max_depth,
+            cfg.xmpp.on_bad_stanza,
+        )
+    ),
+    "irc": lambda cfg: IrcCodec(
+        cfg.irc.service_name,
+        service_host=cfg.irc.service_host,
+        max_line_bytes=cfg.irc.max_line_bytes,
+        max_tag_bytes=cfg.irc.max_tag_bytes,
+    ),
+}
+
+
+def make_codec(config: Config) -> Codec:
+    """The codec ``codec.type`` names."""
+    return CODECS[config.codec.type](config)
+
+
+def _control_field(codec: Codec) -> str:
+    """The field naming a control frame's type: the jsonchat mapping's own."""
+    return ".".join(codec.type_path) if isinstance(codec, JsonChatCodec) else "type"
+
+
 class ChatGuard:
     """One sidecar instance: relay listener, admin listener, shared state."""
 
@@ -68,11 +104,13 @@ class ChatGuard:
         steps: Mapping[str, Step] | None = None,
         evidence: EvidenceSink | None = None,
         escalations: EscalationSink | None = None,
+        audit: AuditSink | None = None,
+        seams: ConsoleSeams | None = None,
     ) -> None:
         self.config = config
         self.instance_id = config.instance_id or socket.gethostname()
         self.metrics = Metrics()
-        self.codec: Codec = _codec(config)
+        self.codec = make_codec(config)
         self.identity = IdentityResolver(config.identity)
         self._own_store = store is None
         self.store = store or open_store(
@@ -97,12 +135,21 @@ class ChatGuard:
             )
             self.audit = self.evidence_log
             evidence = evidence or self.evidence_log
+        if audit is not None:
+            self.audit = audit
         # Without a policy pack the pipeline only consumes control frames.
         self.control = ControlStep(
-            type_field=".".join(getattr(self.codec, "type_path", ["type"])),
+            type_field=_control_field(self.codec),
             per_minute=config.limits.control_per_minute,
         )
         self.outcomes: OutcomeTracker | None = None
+        # Banners shown and their outcomes, per user, shared by every replica.
+        self.banner_history = BannerHistory(
+            self.store,
+            per_user=config.banners.history_per_user,
+            ttl=config.banners.history_ttl,
+            open_limit=config.banners.history_open_limit,
+        )
         self.live: LivePolicy | None = None
         self.speedbumps: SpeedBumpStep | None = None
         self._cases()
@@ -145,6 +192,21 @@ class ChatGuard:
                 "store": self.store.ping,
             },
         )
+        self.console = mount_console(
+            self.admin,
+            config.console,
+            ConsoleDeps(
+                self.cases,
+                self.audit,
+                time.time,
+                store=self.store,
+                directory=self.directory,
+                metrics=self.metrics,
+                webhooks=self.webhooks,
+                # Without an evidence log, the flagged messages kept in memory.
+                seams=seams or self._console_seams(),
+            ),
+        )
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
@@ -171,6 +233,25 @@ class ChatGuard:
         if band == "unknown":
             return None
         return dataclasses.replace(identity, attrs={**identity.attrs, "age_band": band})
+
+    def _console_seams(self) -> ConsoleSeams:
+        """What the console shows beside cases: evidence and banner figures."""
+        banners = BannerFigures(Path(self.config.data_dir) / "banners")
+        if self.evidence_log is None:
+            # Without an evidence log, the flagged messages kept in memory.
+            return ConsoleSeams(
+                conversations=RecordedConversations(self.recorded),
+                banners=banners,
+                banner_history=self.banner_history,
+            )
+        records = EvidenceRecords(LogRecords(self.evidence_log), self.directory)
+        return ConsoleSeams(
+            evidence=LogExporter(self.evidence_log),
+            conversations=records,
+            reports=records,
+            banners=banners,
+            banner_history=self.banner_history,
+        )
 
     def _cases(self) -> None:
         """The case book (the escalation sink), its webhook, and sanction enforcement."""
@@ -250,6 +331,7 @@ class ChatGuard:
                 evidence,
                 self.metrics,
                 observe=self.evidence_log.observe if self.evidence_log is not None else None,
+                history=self.banner_history,
             ),
             "escalate": EscalateStep(escalations, self.metrics),
         }
@@ -264,7 +346,12 @@ class ChatGuard:
             Path(self.config.data_dir) / "banners", self.instance_id, b.log_max_bytes, b.log_keep
         )
         self.outcomes = OutcomeTracker(
-            self.metrics, events, window=b.outcome_window, deterrence_window=b.deterrence_window
+            self.metrics,
+            events,
+            self.banner_history,
+            window=b.outcome_window,
+            deterrence_window=b.deterrence_window,
+            queue_limit=b.history_queue,
         )
         shower = BannerShower(
             self.deliveries,
@@ -315,6 +402,8 @@ class ChatGuard:
             tasks.append(asyncio.create_task(self.live.watch(interval), name="policy-watch"))
         if self.speedbumps is not None:
             tasks.append(asyncio.create_task(self._expire_holds(), name="holds"))
+        if self.outcomes is not None:
+            tasks.append(asyncio.create_task(self.outcomes.run(), name="banner-outcomes"))
         yield
         for task in tasks:
             task.cancel()
@@ -334,11 +423,9 @@ class ChatGuard:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await session.inject(item)
             if self.outcomes is not None:
-                online = self._users_online()
-                for user in self.outcomes.users() - online:
-                    # Gone from the chat altogether: counts as leaving.
-                    self.outcomes.observe(user, Observation("left", now))
-                self.outcomes.sweep(now)
+                # Viewers connected to no replica count as leaving; ended
+                # windows close. Presence marks outlive a few intervals.
+                await self.outcomes.tick(now, self._users_online(), self.instance_id, 3 * interval)
 
     def _users_online(self) -> set[str]:
         return {
@@ -384,8 +471,11 @@ class ChatGuard:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        if self.outcomes is not None and self.outcomes.log is not None:
-            self.outcomes.log.close()
+        if self.outcomes is not None:
+            # What the sessions did last reaches the shared history first.
+            await self.outcomes.flush()
+            if self.outcomes.log is not None:
+                self.outcomes.log.close()
         if self.evidence_log is not None:
             # After the sessions: their last captures are written, then flushed.
             await self.evidence_log.stop()
@@ -424,16 +514,3 @@ class ChatGuard:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await self.stop()
-
-
-def _codec(config: Config) -> Codec:
-    """The codec ``codec.type`` names."""
-    if config.codec.type == "irc":
-        irc = config.irc
-        return IrcCodec(
-            irc.service_name,
-            service_host=irc.service_host,
-            max_line_bytes=irc.max_line_bytes,
-            max_tag_bytes=irc.max_tag_bytes,
-        )
-    return JsonChatCodec.from_name_or_path(config.codec.mapping)

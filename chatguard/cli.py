@@ -62,7 +62,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from .codecs import JsonChatCodec
     from .identity import IdentityResolver
 
-    JsonChatCodec.from_name_or_path(cfg.codec.mapping)
+    if cfg.codec.type == "jsonchat":
+        JsonChatCodec.from_name_or_path(cfg.codec.mapping)
     IdentityResolver(cfg.identity)
     if args.json:
         print(json.dumps({"ok": True, "config": args.config}))
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_evidence import add_parser as add_evidence
 
     add_evidence(sub)
+
+    from .console.cli import add_parser as add_console
+
+    add_console(sub)
     return parser
 
 

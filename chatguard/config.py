@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import types
@@ -157,8 +158,8 @@ class IdentityConfig:
 
 @dataclass(frozen=True, slots=True)
 class CodecConfig:
-    type: Literal["jsonchat", "irc"] = _doc(
-        "Wire protocol of the upstream: jsonchat (JSON over WebSocket) or irc.", "jsonchat"
+    type: Literal["jsonchat", "xmpp", "irc"] = _doc(
+        "Wire protocol of the upstream: jsonchat (JSON over WebSocket), xmpp or irc.", "jsonchat"
     )
     mapping: str = _doc(
         "jsonchat mapping: a built-in name (`example`) or a path to a mapping YAML file.",
@@ -235,6 +236,23 @@ class BannersConfig:
         16_777_216,
     )
     log_keep: int = _doc("Rotated banner event log files kept per instance.", 5)
+    history_per_user: int = _doc(
+        "Impressions kept per user in the shared banner history (room notices go first).",
+        50,
+    )
+    history_ttl: float = _doc(
+        "Seconds a user's banner history is kept after its last change.", 2_592_000.0
+    )
+    history_open_limit: int = _doc(
+        "Most users with impressions still waiting for an outcome; beyond it the nearest "
+        "deadlines are closed early.",
+        10_000,
+    )
+    history_queue: int = _doc(
+        "Most banner history changes waiting for the store; beyond it they are dropped "
+        "and counted.",
+        10_000,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +273,53 @@ class ReportsConfig:
     context: int = _doc(
         "Recent messages of the reported conversation sent with the escalation.", 20
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ModeratorAccount:
+    id: str = _doc("Moderator id, shown in case history and audit records.", "")
+    name: str = _doc("Display name shown in the console.", "")
+    role: Literal["moderator", "lead", "auditor"] = _doc(
+        "moderator works cases; lead also sees analytics; auditor reads and exports only.",
+        "moderator",
+    )
+    password_hash: str = _doc(
+        "argon2 hash from `chatguard console hash-password`; empty = no password sign-in.", ""
+    )
+    token_hash: str = _doc(
+        "API token hash from `chatguard console token`; empty = no API access.", ""
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSsoConfig:
+    header: str = _doc(
+        "Header an SSO gateway sets to the signed-in moderator id; empty = not trusted.", ""
+    )
+    trusted_proxies: tuple[str, ...] = _doc(
+        "Addresses or networks (CIDR) whose identity header is believed; others are ignored.",
+        (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    enabled: bool = _doc("Serve the moderator console and /api/ on the admin listener.", True)
+    moderators: tuple[ModeratorAccount, ...] = _doc(
+        "Moderator accounts: id, name, role, password_hash, token_hash.", ()
+    )
+    secure_cookies: bool = _doc(
+        "Mark the session cookie Secure (HTTPS only); false only for plain-HTTP loopback.", True
+    )
+    session_ttl: float = _doc("Seconds a console sign-in lasts.", 28800.0)
+    max_sessions: int = _doc(
+        "Most console sessions per moderator; one more sign-in ends the oldest.", 5
+    )
+    login_max_failures: int = _doc(
+        "Failed sign-ins per account, and per address, before sign-in is refused for a while.", 5
+    )
+    login_window: float = _doc("Seconds over which failed sign-ins are counted.", 900.0)
+    sso: ConsoleSsoConfig = _doc("Identity from an SSO gateway.", factory=ConsoleSsoConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +464,24 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class XmppConfig:
+    service_jid: str = _doc(
+        "JID ChatGuard speaks as: banners come from it; messages to it (send, cancel, "
+        "report <reason>) are commands and never reach the server.",
+        "chatguard",
+    )
+    max_stanza_bytes: int = _doc(
+        "Largest stanza (UTF-8 bytes) ChatGuard parses; a larger one is bad input.", 262_144
+    )
+    max_depth: int = _doc("Deepest element nesting in a stanza; deeper is bad input.", 32)
+    on_bad_stanza: Literal["refuse", "pass"] = _doc(
+        "Bad input (too large, too deep, DTD or entities, malformed): refuse it (dropped, the "
+        "client told) or pass it on unread. Counted either way.",
+        "refuse",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class IrcUpstreamConfig:
     host: str = _doc("Host of the IRC server ChatGuard fronts (TCP).", "127.0.0.1")
     port: int = _doc("Port of the IRC server.", 6667)
@@ -476,10 +559,17 @@ class Config:
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
     )
     log_level: Literal["debug", "info", "warning", "error"] = _doc("Log verbosity.", "info")
+    console: ConsoleConfig = _doc(
+        "Moderator console and JSON API accounts and sign-in.", factory=ConsoleConfig
+    )
     cases: CasesConfig = _doc(
         "Cases, the moderator queue, sanctions and case webhooks.", factory=CasesConfig
     )
     evidence: EvidenceConfig = _doc("The tamper-evident evidence log.", factory=EvidenceConfig)
+    xmpp: XmppConfig = _doc(
+        "XMPP over WebSocket (codec.type xmpp): service JID and stanza limits.",
+        factory=XmppConfig,
+    )
 
 
 # -- loading ---------------------------------------------------------------
@@ -598,6 +688,12 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(source, key, "must be a string")
         return value
+    if origin is tuple and any(dataclasses.is_dataclass(a) for a in typing.get_args(tp)):
+        # A list of sections, e.g. console.moderators: each item is checked like a section.
+        item_type = typing.get_args(tp)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(source, key, "must be a list")
+        return tuple(_build(item_type, v, f"{key}[{i}].", source) for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(source, key, "must be a list of strings")
@@ -630,6 +726,13 @@ def _check(config: Config, source: str) -> None:
         )
     if config.holds.per_session < 1:
         raise ConfigError(source, "holds.per_session", "must be at least 1")
+    jid = config.xmpp.service_jid
+    if not jid or "/" in jid or any(c.isspace() or c in "<>&'\"" for c in jid):
+        raise ConfigError(source, "xmpp.service_jid", "must be a bare JID (no resource, no spaces)")
+    if config.xmpp.max_depth < 2:
+        raise ConfigError(source, "xmpp.max_depth", "must be at least 2 (a stanza and its body)")
+    if config.xmpp.max_stanza_bytes < 1024:
+        raise ConfigError(source, "xmpp.max_stanza_bytes", "must be at least 1024")
     if config.policy.watch_interval <= 0:
         raise ConfigError(source, "policy.watch_interval", "must be positive")
     irc = config.irc
@@ -651,13 +754,48 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(source, "irc.service_name", "must be a valid IRC nick")
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
+    _check_console(config.console, source)
     _check_cases(config.cases, source)
+    b = config.banners
+    for key in ("history_per_user", "history_open_limit", "history_queue"):
+        if getattr(b, key) < 1:
+            raise ConfigError(source, f"banners.{key}", "must be at least 1")
+    if b.history_ttl <= 0:
+        raise ConfigError(source, "banners.history_ttl", "must be positive")
     ev = config.evidence
     for key, value in (("queue_size", ev.queue_size), ("batch_max", ev.batch_max)):
         if value < 1:
             raise ConfigError(source, f"evidence.{key}", "must be at least 1")
     if ev.segment_bytes < 4096:
         raise ConfigError(source, "evidence.segment_bytes", "must be at least 4096")
+
+
+def _check_console(console: ConsoleConfig, source: str) -> None:
+    seen: set[str] = set()
+    for i, account in enumerate(console.moderators):
+        key = f"console.moderators[{i}]"
+        if not account.id:
+            raise ConfigError(source, f"{key}.id", "every moderator needs an id")
+        if account.id in seen:
+            raise ConfigError(source, f"{key}.id", f"duplicate moderator id {account.id!r}")
+        seen.add(account.id)
+        if account.password_hash and not account.password_hash.startswith("$argon2"):
+            raise ConfigError(source, f"{key}.password_hash", "must be an argon2 hash")
+        if account.token_hash and not account.token_hash.startswith("sha256:"):
+            raise ConfigError(source, f"{key}.token_hash", "must be a sha256: token hash")
+    if console.max_sessions < 1:
+        raise ConfigError(source, "console.max_sessions", "must be at least 1")
+    if console.sso.header and not console.sso.trusted_proxies:
+        raise ConfigError(
+            source, "console.sso.trusted_proxies", "an SSO header needs trusted proxy addresses"
+        )
+    for address in console.sso.trusted_proxies:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ConfigError(
+                source, "console.sso.trusted_proxies", f"{address!r} is not an address or network"
+            ) from None
 
 
 def _check_cases(cases: CasesConfig, source: str) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
 import tempfile
 from pathlib import Path
@@ -19,6 +21,28 @@ from chatguard_examples.chat_service import ChatService
 
 from . import config as config_mod
 from .app import ChatGuard
+from .console.accounts import hash_password, mint_token
+
+DEMO_MODERATOR = "demo"
+
+
+def demo_moderator(data_dir: Path) -> tuple[dict[str, str], str, Path]:
+    """A lead account for the demo: its configuration, a fresh password, and
+    the file holding its API token (``<data-dir>/demo-token``, owner-only)."""
+    password = secrets.token_urlsafe(12)
+    token, token_hash = mint_token()
+    token_file = data_dir / "demo-token"
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    account = {
+        "id": DEMO_MODERATOR,
+        "name": "Demo moderator",
+        "role": "lead",
+        "password_hash": hash_password(password),
+        "token_hash": token_hash,
+    }
+    return account, password, token_file
 
 
 def find_pack(name: str) -> Path | None:
@@ -54,6 +78,7 @@ async def run_demo(
         service = ChatService(upstream_listen[0], upstream_listen[1])
         await service.start()
         policies, banners = find_pack("policies"), find_pack("banners")
+        moderator, password, token_file = await asyncio.to_thread(demo_moderator, Path(data_dir))
         cfg = config_mod.from_mapping(
             {
                 "listen": {"host": listen[0], "port": listen[1]},
@@ -64,6 +89,10 @@ async def run_demo(
                 "limits": {"drain_timeout": 3.0},
                 "policy": {"directory": str(policies or "")},
                 "banners": {"directory": str(banners or "")},
+                # Captures go to the tamper-evident log, as in a real deployment.
+                "evidence": {"enabled": True},
+                # Plain HTTP on loopback: a Secure cookie would never come back.
+                "console": {"secure_cookies": False, "moderators": [moderator]},
             },
             source="demo defaults",
         )
@@ -78,7 +107,15 @@ async def run_demo(
                     f"  chat (through ChatGuard): {guard.relay_url}/\n"
                     f"  chat (direct, no ChatGuard): http://{service.host}:{service.port}/\n"
                     f"  health and metrics: {guard.admin_url}/healthz  {guard.admin_url}/metrics\n"
+                    f"  moderator console: {guard.admin_url}/console/ "
+                    f"(sign in as {DEMO_MODERATOR!r}, password {password!r})\n"
+                    f"  moderation API token: {token_file} "
+                    f'(curl -H "Authorization: Bearer $(cat {token_file})" '
+                    f"{guard.admin_url}/api/cases)\n"
                     f"  data directory: {data_dir}\n"
+                    f"  evidence log: {data_dir}/evidence "
+                    "(a case's bundle: Export on its page; check it with "
+                    "`chatguard evidence verify BUNDLE.zip`)\n"
                     f"  policy pack: {policies or 'none (pass-through)'}\n"
                     "Open the chat page in two browser windows (one with an age under 18)."
                     + ("\nTwo scripted users are chatting in 'lobby'." if scripted else "")

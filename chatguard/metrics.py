@@ -224,6 +224,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.console_sign_ins = Counter(
+            "chatguard_console_sign_ins",
+            "Console sign-in attempts by outcome: ok, refused, limited, sso.",
+            ["outcome"],
+            registry=r,
+        )
 
         # -- evidence log (chatguard/evidence/log.py) --
         self.evidence_records = Counter(
@@ -256,6 +262,19 @@ class Metrics:
         self.evidence_purged = Counter(
             "chatguard_evidence_purged",
             "Evidence payloads removed by retention (leaf hashes and tombstones stay).",
+            registry=r,
+        )
+        self.bad_frames = Counter(
+            "chatguard_bad_frames",
+            "Frames a codec judged bad input (too large, too deep, unsafe or malformed), by "
+            "origin, reason and action (refused or passed).",
+            ["origin", "reason", "action"],
+            registry=r,
+        )
+        self.banner_history_errors = Counter(
+            "chatguard_banner_history_errors",
+            "Banner history changes not applied: queue_full, store (unavailable), conflict.",
+            ["reason"],
             registry=r,
         )
 

@@ -19,7 +19,9 @@ order they are registered in.
 Combining rule (like an Envoy filter chain): steps run in order; each
 returns a verdict; injections accumulate; a replacement is seen by later
 steps as the frame to forward; the first verdict that drops the frame stops
-the chain. A step that declares ``interests`` (a set of (side, kind) pairs)
+the chain, except for steps that keep records (``after_drop = True``: evidence
+and escalation), so a message that is held or blocked can still be captured
+and escalated. A step that declares ``interests`` (a set of (side, kind) pairs)
 sees only those events; one without sees every event. A step that raises is
 counted and skipped: a policy bug must never stop chat from flowing. The one
 exception: a client control frame is never forwarded, even when the step
@@ -35,7 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .codecs.base import CodecSession
+from .codecs.base import SERVICE_COMMAND, CodecSession
 from .events import PASS, ChatEvent, EventKind, Identity, Inject, Notice, Severity, Side, Verdict
 from .following import SessionSeen
 from .holds import HoldBook
@@ -81,6 +83,12 @@ class Findings:
 
     assessment: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: The step whose verdict dropped the frame (held, blocked, muted, a
+    #: command), once one has; later steps run only if they keep records.
+    dropped_by: str | None = None
+    #: The event as it arrived, once a step has replaced its frame (redaction):
+    #: evidence keeps what the user sent, not the masked copy.
+    original: ChatEvent | None = None
 
 
 Interest = frozenset[tuple[Side, EventKind]]
@@ -128,6 +136,9 @@ class ControlStep:
         self.handlers: dict[str, ControlHandler] = {}
         self.commands: dict[str, ControlHandler] = {}
         self.interests: Interest = frozenset({(Side.CLIENT, EventKind.CONTROL)})
+        # Protocols whose clients can only message a service name (XMPP's
+        # service JID) send their text commands as this control type.
+        self.handlers[SERVICE_COMMAND] = self.service_command
         # Flooding: at most ``per_minute`` control frames and commands per
         # session (0 = no limit); beyond it each gets an error and does nothing.
         self.per_minute = per_minute
@@ -169,6 +180,33 @@ class ControlStep:
         name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
         return self.commands.get(name)
 
+    async def service_command(self, event: ChatEvent, session: SessionContext) -> Verdict:
+        """A text command sent to the service name (``send``, ``report ...``).
+
+        Dispatched to the same handlers as ``/send`` typed in a chat; an
+        empty one (a typing notification, a receipt) is dropped quietly.
+        """
+        text = (event.text or "").strip().lstrip("/")
+        if not text:
+            return Verdict(forward=False, reason="control")
+        name = text.split(maxsplit=1)[0].lower()
+        handler = self.commands.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.commands)) or "none"
+            return Verdict(
+                forward=False,
+                inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
+                reason="control",
+            )
+        event = replace(event, text="/" + text)
+        # A command that names a conversation (IRC: ``report #room ...``,
+        # ``report nick ...``) is shown to its handler as if typed there.
+        if event.room is not None:
+            event = replace(event, kind=EventKind.MESSAGE)
+        elif event.recipients:
+            event = replace(event, kind=EventKind.DIRECT)
+        return await handler(event, session)
+
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
     ) -> Verdict:
@@ -188,8 +226,6 @@ class ControlStep:
             return replace(verdict, forward=False, replacement=None)
         if self._flooding(session):
             return Verdict(forward=False, inject=(error_notice(_FLOODING),), reason="control")
-        if (event.control or {}).get("type") == COMMAND_TYPE:
-            return await self._service_command(event, session)
         kind: Any = event.control or {}
         for part in self.type_path:
             kind = kind.get(part) if isinstance(kind, Mapping) else None
@@ -203,41 +239,6 @@ class ControlStep:
         verdict = await handler(event, session)
         # Whatever the handler says, a control frame never goes upstream.
         return replace(verdict, forward=False, replacement=None)
-
-    async def _service_command(self, event: ChatEvent, session: SessionContext) -> Verdict:
-        """A command addressed to ChatGuard's service name (``/msg ChatGuard send``).
-
-        Protocols without control frames (IRC, XMPP) decode such messages as
-        control events of type ``chatguard.command`` with the command word in
-        ``command``; they run the same handlers as ``/send`` text commands,
-        and are never forwarded, known or not.
-        """
-        name = str((event.control or {}).get("command", "")).lower()
-        handler = self.commands.get(name)
-        if handler is None:
-            known = ", ".join(sorted(self.commands)) or "none"
-            return Verdict(
-                forward=False,
-                inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
-                reason="control",
-            )
-        # Shown to the handler as if typed in the conversation it names (a
-        # room, or a direct message with a user), like ``/report`` typed there.
-        if event.room is not None:
-            event = replace(event, kind=EventKind.MESSAGE)
-        elif event.recipients:
-            event = replace(event, kind=EventKind.DIRECT)
-        try:
-            verdict = await handler(event, session)
-        except Exception:
-            log.exception("command handler failed")
-            verdict = Verdict(inject=(error_notice("that command failed"),))
-        return replace(verdict, forward=False, replacement=None)
-
-
-#: The control type of a command addressed to the service name (see
-#: ``ControlStep._service_command``).
-COMMAND_TYPE = "chatguard.command"
 
 
 def error_notice(text: str) -> Inject:
@@ -287,6 +288,8 @@ class Pipeline:
             interests: Interest | None = getattr(step, "interests", None)
             if interests is not None and wanted not in interests:
                 continue
+            if findings.dropped_by is not None and not getattr(step, "after_drop", False):
+                continue
             try:
                 verdict = await step(event, session, findings)
             except Exception:
@@ -300,10 +303,17 @@ class Pipeline:
                 continue
             if verdict is PASS:
                 continue
+            if findings.dropped_by is not None:
+                # Record-keeping after a drop may say something to the user,
+                # never bring the frame back.
+                result = result.also(*verdict.inject)
+                continue
             result = _combine(result, verdict)
             if not result.forward:
-                break
+                findings.dropped_by = name
+                continue
             if verdict.replacement is not None:
+                findings.original = findings.original or event
                 event = replace(event, raw=verdict.replacement)
         if self.metrics is not None:
             self.metrics.pipeline_seconds.observe(self.clock() - started)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,13 @@ from .live_policy import LivePolicy
 from .metrics import Metrics
 from .outcome_log import OutcomeTracker
 from .pipeline import SessionContext, error_notice
-from .steps.handoff import CaptureRequest, EscalationRequest, EscalationSink, EvidenceSink
+from .steps.handoff import (
+    MAX_BANNERS,
+    CaptureRequest,
+    EscalationRequest,
+    EscalationSink,
+    EvidenceSink,
+)
 from .steps.showing import BannerShower, Showing
 from .stores import Store, StoreError
 
@@ -135,6 +141,7 @@ class Reports:
             for m in session.seen.context(conversation, self.policy.context)
         ]
         child = identity.age_band in MINOR_BANDS
+        banners = await self._banners({reporter, with_user or ""}, conversation)
         record: str | None = None
         try:
             record = await self.evidence.capture(
@@ -148,6 +155,7 @@ class Reports:
                     reason=reason,
                     trigger="report",
                     event=event,
+                    banners=banners,
                 )
             )
             self.metrics.handoffs.labels(kind="capture", outcome="ok").inc()
@@ -180,6 +188,20 @@ class Reports:
         if self.tracker is not None:
             self.tracker.observe(reporter, Observation("report", now, conversation))
         return Verdict(forward=False, inject=tuple(await self._thanks(session, room, with_user)))
+
+    async def _banners(
+        self, users: set[str], conversation: str
+    ) -> tuple[Mapping[str, Any], ...] | None:
+        """What the reporter and the reported were shown here (None: unknown)."""
+        if self.tracker is None:
+            return None
+        try:
+            found = await self.tracker.history.in_conversation(
+                users - {""}, conversation, MAX_BANNERS
+            )
+        except StoreError:
+            return None
+        return tuple(found)
 
     async def _thanks(
         self, session: SessionContext, room: str | None, with_user: str | None

@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.support.probe",
     "tests.support.relay",
     "tests.support.pack",
+    "tests.support.prosody",
+    "tests.support.console",
     "tests.support.ngircd",
     "tests.support.ircclient",
 ]
@@ -33,10 +35,11 @@ def _no_proxies():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` run only when asked for (``-m slow``, or any ``-m``)."""
-    if config.getoption("-m"):
+    """Tests marked ``slow`` run only when asked for: ``-m slow`` (make test-slow)
+    or ``CHATGUARD_SLOW_TESTS=1``; the default run stays fast."""
+    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("CHATGUARD_SLOW_TESTS"):
         return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    skip = pytest.mark.skip(reason="slow: run with -m slow (make test-slow)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -253,3 +253,62 @@ async def test_a_log_in_use_stops_start_up_with_a_clear_error(
             await evidence_guard(make_guard, chat_service.url, test_pack, data_dir=str(data_dir))
     finally:
         holder.close()
+
+
+async def test_a_capture_lists_the_banners_shown_in_its_conversation_with_outcomes(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await evidence_guard(make_guard, chat_service.url, test_pack)
+    log = guard.evidence_log
+    assert log is not None
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await bob.send(json.dumps({"type": "dm", "to": "amy", "text": "add me on snap"}))
+        await received(amy, "add me on snap")
+        async with asyncio.timeout(unit(3)):
+            while not await guard.banner_history.shown("amy", 5):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await amy.send(json.dumps({"type": "dm", "to": "bob", "text": "/report snap again"}))
+
+        def reported() -> bool:
+            value = guard.metrics.registry.get_sample_value(
+                "chatguard_banner_outcomes_total",
+                {"banner": "off_platform_warning", "variant": "default", "outcome": "reported"},
+            )
+            return value == 1.0
+
+        await eventually(reported)
+        await bob.send(json.dumps({"type": "dm", "to": "amy", "text": "send me a pic"}))
+        await received(amy, "send me a pic")
+        case = None
+        async with asyncio.timeout(unit(3)):
+            while case is None:
+                case = next((c for c in await guard.cases.list() if len(c.evidence) >= 2), None)
+                await asyncio.sleep(0.01)
+        records = [
+            await log.read(record_id, actor="mod:kim", reason="triage")
+            for record_id in case.evidence
+        ]
+        [capture] = [r for r in records if r and r["trigger"] == "policy"]
+        [by_report] = [r for r in records if r and r["trigger"] == "report"]
+    finally:
+        await amy.close()
+        await bob.close()
+    # The report is captured before it decides the warning's outcome.
+    assert [(b["user"], b["banner"], b["outcome"]) for b in by_report["banners_shown"]] == [
+        ("amy", "off_platform_warning", None)
+    ]
+    shown = capture["banners_shown"]
+    assert [(b["user"], b["banner"], b["outcome"]) for b in shown] == [
+        ("amy", "off_platform_warning", "reported"),
+        ("bob", "deterrence_image_request", None),  # shown for this very message
+    ]
+    warning, deterrence = shown
+    assert warning["kind"] == "warning"
+    assert warning["audience"] == "recipients"
+    assert warning["trigger"] == "signal:isolation"
+    assert warning["decided_at"] >= warning["at"]
+    assert warning["shown_at"].endswith("Z")
+    assert deterrence["kind"] == "deterrence"
+    assert deterrence["id"]

@@ -77,3 +77,9 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exited:
         main(["frobnicate"])
     assert exited.value.code == 2
+
+
+def test_config_check_accepts_the_xmpp_example(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "xmpp" / "chatguard.yaml"
+    assert main(["config", "check", str(example), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True

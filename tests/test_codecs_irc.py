@@ -270,6 +270,6 @@ def test_nobody_may_take_the_service_name() -> None:
 
 
 def test_the_command_type_is_the_one_the_control_step_handles() -> None:
-    from chatguard import pipeline
+    from chatguard.codecs.base import SERVICE_COMMAND
 
-    assert COMMAND_TYPE == pipeline.COMMAND_TYPE
+    assert COMMAND_TYPE == SERVICE_COMMAND

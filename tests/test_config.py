@@ -196,6 +196,13 @@ BAD_VALUES = [
     ("limits: {max_connections: 0}", "limits.max_connections", "at least 1"),
     ("identity: {jwt: {enabled: true}}", "identity.jwt.key", "no key or key_file"),
     ("identity: {jwt: {key: k, key_file: /k.pem}}", "identity.jwt.key_file", "not both"),
+    # xmpp
+    ("xmpp: {service_jid: 'guard@example/bot'}", "xmpp.service_jid", "bare JID"),
+    ("xmpp: {service_jid: ''}", "xmpp.service_jid", "bare JID"),
+    ("xmpp: {service_jid: 'a b'}", "xmpp.service_jid", "bare JID"),
+    ("xmpp: {max_depth: 1}", "xmpp.max_depth", "at least 2"),
+    ("xmpp: {max_stanza_bytes: 100}", "xmpp.max_stanza_bytes", "at least 1024"),
+    ("xmpp: {on_bad_stanza: drop}", "xmpp.on_bad_stanza", "must be one of refuse, pass"),
 ]
 
 
@@ -506,3 +513,18 @@ def test_docs_explain_environment_overrides() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert "CHATGUARD__LIMITS__MAX_FRAME_BYTES" in text
     assert "CHATGUARD__SECTION__KEY" in text
+
+
+def test_the_xmpp_codec_is_chosen_with_its_settings(write: Write) -> None:
+    path = write(
+        "codec: {type: xmpp}\n"
+        "xmpp: {service_jid: guard.example, max_stanza_bytes: 4096, on_bad_stanza: pass}\n"
+    )
+    cfg = load(path, env={})
+    assert cfg.codec.type == "xmpp"
+    assert (cfg.xmpp.service_jid, cfg.xmpp.max_stanza_bytes, cfg.xmpp.max_depth) == (
+        "guard.example",
+        4096,
+        32,
+    )
+    assert cfg.xmpp.on_bad_stanza == "pass"

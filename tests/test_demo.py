@@ -68,3 +68,21 @@ async def test_scripted_demo_runs_and_stops_cleanly(tmp_path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_the_demo_moderator_can_sign_in_and_its_token_is_owner_only(tmp_path) -> None:
+    import stat
+
+    from chatguard.config import ModeratorAccount
+    from chatguard.console.accounts import Accounts
+    from chatguard.demo import demo_moderator
+
+    account, password, token_file = demo_moderator(tmp_path)
+    assert token_file == tmp_path / "demo-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    accounts = Accounts.from_config([ModeratorAccount(**account)])
+    found = accounts.by_token(token_file.read_text().strip())
+    assert found is not None
+    assert found.id == "demo"
+    assert accounts.check_password("demo", password) is not None
+    assert accounts.check_password("demo", password + "x") is None

@@ -53,6 +53,9 @@ FAMILIES = [
     ("evidence_queue_depth", "chatguard_evidence_queue_depth", "gauge", ()),
     ("evidence_write_errors", "chatguard_evidence_write_errors", "counter", ()),
     ("evidence_purged", "chatguard_evidence_purged", "counter", ()),
+    ("bad_frames", "chatguard_bad_frames", "counter", ("origin", "reason", "action")),
+    ("console_sign_ins", "chatguard_console_sign_ins", "counter", ("outcome",)),
+    ("banner_history_errors", "chatguard_banner_history_errors", "counter", ("reason",)),
 ]
 
 

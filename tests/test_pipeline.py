@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chatguard.codecs.base import SERVICE_COMMAND
 from chatguard.events import (
     PASS,
     ChatEvent,
@@ -25,7 +26,6 @@ from chatguard.events import (
 )
 from chatguard.metrics import Metrics
 from chatguard.pipeline import (
-    COMMAND_TYPE,
     ORDER,
     ControlStep,
     Findings,
@@ -515,6 +515,105 @@ async def test_a_step_sees_only_the_events_it_declares_an_interest_in() -> None:
     assert seen == [(Side.CLIENT, EventKind.MESSAGE)]
 
 
+# -- commands sent to the service name (XMPP's service JID) -------------------
+
+
+def service_command(text: str) -> ChatEvent:
+    return ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        "<message/>",
+        sender="alice",
+        text=text,
+        control={"type": SERVICE_COMMAND},
+    )
+
+
+async def test_a_service_command_reaches_the_text_command_handler(
+    session: SessionContext,
+) -> None:
+    calls: list[str | None] = []
+
+    async def report(event: ChatEvent, ctx: SessionContext) -> Verdict:
+        calls.append(event.text)
+        return Verdict(inject=(banner("thanks"),))
+
+    step = ControlStep()
+    step.register_command("report", report)
+    verdict = await step(service_command("/REPORT he is creepy"), session, Findings())
+    assert calls == ["/REPORT he is creepy"]
+    assert verdict.forward is False
+    assert verdict.inject == (banner("thanks"),)
+
+
+async def test_an_unknown_service_command_lists_the_known_ones(session: SessionContext) -> None:
+    step = ControlStep()
+    step.register_command("send", _never)
+    step.register_command("cancel", _never)
+    verdict = await step(service_command("/dance"), session, Findings())
+    assert verdict.forward is False
+    assert verdict.inject == (error_notice("unknown command 'dance' (known: cancel, send)"),)
+
+
+async def test_an_empty_service_command_is_dropped_quietly(session: SessionContext) -> None:
+    verdict = await ControlStep()(service_command("/"), session, Findings())
+    assert (verdict.forward, verdict.inject) == (False, ())
+
+
+class _Recorder:
+    """A record-keeping step: runs even after a drop, and says so."""
+
+    after_drop = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str | None, object]] = []
+
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        self.seen.append((findings.dropped_by, (findings.original or event).raw))
+        return Verdict(forward=True, inject=(banner("kept"),))
+
+
+class _Dropper:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        return Verdict(forward=False, inject=(banner("held"),))
+
+
+class _Redactor:
+    async def __call__(
+        self, event: ChatEvent, session: SessionContext, findings: Findings
+    ) -> Verdict:
+        return Verdict(replacement="masked")
+
+
+async def test_record_keeping_steps_run_after_a_drop_and_never_bring_the_frame_back(
+    session: SessionContext,
+) -> None:
+    recorder, skipped = _Recorder(), _Recorder()
+    skipped.after_drop = False  # type: ignore[misc]
+    pipeline = Pipeline({"banners": _Dropper(), "evidence": recorder, "escalate": skipped})
+    event = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "typed", sender="amy", room="r")
+    verdict = await pipeline.run(event, session)
+    assert verdict.forward is False
+    assert verdict.inject == (banner("held"), banner("kept"))
+    assert recorder.seen == [("banners", "typed")]
+    assert skipped.seen == []
+
+
+async def test_later_steps_can_see_the_frame_as_it_arrived_before_a_redaction(
+    session: SessionContext,
+) -> None:
+    recorder = _Recorder()
+    pipeline = Pipeline({"banners": _Redactor(), "evidence": recorder})
+    event = ChatEvent(EventKind.MESSAGE, Side.CLIENT, "typed", sender="amy", room="r")
+    verdict = await pipeline.run(event, session)
+    assert (verdict.forward, verdict.replacement) == (True, "masked")
+    assert recorder.seen == [(None, "typed")]
+
+
 async def test_commands_to_the_service_name_run_the_text_command_handlers(
     session: SessionContext,
 ) -> None:
@@ -532,7 +631,7 @@ async def test_commands_to_the_service_name_run_the_text_command_handlers(
         b"PRIVMSG ChatGuard :SEND",
         sender="alice",
         text="/SEND",
-        control={"type": COMMAND_TYPE, "command": "send", "args": ""},
+        control={"type": SERVICE_COMMAND, "command": "send", "args": ""},
     )
     verdict = await step(event, session, Findings())
     assert seen == ["/SEND"]
@@ -543,7 +642,8 @@ async def test_commands_to_the_service_name_run_the_text_command_handlers(
         Side.CLIENT,
         b"PRIVMSG ChatGuard :dance",
         sender="alice",
-        control={"type": COMMAND_TYPE, "command": "dance"},
+        text="/dance",
+        control={"type": SERVICE_COMMAND, "command": "dance"},
     )
     refused = await step(unknown, session, Findings())
     assert refused.forward is False

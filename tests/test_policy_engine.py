@@ -599,3 +599,85 @@ def test_an_escalation_without_severity_gets_one_from_risk() -> None:
     assert a.actions == ()
     assert chat.state is not None
     assert chat.state.escalation == "medium"
+
+
+# --- languages ---------------------------------------------------------------------
+
+
+def in_language(r: Rule, *languages: str) -> Rule:
+    return Rule(
+        id=r.id,
+        description=r.description,
+        signal=r.signal,
+        languages=frozenset(languages),
+        patterns=r.patterns,
+        weight=r.weight,
+        actions=r.actions,
+    )
+
+
+SNAP = r"\bsnap\b"
+LANGUAGE_CASES = [
+    # (rules, counted rule ids, the conversation's hint)
+    pytest.param(
+        [in_language(rule("en.snap", S.ISOLATION, 1, SNAP), "en"),
+         in_language(rule("es.snap", S.ISOLATION, 1, SNAP), "es")],
+        ["en.snap"], None, id="one word in two lists counts once",
+    ),
+    pytest.param(
+        [in_language(rule("en.snap", S.ISOLATION, 1, SNAP), "en"),
+         in_language(rule("es.snap", S.ISOLATION, 1, SNAP), "es")],
+        ["es.snap"], "es", id="a tie goes to the conversation's language",
+    ),
+    pytest.param(
+        [in_language(rule("en.snap", S.ISOLATION, 1, SNAP), "en"),
+         in_language(rule("es.snap", S.ISOLATION, 2, r"\bsnap\b"), "es"),
+         in_language(rule("es.on", S.ISOLATION, 1, r"\bon snap\b"), "es")],
+        ["es.snap", "es.on"], "en", id="the language giving most weight wins over the hint",
+    ),
+    pytest.param(
+        [in_language(rule("en.snap", S.ISOLATION, 1, SNAP), "en"),
+         in_language(rule("all.snap", S.ISOLATION, 1, SNAP), "en", "es"),
+         in_language(rule("es.snap", S.ISOLATION, 1, SNAP), "es")],
+        ["en.snap", "all.snap"], None, id="a rule for several languages counts with each",
+    ),
+    pytest.param(
+        [in_language(rule("en.snap", S.ISOLATION, 1, SNAP), "en"),
+         in_language(rule("es.secret", S.SECRECY, 1, r"\bsecret\b"), "es")],
+        ["en.snap", "es.secret"], None, id="different signals both count",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rules", "counted", "hint"), LANGUAGE_CASES)
+def test_a_signal_counts_in_one_language_per_message(
+    rules: list[Rule], counted: list[str], hint: str | None
+) -> None:
+    e = Engine(
+        Policy(rules=tuple(rules), thresholds=(), version="t"),
+        build_matcher(rules, backend="fallback"),
+    )
+    state = ConversationState(language=hint)
+    assessment, after = e.assess(message("x", "add me on snap its our secret", ("y",)), state, 1.0)
+    assert [m.rule_id for m in assessment.matches] == counted
+    expected: dict[str, float] = {}
+    for r in rules:
+        if r.id in counted:
+            expected[r.signal.value] = expected.get(r.signal.value, 0.0) + r.weight
+    assert after.scores == pytest.approx(expected)
+
+
+def test_the_conversation_remembers_the_language_its_rules_matched_in() -> None:
+    rules = [
+        in_language(rule("en.snap", S.ISOLATION, 1, r"\badd me\b"), "en"),
+        in_language(rule("es.snap", S.ISOLATION, 1, r"\bagregame\b"), "es"),
+    ]
+    e = Engine(Policy(rules=tuple(rules), thresholds=(), version="t"),
+               build_matcher(rules, backend="fallback"))  # fmt: skip
+    _, state = e.assess(message("x", "agregame", ("y",)), None, 1.0)
+    assert state.language == "es"
+    _, state = e.assess(message("x", "hola", ("y",)), state, 2.0)
+    assert state.language == "es"  # a message without a match changes nothing
+    assert ConversationState.from_json(state.to_json()) == state
+    _, state = e.assess(message("x", "add me", ("y",)), state, 3.0)
+    assert state.language == "en"

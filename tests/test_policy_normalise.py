@@ -394,3 +394,78 @@ def test_ascii_shortcut_agrees_with_the_full_pipeline(raw: str) -> None:
     # A trailing zero-width space changes nothing but forces the full pipeline.
     quick, full = normalise(raw), normalise(raw + "\u200b")
     assert (quick.text, quick.evasions, quick.offsets) == (full.text, full.evasions, full.offsets)
+
+
+# --- Split words never cross a word boundary ----------------------------------------------------
+
+SPLIT_BOUNDARY: list[tuple[str, str]] = [
+    ("m.e a p.i.c", "me a pic"),
+    ("send m.e a p.i.c now", "send me a pic now"),
+    ("a p.i.c", "a pic"),
+    ("s n a p", "snap"),
+    ("s n a p.x", "s n a p.x"),  # ambiguous: left alone rather than joined across words
+    ("m.e a", "m.e a"),  # two dotted letters alone are ordinary ("i.e", "u.s")
+    ("i.e. a b c", "i.e. a b c"),
+    ("send m.e a p-i-c", "send m.e a pic"),  # a pair joins only with its own separator
+]
+
+
+@pytest.mark.parametrize(("raw", "text"), SPLIT_BOUNDARY)
+def test_split_words_stay_within_their_word(raw: str, text: str) -> None:
+    assert normalise(raw).text == text
+
+
+SEPARATORS = "._-*/~+=#^|"
+letters = st.text(alphabet="bdfghjlmpqstvwz", min_size=1, max_size=5)
+
+
+@st.composite
+def spaced_words(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """Words as (typed, letters): plain words of two or more letters, single
+    letters (never two in a row, which would be a real "s n a p" run), and
+    words spelled with one separator between letters ("p.i.c")."""
+    out: list[tuple[str, str]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["plain", "single", "split"]))
+        if kind == "single" and (not out or len(out[-1][1]) > 1):
+            word = draw(st.sampled_from("bdfghjlmpqstvwz"))
+            out.append((word, word))
+        elif kind == "split":
+            word = draw(letters.filter(lambda w: len(w) >= 2))
+            out.append((draw(st.sampled_from(SEPARATORS)).join(word), word))
+        else:
+            word = draw(letters.filter(lambda w: len(w) >= 2))
+            out.append((word, word))
+    return out
+
+
+@settings(max_examples=300)
+@given(spaced_words())
+def test_separator_collapsing_never_crosses_a_space(words: list[tuple[str, str]]) -> None:
+    raw = " ".join(typed for typed, _ in words)
+    n = normalise(raw)
+    tokens = n.text.split(" ")
+    assert len(tokens) == len(words), (raw, n.text)
+    # Each normalised word maps back inside the word that was typed, so a
+    # highlight or a redaction never spills into the next word.
+    where, pos = [], 0
+    for typed, _ in words:
+        where.append((pos, pos + len(typed)))
+        pos += len(typed) + 1
+    start = 0
+    for token, (a, b) in zip(tokens, where, strict=True):
+        lo, hi = n.span_to_original(start, start + len(token))
+        assert a <= lo < hi <= b, (raw, n.text, token)
+        start += len(token) + 1
+
+
+@settings(max_examples=300)
+@given(st.one_of(interesting_text, any_text), st.data())
+def test_every_folded_span_maps_inside_the_original(raw: str, data: st.DataObject) -> None:
+    n = normalise(raw)
+    start = data.draw(st.integers(0, len(n.folded)))
+    end = data.draw(st.integers(start, len(n.folded)))
+    a, b = n.folded_span_to_original(start, end)
+    assert 0 <= a <= b <= len(raw)
+    if start < end:
+        assert a < b  # a highlighted match covers something the user typed

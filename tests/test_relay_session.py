@@ -282,3 +282,49 @@ async def test_slow_reader_slows_only_its_own_pair(
                 received += 1
             await flooder
         assert sent == total
+
+
+BOMB = '<!DOCTYPE m [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><message xmlns="jabber:client"><body>&b;</body></message>'  # noqa: E501
+
+
+async def test_a_frame_the_codec_judges_bad_is_refused_and_counted(
+    probe: ProbeUpstream, make_guard: GuardFactory
+) -> None:
+    guard = await make_guard(probe.url, codec={"type": "xmpp"})
+    async with websockets.connect(ws_url(guard)) as client:
+        await client.send(BOMB)
+        async with asyncio.timeout(unit(3)):
+            refusal = await client.recv()
+        assert isinstance(refusal, str)
+        assert 'type="headline"' in refusal
+        assert "ChatGuard refused your frame: dtd" in refusal
+        # The session goes on, and the refused frame never went upstream.
+        await client.send("<presence xmlns='jabber:client'/>")
+        async with asyncio.timeout(unit(3)):
+            assert await client.recv() == "<presence xmlns='jabber:client'/>"
+        assert probe.connections[0].frames == ["<presence xmlns='jabber:client'/>"]
+        # A bad frame from the upstream is withheld from the client the same way.
+        await probe.connections[0].ws.send("<message xmlns='jabber:client'><body>cut")
+        async with asyncio.timeout(unit(3)):
+            withheld = await client.recv()
+        assert isinstance(withheld, str)
+        assert "ChatGuard refused a server frame: malformed" in withheld
+    count = guard.metrics.registry.get_sample_value
+    labels = {"origin": "client", "reason": "dtd", "action": "refused"}
+    assert count("chatguard_bad_frames_total", labels) == 1
+    labels = {"origin": "upstream", "reason": "malformed", "action": "refused"}
+    assert count("chatguard_bad_frames_total", labels) == 1
+
+
+async def test_a_bad_frame_passes_unchanged_when_so_configured(
+    probe: ProbeUpstream, make_guard: GuardFactory
+) -> None:
+    guard = await make_guard(probe.url, codec={"type": "xmpp"}, xmpp={"on_bad_stanza": "pass"})
+    async with websockets.connect(ws_url(guard)) as client:
+        await client.send(BOMB)
+        async with asyncio.timeout(unit(3)):
+            assert await client.recv() == BOMB  # there and back, untouched
+    count = guard.metrics.registry.get_sample_value
+    for origin in ("client", "upstream"):
+        labels = {"origin": origin, "reason": "dtd", "action": "passed"}
+        assert count("chatguard_bad_frames_total", labels) == 1

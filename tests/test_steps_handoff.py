@@ -25,6 +25,9 @@ from chatguard.steps.handoff import (
 )
 from chatguard.steps.policy import PolicyStep
 from chatguard.stores import MemoryStore
+from tests.support.relay import GuardFactory
+from tests.support.timing import eventually
+from tests.test_steps_speedbumps import connect, dm, guarded, recv_type
 
 NOW = 1_700_000_000.0
 TEXT = "send me a pic"
@@ -261,3 +264,77 @@ async def test_an_escalation_links_the_evidence_captured_for_the_same_event() ->
     sink = NumberingSink()
     await hand_off(sink, findings_of(assessment_of(capture(), escalate(severity="high"))))
     assert [e.evidence for e in sink.escalations] == [("rec-1",)]
+
+
+# -- through the real relay: held and redacted messages are still captured ----
+
+HOLD_AND_REDACT = r"""
+language: en
+rules:
+  - id: t.hold.address_minor
+    description: A child is about to send their street address
+    signal: pi_share
+    weight: 0.5
+    patterns:
+      - regex: '\bi live at \d+ \w+ (street|road)\b'
+    scope:
+      sender_age: [minor]
+    actions:
+      - {type: hold, banner: pi_share_confirm}
+      - {type: capture, before: 5, after: 0}
+    examples:
+      match: [i live at 12 park road]
+      no_match: [i live far away]
+
+  - id: t.redact.code
+    description: Someone posts a door code
+    signal: pi_share
+    weight: 0.5
+    patterns:
+      - regex: '\bdoor code \d{4}\b'
+    actions:
+      - {type: redact}
+      - {type: capture, before: 5, after: 0}
+    examples:
+      match: [the door code 1234 works]
+      no_match: [the door is open]
+"""
+
+
+async def test_a_held_message_is_captured_as_typed(
+    chat_service, make_guard: GuardFactory, test_pack: tuple[Path, Path]
+) -> None:
+    (test_pack[0] / "en" / "hold_and_redact.yaml").write_text(HOLD_AND_REDACT, encoding="utf-8")
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(amy, "bob", "i live at 12 park road")
+        assert (await recv_type(amy, "chatguard.hold"))["banner"] == "pi_share_confirm"
+        await eventually(lambda: len(guard.recorded.captures) == 1)
+        [held] = guard.recorded.captures
+        assert held.event is not None
+        assert held.event.text == "i live at 12 park road"
+        assert [m.rule_id for m in held.assessment.matches] == ["t.hold.address_minor"]
+    finally:
+        await amy.close()
+        await bob.close()
+
+
+async def test_a_redacted_message_is_captured_as_typed_and_delivered_masked(
+    chat_service, make_guard: GuardFactory, test_pack: tuple[Path, Path]
+) -> None:
+    (test_pack[0] / "en" / "hold_and_redact.yaml").write_text(HOLD_AND_REDACT, encoding="utf-8")
+    guard = await guarded(make_guard, chat_service.url, test_pack)
+    amy, bob = await connect(guard, "amy", 30), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(amy, "bob", "the door code 1234 works")
+        delivered = await recv_type(bob, "dm")
+        assert "1234" not in delivered["text"]
+        await eventually(lambda: len(guard.recorded.captures) == 1)
+        [captured] = guard.recorded.captures
+        assert "door code 1234" in str(captured.frame)
+    finally:
+        await amy.close()
+        await bob.close()

@@ -12,12 +12,16 @@ Invariants every codec keeps:
 * An event originating from the client carries the session's attested
   identity as its sender, never a sender named in the frame.
 * ``render`` produces one frame the client's protocol understands natively.
+* A codec that screens frames (size, depth, unsafe XML) says why a frame it
+  returned ``None`` for is bad by setting ``bad`` in that same ``decode``
+  call; the relay then counts it and refuses or passes it as configured.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+from dataclasses import dataclass
 
 from ..events import ChatEvent, EventKind, Frame, Identity, Notice, Side
 
@@ -30,15 +34,36 @@ class Unsure(enum.Enum):
 
 UNSURE = Unsure.UNSURE
 
+#: Control type of a text command a client sent to the service name (XMPP's
+#: service JID): its text is the command, e.g. ``/send``; ``ControlStep``
+#: dispatches it to the registered text commands.
+SERVICE_COMMAND = "chatguard.command"
+
 
 class MappingError(ValueError):
     """A codec mapping file is invalid; the message names file, key and reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """Why the frame just decoded is bad input, and whether to refuse it.
+
+    ``reason`` is a short metric label (``too_large``, ``malformed``, ...);
+    ``refuse`` False means it is passed on unchanged, but still counted.
+    """
+
+    reason: str
+    refuse: bool
+    detail: str = ""
 
 
 class CodecSession(abc.ABC):
     """Per-connection codec state."""
 
     identity: Identity | None
+    #: Set by ``decode`` (returning None) when that frame was bad input;
+    #: reset by the next ``decode``. Codecs that never screen leave it None.
+    bad: BadFrame | None = None
 
     @abc.abstractmethod
     def decode(self, frame: Frame, origin: Side) -> ChatEvent | None:

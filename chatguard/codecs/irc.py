@@ -29,11 +29,11 @@ import re
 
 from ..events import ChatEvent, EventKind, Frame, Identity, Notice, Side
 from . import ircline
-from .base import UNSURE, Codec, CodecSession, Unsure
+from .base import SERVICE_COMMAND, UNSURE, Codec, CodecSession, Unsure
 from .ircline import MAX_LINE_BYTES, MAX_TAG_BYTES, Line, casefold, is_channel
 
-#: The control type a command to the service name carries (``pipeline.ControlStep``).
-COMMAND_TYPE = "chatguard.command"
+#: The control type a command to the service name carries (``ControlStep.service_command``).
+COMMAND_TYPE = SERVICE_COMMAND
 
 # mIRC formatting: bold, colour (with up to two numbers), hex colour, reset,
 # italics, strike, underline, monospace, reverse. Stripped from event text so

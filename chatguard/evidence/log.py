@@ -175,6 +175,7 @@ class EvidenceLog:
             reported_person=reported,
             assessment=request.assessment,
             params=request.params,
+            banners=request.banners,
             before=recent[-before_n:] if before_n else [],
             after_expected=after_n,
         )

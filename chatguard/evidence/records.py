@@ -171,8 +171,14 @@ def capture_record(
     params: Mapping[str, Any],
     before: Iterable[Mapping[str, Any]],
     after_expected: int,
+    banners: Iterable[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The record of one captured event and the context before it."""
+    """The record of one captured event and the context before it.
+
+    ``banners``: what the banner history knows was shown to the participants
+    in this conversation (with outcomes); without it, the banners the
+    actions decided, outcome unknown.
+    """
     text = event.text if event is not None else None
     spans: list[dict[str, Any]] = []
     rules: list[str] = []
@@ -234,7 +240,9 @@ def capture_record(
             "actions": [a.to_json() for a in actions],
             "params": {k: v for k, v in params.items() if isinstance(v, str | int | float)},
         },
-        "banners_shown": [
+        "banners_shown": [banner_entry(b) for b in banners]
+        if banners is not None
+        else [
             {
                 "banner": a.params.get("banner"),
                 "audience": a.params.get("audience"),
@@ -247,6 +255,28 @@ def capture_record(
         "context_before": before_list,
         "context_after_expected": after_expected,
     }
+
+
+#: The fields of a ``banners_shown`` entry from the banner history.
+BANNER_FIELDS = (
+    "id",
+    "user",
+    "banner",
+    "variant",
+    "audience",
+    "trigger",
+    "kind",
+    "at",
+    "outcome",
+    "decided_at",
+)
+
+
+def banner_entry(banner: Mapping[str, Any]) -> dict[str, Any]:
+    """One banner shown, as a capture record lists it (times also as ISO 8601 UTC)."""
+    out = {k: banner.get(k) for k in BANNER_FIELDS}
+    out["shown_at"] = iso(float(out["at"])) if out["at"] is not None else None
+    return out
 
 
 def context_record(

@@ -9,8 +9,10 @@ the policy:
 3. **scope**: drop rules whose scope excludes this message: origin, room or
    direct, the sender's and the recipients' age bands, exempt roles;
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
-   or the pack is in shadow mode; plus one ``evasion`` match when the
-   normaliser undid a disguise *and* a rule matched (disguises alone are
+   or the pack is in shadow mode; for a signal matched by rules of several
+   languages, only one language's matches count (``one_language``; the
+   others still carry out their actions); plus one ``evasion`` match when
+   the normaliser undid a disguise *and* a rule matched (disguises alone are
    ordinary chat);
 5. **risk**: fold the matches into the conversation state (``risk.observe``);
 6. **actions**: the rules' own actions, the direct triggers (sextortion,
@@ -34,13 +36,15 @@ the risk without shadow matches reaches it. When the pack is in shadow mode
 every rule is, whatever its own ``mode``.
 
 Never: I/O, clock reads (``now`` is passed in), asyncio, or mutating state in
-place (a new ``ConversationState`` is returned).
+place (a new ``ConversationState`` is returned). The conversation's language
+(the language its rules last matched in) is kept in the state only to break
+ties in step 4.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from chatguard.policy.model import (
@@ -115,6 +119,7 @@ class Engine:
         self.policy = policy
         self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
         self._matcher = matcher
+        self._thresholds = tuple(sorted(policy.thresholds, key=lambda t: t.at))
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -125,7 +130,8 @@ class Engine:
         before = state or ConversationState()
         norm = normalise(msg.text, max_chars=self.policy.max_chars)
         matched = self._matches(msg, before, self._matcher.scan(norm))
-        matches = [m for m, _ in matched]
+        counted = one_language(matched, before.language) if len(matched) > 1 else matched
+        matches = [m for m, _ in counted]
         if matches and norm.evasions:
             shadow = all(m.shadow for m in matches)
             matches.append(
@@ -135,23 +141,32 @@ class Engine:
             msg.sender, msg.recipients, tuple(matches), msg.sender_age, msg.recipient_ages
         )
         after = observe(before, obs, self.settings, now)
+        if counted:
+            language = _language_of(counted)
+            if language is not None and language != after.language:
+                after = replace(after, language=language)
 
-        planned = [
-            PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
-            for m, rule in matched
-            for a in rule.actions
-        ]
-        planned += self._triggers(msg, after, matched)
-        after, crossed = cross_thresholds(after, self.policy.thresholds)
-        for th, shadow in crossed:
-            reason = f"risk>={th.at:g}"
-            planned += [PlannedAction(a.type, dict(a.params), reason, shadow) for a in th.actions]
-        actions = merge_actions(self._complete(a, after) for a in planned)
+        planned: list[PlannedAction] = []
+        if matched:
+            planned = [
+                PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
+                for m, rule in matched
+                for a in rule.actions
+            ]
+            planned += self._triggers(msg, after, matched)
+        if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
+            after, crossed = cross_thresholds(after, self._thresholds)
+            for th, shadow in crossed:
+                reason = f"risk>={th.at:g}"
+                planned += [
+                    PlannedAction(a.type, dict(a.params), reason, shadow) for a in th.actions
+                ]
+        actions = merge_actions(self._complete(a, after) for a in planned) if planned else ()
         for a in actions:
             if a.type is ActionType.ESCALATE and not a.shadow:
                 after = record_escalation(after, str(a.params["severity"]))
 
-        signals = tuple(dict.fromkeys(m.signal for m in matches))
+        signals = tuple(dict.fromkeys(m.signal for m in matches)) if matches else ()
         assessment = Assessment(
             conversation=msg.conversation,
             risk=after.risk,
@@ -174,10 +189,13 @@ class Engine:
         spans: dict[str, tuple[Rule, set[tuple[int, int]]]] = {}
         for hit in hits:
             spans.setdefault(hit.rule.id, (hit.rule, set()))[1].update(hit.spans)
+        if not spans:
+            return []
+        bands = _MessageBands(msg, state)
         out: list[tuple[Match, Rule]] = []
         for rule_id, (rule, found) in spans.items():
             shadow = self._shadow(rule)
-            if in_scope(rule.scope, msg, state, include_shadow=shadow):
+            if bands.in_scope(rule.scope, shadow):
                 match = Match(rule_id, rule.signal, rule.weight, tuple(sorted(found)), shadow)
                 out.append((match, rule))
         return out
@@ -228,6 +246,48 @@ def _trigger_actions(trigger: Trigger, reason: str, shadow: bool) -> list[Planne
     return out
 
 
+# --- languages -----------------------------------------------------------------------
+
+
+def one_language(
+    matched: Sequence[tuple[Match, Rule]], hint: str | None = None
+) -> list[tuple[Match, Rule]]:
+    """The matches that count toward risk: for each signal, those of one
+    language only.
+
+    The same words are often in two languages' lists ("snap", "te recojo",
+    "whatsapp"), and every rule runs on every message, so one phrase could
+    count once per language. For each signal matched by rules of more than
+    one language, the language whose rules give that signal the most weight
+    wins (a rule written for several languages counts with each of them);
+    on a tie, the conversation's language ``hint``, then the first rule
+    matched. Matches of the other languages are dropped here; their rules'
+    own actions still apply (``Engine.assess`` takes those from all matches).
+    """
+    by_signal: dict[Signal, list[tuple[Match, Rule]]] = {}
+    for pair in matched:
+        by_signal.setdefault(pair[0].signal, []).append(pair)
+    drop: set[int] = set()
+    for group in by_signal.values():
+        if len({rule.languages for _, rule in group}) < 2:
+            continue
+        weight: dict[str, float] = {}
+        for m, rule in group:
+            for language in sorted(rule.languages):
+                weight[language] = weight.get(language, 0.0) + m.weight
+        best = max(weight.values())
+        tied = [language for language, w in weight.items() if w == best]
+        winner = hint if hint in tied else tied[0]
+        drop.update(id(pair) for pair in group if winner not in pair[1].languages)
+    return [pair for pair in matched if id(pair) not in drop] if drop else list(matched)
+
+
+def _language_of(counted: Sequence[tuple[Match, Rule]]) -> str | None:
+    """The one language of this message's single-language rules, if they agree."""
+    found = {next(iter(rule.languages)) for _, rule in counted if len(rule.languages) == 1}
+    return found.pop() if len(found) == 1 else None
+
+
 # --- scope ---------------------------------------------------------------------------
 
 
@@ -249,27 +309,58 @@ def in_scope(
     scope: Scope, msg: MessageContext, state: ConversationState, *, include_shadow: bool = False
 ) -> bool:
     """Whether a rule with ``scope`` applies to ``msg`` (see the module docstring)."""
-    if msg.origin not in scope.origins:
-        return False
-    if scope.where is not Where.ANY and scope.where != msg.where:
-        return False
-    if scope.exempt_roles & msg.sender_roles:
-        return False
-    if scope.sender_age is not None:
-        sender = _participant(state, msg.sender, msg.sender_age)
-        if not scope.sender_age & scope_bands(sender, include_shadow=include_shadow):
+    return _MessageBands(msg, state).in_scope(scope, include_shadow)
+
+
+class _MessageBands:
+    """Scope checks for one message, reading each person's bands once however
+    many rules matched (a message often matches several)."""
+
+    __slots__ = ("_msg", "_recipients", "_sender", "_state")
+
+    def __init__(self, msg: MessageContext, state: ConversationState) -> None:
+        self._msg, self._state = msg, state
+        self._sender: dict[bool, frozenset[str]] = {}
+        self._recipients: dict[bool, list[frozenset[str]]] = {}
+
+    def sender(self, include_shadow: bool) -> frozenset[str]:
+        bands = self._sender.get(include_shadow)
+        if bands is None:
+            msg = self._msg
+            p = _participant(self._state, msg.sender, msg.sender_age)
+            bands = self._sender[include_shadow] = scope_bands(p, include_shadow=include_shadow)
+        return bands
+
+    def recipients(self, include_shadow: bool) -> list[frozenset[str]]:
+        bands = self._recipients.get(include_shadow)
+        if bands is None:
+            msg, state = self._msg, self._state
+            recipients = [r for r in dict.fromkeys(msg.recipients) if r != msg.sender]
+            bands = [
+                scope_bands(
+                    _participant(state, r, msg.recipient_ages.get(r)),
+                    include_shadow=include_shadow,
+                )
+                for r in recipients
+            ] or [frozenset({Band.UNKNOWN.value})]
+            self._recipients[include_shadow] = bands
+        return bands
+
+    def in_scope(self, scope: Scope, include_shadow: bool) -> bool:
+        msg = self._msg
+        if msg.origin not in scope.origins:
             return False
-    if scope.recipient_age is not None:
-        recipients = [r for r in dict.fromkeys(msg.recipients) if r != msg.sender]
-        bands = [
-            scope_bands(
-                _participant(state, r, msg.recipient_ages.get(r)), include_shadow=include_shadow
-            )
-            for r in recipients
-        ] or [frozenset({Band.UNKNOWN.value})]
-        if not any(scope.recipient_age & b for b in bands):
+        if scope.where is not Where.ANY and scope.where != msg.where:
             return False
-    return True
+        if scope.exempt_roles & msg.sender_roles:
+            return False
+        if scope.sender_age is not None and not scope.sender_age & self.sender(include_shadow):
+            return False
+        if scope.recipient_age is not None:
+            wanted = scope.recipient_age
+            if not any(wanted & b for b in self.recipients(include_shadow)):
+                return False
+        return True
 
 
 # --- merging actions -----------------------------------------------------------------

@@ -24,7 +24,7 @@ What Hyperscan is given for each unit (``Probe``):
 * a fuzzy phrase or word: Hyperscan's edit distance, on ASCII texts only
   (it counts bytes and refuses UTF-8), and on other texts N + 1 exact pieces
   of the literal, one of which survives any N typing errors;
-* a regex: ``hs_regex`` of its ``safety`` tree, a translation that matches
+* a regex: ``hs_regex`` (``prefilter.py``) of its ``safety`` tree, a translation that matches
   at least as much, compiled with ``HS_FLAG_PREFILTER``.
 
 An expression Hyperscan refuses is replaced by its unit's literal keys, or by
@@ -59,9 +59,17 @@ from typing import Any, Protocol, cast
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
 
-from chatguard.policy import safety
+from chatguard.policy import prefilter, regex_tree, safety
 from chatguard.policy.model import Pattern, Rule
 from chatguard.policy.normalise import Normalised
+from chatguard.policy.prefilter import (
+    ASCII_SPACE,
+    Keys,
+    fuzzy_pieces,
+    hs_literal,
+    hs_regex,
+    regex_keys,
+)
 
 try:
     import hyperscan
@@ -71,14 +79,6 @@ except ImportError:  # pragma: no cover - platforms without a wheel
     HAVE_HYPERSCAN = False
 
 DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
-_MAX_SET = 64  # most literal strings tracked for one regex node
-_SMALL_SET = 10  # a class of at most this many characters counts as literals ([0-9])
-# Hyperscan compile time grows fast with counted repeats and wide UTF-8
-# classes ("[^.!?]{0,40}" alone took seconds): repeats above this count are
-# made unbounded, classes wider than _HS_WIDE become "any character". Both
-# only widen what a probe matches.
-_HS_REPEAT = 3
-_HS_WIDE = 256
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 
 
@@ -149,175 +149,6 @@ class _Unit:
         return _probes(self.index, self.pattern, self.root)
 
 
-# --- Literals every match must hold ---------------------------------------------------
-
-Keys = frozenset[str]
-
-
-def _quality(keys: Keys | None) -> tuple[int, int]:
-    return (min(map(len, keys)), -len(keys)) if keys else (-1, 0)
-
-
-def _better(a: Keys | None, b: Keys | None) -> Keys | None:
-    return a if _quality(a) >= _quality(b) else b
-
-
-def _as_keys(exact: Keys | None) -> Keys | None:
-    return exact if exact and "" not in exact else None
-
-
-def _product(a: Keys, b: Keys) -> Keys | None:
-    return frozenset(x + y for x in a for y in b) if len(a) * len(b) <= _MAX_SET else None
-
-
-def _literals(node: safety.Node) -> tuple[Keys | None, Keys | None]:
-    """(exact, keys): every string the node can match when that set is small,
-    and a set of literals one of which every text the node matches in holds."""
-    match node:
-        case safety.CharSet(_, upper, _):
-            if safety.size(upper) > _SMALL_SET:
-                return None, None
-            members = frozenset(safety.chars(upper))
-            return members, members
-        case safety.Assert():
-            return frozenset({""}), None
-        case safety.Look(_, negative, body):
-            # Zero width, but a positive lookaround's text is in the message.
-            return frozenset({""}), None if negative else _best_keys(body)
-        case safety.Seq(items):
-            run: Keys | None = frozenset({""})
-            whole = True
-            best: Keys | None = None
-            for item in items:
-                exact, keys = _literals(item)
-                best = _better(best, keys)
-                joined = _product(run, exact) if run is not None and exact is not None else None
-                if joined is None:
-                    best = _better(best, _as_keys(run))
-                    whole = False
-                run = joined if joined is not None else exact
-            best = _better(best, _as_keys(run))
-            return (run if whole else None), best
-        case safety.Alt(branches):
-            subs = [_literals(b) for b in branches]
-            exacts = [e for e, _ in subs]
-            union: Keys | None = None
-            if all(e is not None for e in exacts):
-                union = frozenset(s for e in exacts if e is not None for s in e)
-                union = union if len(union) <= _MAX_SET else None
-            branch_keys = [_better(k, _as_keys(e)) for e, k in subs]
-            if any(k is None for k in branch_keys):
-                return union, None
-            return union, frozenset(s for k in branch_keys if k is not None for s in k)
-        case safety.Repeat(body, lo, hi):
-            exact, keys = _literals(body)
-            out: Keys | None = None
-            if exact is not None and hi is not None and hi <= 3:
-                power: Keys | None = frozenset({""})
-                acc: set[str] = set()
-                for k in range(hi + 1):
-                    if k >= lo and power is not None:
-                        acc |= power
-                    power = _product(power, exact) if power is not None else None
-                out = frozenset(acc) if power is not None and len(acc) <= _MAX_SET else None
-            return out, (_better(keys, _as_keys(exact)) if lo >= 1 else None)
-
-
-def _best_keys(node: safety.Node) -> Keys | None:
-    exact, keys = _literals(node)
-    return _better(keys, _as_keys(exact))
-
-
-def regex_keys(root: safety.Node) -> Keys | None:
-    """Literals one of which every text the regex matches in holds, or None
-    when none are known. Even one-character keys ("8", "9") beat running the
-    regex on every message."""
-    return _best_keys(root)
-
-
-def fuzzy_pieces(literal: str, edits: int) -> Keys:
-    """``edits + 1`` disjoint pieces of ``literal`` without spaces: ``edits``
-    typing errors spoil at most ``edits`` of them, so one always survives."""
-    parts = literal.split(" ")
-    while len(parts) < edits + 1 and max(map(len, parts)) > 1:
-        longest = max(parts, key=len)
-        parts.remove(longest)
-        half = len(longest) // 2
-        parts += [longest[:half], longest[half:]]
-    return frozenset(sorted(parts, key=len, reverse=True)[: edits + 1])
-
-
-# --- Hyperscan expressions --------------------------------------------------------------
-
-_SURROGATES = ((0xD800, 0xDFFF),)
-_ASCII_SPACE = r"[\t-\r ]+"  # the ASCII members of `regex`'s \s, repeated
-
-
-def _hs_char(c: str) -> str:
-    return c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}"
-
-
-def _hs_set(ranges: safety.Ranges) -> str:
-    if not ranges or ranges == safety.ALL:
-        return r"[\s\S]"  # (an empty set never matches; anything is a superset)
-    if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
-        return _hs_char(chr(ranges[0][0]))
-    out = []
-    for a, b in ranges:
-        for lo, hi in safety.complement(_SURROGATES, a, b):
-            out.append(_hs_char(chr(lo)) + (f"-{_hs_char(chr(hi))}" if hi > lo else ""))
-    return "[" + "".join(out) + "]"
-
-
-def hs_regex(node: safety.Node) -> str:
-    """A Hyperscan expression matching everything ``node`` matches (and
-    maybe more): assertions and lookarounds are dropped (but for a leading
-    ``^``), classes widened to their ``upper`` sets (beyond ``_HS_WIDE``
-    characters, to their ASCII part and every other character), repeats of
-    more than ``_HS_REPEAT`` made unbounded."""
-    return _hs(node, top=True)
-
-
-def _hs(node: safety.Node, top: bool = False) -> str:
-    match node:
-        case safety.CharSet(_, upper, _):
-            if safety.size(upper) > _HS_WIDE:
-                ascii_ = [(a, min(b, 127)) for a, b in upper if a < 128]
-                upper = safety.merge([*ascii_, (128, safety.MAX_CODE)])
-            return _hs_set(upper)
-        case safety.Assert() | safety.Look():
-            return ""
-        case safety.Seq(items):
-            # A text that matches also matches each positive lookaround's body
-            # somewhere: probe for whichever part has the best literals (as in
-            # "^(?=.*\\b(photos?|videos?)\\b).*\\b(or|ou)\\b", the lookahead).
-            rest = safety.Seq(tuple(n for n in items if not isinstance(n, safety.Look)))
-            looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
-            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n)))
-            if best is not rest:
-                return _hs(best)
-            anchor = top and items[0] in (safety.Assert("^"), safety.Assert("\\A"))
-            return "^" * anchor + "".join(_hs(n) for n in items)
-        case safety.Alt(branches):
-            return "(?:" + "|".join(_hs(n) for n in branches) + ")"
-        case safety.Repeat(body, lo, hi):
-            inner = _hs(body)
-            if not inner or safety.max_width(body) == 0:
-                return ""
-            if hi is None or hi > _HS_REPEAT:
-                lo, hi = min(lo, _HS_REPEAT), None
-            bounds = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
-            return f"(?:{inner}){bounds}"
-
-
-def hs_literal(literal: str) -> str:
-    """``literal`` as an exact Hyperscan literal. A phrase's word boundaries
-    are left to confirmation (in Hyperscan they cost a hundred times the
-    compile time), and its ``\\s+`` becomes one space: the finder scans only
-    texts whose whitespace is single spaces (see ``_Hyperscan.candidates``)."""
-    return "".join(map(_hs_char, literal))
-
-
 def _probes(index: int, pattern: Pattern, root: safety.Node | None) -> list[Probe]:
     base = hyperscan.HS_FLAG_SINGLEMATCH
     utf8 = base | hyperscan.HS_FLAG_UTF8
@@ -328,7 +159,7 @@ def _probes(index: int, pattern: Pattern, root: safety.Node | None) -> list[Prob
         pieces = sorted(fuzzy_pieces(literal, pattern.fuzzy))
         if not literal.isascii():
             return [Probe(hs_literal(p), utf8, index) for p in pieces]
-        body = _ASCII_SPACE.join(map(hs_literal, literal.split(" ")))
+        body = ASCII_SPACE.join(map(hs_literal, literal.split(" ")))
         out = [Probe(body, base, index, Gate.ASCII, pattern.fuzzy)]
         return out + [Probe(hs_literal(p), utf8, index, Gate.NON_ASCII) for p in pieces]
     if literal is not None:
@@ -456,10 +287,10 @@ def _ext(probe: Probe) -> tuple[int, int, int, int, int, int]:
 
 def _cache_key(units: Sequence[_Unit]) -> str:
     """What the database is built from: every unit, the code that turns units
-    into probes (this module and ``safety``), and the versions of the
+    into probes (this module, ``prefilter``, ``regex_tree`` and ``safety``), and the versions of the
     libraries and the machine type, so that any change builds anew."""
     digest = hashlib.sha256(_CACHE_FORMAT)
-    for module in (__file__, safety.__file__):
+    for module in (__file__, prefilter.__file__, regex_tree.__file__, safety.__file__):
         digest.update(Path(module).read_bytes())
     versions = [_hs_version(), regex.__version__, platform.machine()]
     described = [[u.pattern.expression, u.pattern.literal, u.pattern.fuzzy] for u in units]

@@ -30,8 +30,12 @@ plain ASCII chat that needs none of them is only lowercased.
    separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
    (``split``). Leet digits count as letters here ("s 3 x"), but at least two
    real letters are needed, and a space-split run made only of chat one-letter
-   words ("u r a", "x x x") stays. Known false positives: "I a m" -> "iam",
-   "a.k.a" -> "aka".
+   words ("u r a", "x x x") stays. A run never crosses a real word boundary:
+   a space-split run does not take a letter that belongs to a word joined by
+   another separator ("m.e a p.i.c" reads "me a pic", not "m.eap.i.c"). Two
+   letters with a separator ("m.e") join only when the message also has a
+   longer run with the same separator. Known false positives: "I a m" ->
+   "iam", "a.k.a" -> "aka", "i.e. s.n.a.p" -> "ie. snap".
 9. Leetspeak (``leet``): 0 1 3 4 5 7 9 @ $ ! | read as o i e a s t g a s i l.
    A word is *clear* leet when a leet character sits between letters ("s3x",
    "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
@@ -223,6 +227,13 @@ _SPLIT_RE = re.compile(
     rf"(?<![\w@$]){_SPLIT_EL}(?P<sep> ?[{_SPLIT_SEPS}] ?| ){_SPLIT_EL}"
     rf"(?:(?P=sep){_SPLIT_EL})+(?![\w@$])"
 )
+# Two letters joined by a separator, standing alone: "m.e" in "m.e a p.i.c".
+_SPLIT_PAIR_RE = re.compile(
+    rf"(?<![\w@$]|[{_SPLIT_SEPS}]){_SPLIT_EL}(?P<sep>[{_SPLIT_SEPS}]){_SPLIT_EL}"
+    rf"(?![\w@$]|[{_SPLIT_SEPS}][\w@$])"
+)
+_SEP_SET = frozenset(t.SPLIT_SEPARATORS)
+_EL_RE = re.compile(_SPLIT_EL)
 _LEET_CHARS = re.escape("".join(t.LEET))
 _LEET_CHAR_RE = re.compile(f"[{_LEET_CHARS}]")
 _LEET_RUN_RE = re.compile(f"[{_LEET_CHARS}]+")
@@ -512,9 +523,23 @@ def _squash_whitespace(s: str, st: list[int], en: list[int]) -> _Map:
 
 
 def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
+    """Join letters spread out with separators ("s.n.a.p", "s n a p") into words.
+
+    A run never crosses a real word boundary: a run of single letters between
+    spaces does not take a letter that belongs to a neighbouring word joined
+    by another separator ("m.e a p.i.c" keeps "a" apart). Two dotted letters
+    ("m.e") are common in ordinary text ("i.e", "u.s"), so they are joined
+    only when the same message spells a longer word with the same separator.
+    """
     edits: list[_Edit] = []
-    for m in _SPLIT_RE.finditer(s):
+    seps: set[str] = set()
+    pos = 0
+    while (m := _SPLIT_RE.search(s, pos)) is not None:
         sep = m.group("sep")
+        if sep == " " and (_glued(s, m.start() - 1, -1) or _glued(s, m.end(), 1)):
+            pos = m.start() + 1  # a shorter run inside it may still stand alone
+            continue
+        pos = m.end()
         at = range(m.start(), m.end(), len(sep) + 1)
         letters = [s[k] for k in at]
         if sum(c.isalpha() for c in letters) < 2:
@@ -522,10 +547,26 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
         if sep == " " and all(c in t.COMMON_SINGLE_LETTERS for c in letters):
             continue
         edits.append((m.start(), m.end(), "".join(letters), [(k, k + 1) for k in at]))
+        if sep != " ":
+            seps.add(sep)
+    if seps:
+        for m in _SPLIT_PAIR_RE.finditer(s):
+            a, b = m.span()
+            if m.group("sep") in seps and not any(a < e[1] and e[0] < b for e in edits):
+                edits.append((a, b, s[a] + s[b - 1], [(a, a + 1), (b - 1, b)]))
+        edits.sort(key=lambda e: e[0])
     if not edits:
         return s, st, en
     evasions.add(Evasion.SPLIT)
     return _rebuild(s, st, en, edits)
+
+
+def _glued(s: str, i: int, step: int) -> bool:
+    """Whether ``s[i]`` is a separator that joins the letter next to it (on
+    the side away from ``step``) to another letter: that letter is part of a
+    word spelled with separators, not a single letter standing alone."""
+    j = i + step
+    return 0 <= i < len(s) and 0 <= j < len(s) and s[i] in _SEP_SET and bool(_EL_RE.match(s[j]))
 
 
 def _in_link(s: str, a: int, b: int) -> bool:

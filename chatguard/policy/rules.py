@@ -23,18 +23,13 @@ It reads files and nothing else: no clock, no network, no global state.
 
 from __future__ import annotations
 
-import difflib
-import enum
 import hashlib
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import regex  # type: ignore[import-untyped, unused-ignore]
 import yaml
-from yaml.constructor import SafeConstructor
 
 from chatguard.policy import safety
 from chatguard.policy.model import (
@@ -52,6 +47,9 @@ from chatguard.policy.model import (
     Where,
 )
 from chatguard.policy.normalise import normalise
+from chatguard.policy.yaml_reader import PolicyError as PolicyError
+from chatguard.policy.yaml_reader import PolicyIssue as PolicyIssue
+from chatguard.policy.yaml_reader import Reader, kind, suggest
 
 POLICY_FILE = "policy.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -63,29 +61,6 @@ MAX_CHARS_LIMIT = 65_536
 _ID_RE = regex.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 _LANGUAGE_RE = regex.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _WORD_CHAR_RE = regex.compile(r"\w")
-
-_E = TypeVar("_E", bound=enum.Enum)
-# libyaml's parser when PyYAML was built with it: the same nodes and marks, faster.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyIssue:
-    file: str
-    line: int  # 1-based; 0 for the whole file
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.reason}"
-
-
-class PolicyError(ValueError):
-    """A refused pack: every problem found, one per line."""
-
-    def __init__(self, errors: Sequence[PolicyIssue]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(map(str, self.errors)))
 
 
 # --- Patterns ------------------------------------------------------------------------
@@ -135,158 +110,21 @@ def regex_pattern(source: str, *, line: int = 0) -> Pattern:
     return Pattern(PatternKind.REGEX, source, source, None, 0, line)
 
 
-# --- Reading YAML with line numbers ----------------------------------------------------
-
-
-def _suggest(value: str, allowed: Iterable[str]) -> str:
-    allowed = list(allowed)
-    close = difflib.get_close_matches(value, allowed, n=1)
-    return f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return "empty" if node.tag.endswith(":null") else "text"
-
-
-class _Reader:
-    """Typed access to one file's YAML nodes; every problem becomes an issue."""
-
-    def __init__(self, file: str, issues: list[PolicyIssue]) -> None:
-        self.file = file
-        self.issues = issues
-        self.constructor = SafeConstructor()
-
-    def error(self, node: yaml.Node | int, reason: str) -> None:
-        line = node if isinstance(node, int) else node.start_mark.line + 1
-        self.issues.append(PolicyIssue(self.file, line, reason))
-
-    def compose(self, text: str) -> yaml.Node | None:
-        loader = _Loader(text)
-        try:
-            return loader.get_single_node()
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            self.error(mark.line + 1 if mark else 0, f"YAML syntax error: {e.problem or e}")
-        except yaml.YAMLError as e:
-            self.error(0, f"YAML syntax error: {e}")
-        finally:
-            loader.dispose()
-        return None
-
-    def value(self, node: yaml.Node) -> Any:
-        return self.constructor.construct_object(node, deep=True)
-
-    def mapping(
-        self,
-        node: yaml.Node,
-        what: str,
-        allowed: Sequence[str],
-        required: Sequence[str] = (),
-    ) -> dict[str, yaml.Node] | None:
-        """The mapping's values by key, after checking for unknown, duplicate
-        and missing keys (each reported, the rest still returned)."""
-        if not isinstance(node, yaml.MappingNode):
-            self.error(node, f"{what} must be a mapping, not {_kind(node)}")
-            return None
-        out: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str) or key not in allowed:
-                shown = key if key is not None else _kind(key_node)
-                self.error(
-                    key_node, f"unknown key {shown!r} in {what} ({_suggest(shown, allowed)})"
-                )
-            elif key in out:
-                first = out[key].start_mark.line + 1
-                self.error(key_node, f"duplicate key {key!r} in {what} (first at line {first})")
-            else:
-                out[key] = value_node
-        for key in required:
-            if key not in out:
-                self.error(node, f"{what} is missing {key!r}")
-        return out
-
-    def items(self, node: yaml.Node, what: str, *, empty_ok: bool = False) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, f"{what!r} must be a list, not {_kind(node)}")
-            return []
-        if not node.value and not empty_ok:
-            self.error(node, f"{what!r} is empty")
-        return list(node.value)
-
-    def text(self, node: yaml.Node, what: str) -> str | None:
-        """A scalar as written ("on" stays "on"; YAML would read True)."""
-        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
-            self.error(node, f"{what!r} must be text, not {_kind(node)}")
-            return None
-        if not str(node.value).strip():
-            self.error(node, f"{what!r} is empty")
-            return None
-        return str(node.value)
-
-    def texts(self, node: yaml.Node, what: str, *, empty_ok: bool = False) -> list[str]:
-        """A list of texts; a single text is read as a list of one."""
-        if isinstance(node, yaml.ScalarNode):
-            one = self.text(node, what)
-            return [one] if one is not None else []
-        out = [self.text(n, what) for n in self.items(node, what, empty_ok=empty_ok)]
-        return [t for t in out if t is not None]
-
-    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0) -> float | None:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.error(node, f"{what!r} must be a number")
-            return None
-        if v < minimum:
-            self.error(node, f"{what!r} must be at least {minimum:g}")
-            return None
-        return float(v)
-
-    def integer(self, node: yaml.Node, what: str, low: int, high: int) -> int | None:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-            self.error(node, f"{what!r} must be a whole number from {low} to {high}")
-            return None
-        return v
-
-    def boolean(self, node: yaml.Node, what: str) -> bool | None:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if not isinstance(v, bool):
-            self.error(node, f"{what!r} must be true or false")
-            return None
-        return v
-
-    def choice(self, node: yaml.Node, what: str, allowed: Sequence[str]) -> str | None:
-        v = self.text(node, what)
-        if v is not None and v not in allowed:
-            self.error(node, f"unknown {what} {v!r} ({_suggest(v, allowed)})")
-            return None
-        return v
-
-    def member(self, node: yaml.Node, what: str, cls: type[_E]) -> _E | None:
-        v = self.choice(node, what, [str(e.value) for e in cls])
-        return None if v is None else cls(v)
-
-
 # --- Actions ------------------------------------------------------------------------
 
 # Per action type: parameter -> (required, reader, default).
-_Param = tuple[bool, Callable[[_Reader, yaml.Node, str], Any], Any]
+_Param = tuple[bool, Callable[[Reader, yaml.Node, str], Any], Any]
 
 
-def _text(r: _Reader, n: yaml.Node, what: str) -> Any:
+def _text(r: Reader, n: yaml.Node, what: str) -> Any:
     return r.text(n, what)
 
 
-def _context(r: _Reader, n: yaml.Node, what: str) -> Any:
+def _context(r: Reader, n: yaml.Node, what: str) -> Any:
     return r.integer(n, what, 0, MAX_CONTEXT)
 
 
-def _one_of(values: Sequence[str]) -> Callable[[_Reader, yaml.Node, str], Any]:
+def _one_of(values: Sequence[str]) -> Callable[[Reader, yaml.Node, str], Any]:
     return lambda r, n, what: r.choice(n, what, values)
 
 
@@ -306,12 +144,12 @@ _ACTION_PARAMS: Mapping[ActionType, Mapping[str, _Param]] = {
 }
 
 
-def _actions(r: _Reader, node: yaml.Node) -> tuple[Action, ...] | None:
+def _actions(r: Reader, node: yaml.Node) -> tuple[Action, ...] | None:
     out: list[Action] = []
     ok = True
     for item in r.items(node, "actions"):
         if not isinstance(item, yaml.MappingNode):
-            r.error(item, f"an action must be a mapping, not {_kind(item)}")
+            r.error(item, f"an action must be a mapping, not {kind(item)}")
             ok = False
             continue
         keys = {k.value: v for k, v in item.value if isinstance(k, yaml.ScalarNode)}
@@ -365,7 +203,7 @@ _SCOPE_KEYS = ("origins", "where", "sender_age", "recipient_age", "exempt_roles"
 _RULE_SIGNALS = [s.value for s in Signal if s is not Signal.EVASION]
 
 
-def _patterns(r: _Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list[Pattern] | None:
+def _patterns(r: Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list[Pattern] | None:
     out: list[Pattern] = []
     ok = True
     for item in r.items(node, what, empty_ok=empty_ok):
@@ -414,7 +252,7 @@ def _patterns(r: _Reader, node: yaml.Node, what: str, *, empty_ok: bool) -> list
     return out if ok else None
 
 
-def _scope(r: _Reader, node: yaml.Node) -> Scope | None:
+def _scope(r: Reader, node: yaml.Node) -> Scope | None:
     fields = r.mapping(node, "scope", _SCOPE_KEYS)
     if fields is None:
         return None
@@ -424,7 +262,7 @@ def _scope(r: _Reader, node: yaml.Node) -> Scope | None:
         names = r.texts(fields["origins"], "origins")
         bad = [n for n in names if n not in (*ORIGINS, "both")]
         for n in bad:
-            r.error(fields["origins"], f"unknown origin {n!r} ({_suggest(n, [*ORIGINS, 'both'])})")
+            r.error(fields["origins"], f"unknown origin {n!r} ({suggest(n, [*ORIGINS, 'both'])})")
         expanded = {o for n in names for o in (ORIGINS if n == "both" else (n,))}
         scope = _replace(scope, origins=frozenset(expanded))
     if "where" in fields:
@@ -435,7 +273,7 @@ def _scope(r: _Reader, node: yaml.Node) -> Scope | None:
             bands = r.texts(fields[key], key)
             for b in bands:
                 if b not in AGE_BANDS:
-                    r.error(fields[key], f"unknown age band {b!r} ({_suggest(b, AGE_BANDS)})")
+                    r.error(fields[key], f"unknown age band {b!r} ({suggest(b, AGE_BANDS)})")
             scope = _replace(scope, **{key: frozenset(bands)})
     if "exempt_roles" in fields:
         roles = r.texts(fields["exempt_roles"], "exempt_roles", empty_ok=True)
@@ -449,7 +287,7 @@ def _replace(scope: Scope, **changes: Any) -> Scope:
     return Scope(**values)
 
 
-def _rule(r: _Reader, node: yaml.Node, language: str | None) -> tuple[str | None, Rule | None]:
+def _rule(r: Reader, node: yaml.Node, language: str | None) -> tuple[str | None, Rule | None]:
     """(id, rule); the rule is None when it has problems (all reported)."""
     before = len(r.issues)
     fields = r.mapping(node, "a rule", _RULE_KEYS, _RULE_REQUIRED)
@@ -513,7 +351,7 @@ def _rule(r: _Reader, node: yaml.Node, language: str | None) -> tuple[str | None
     return rule_id, rule
 
 
-def _examples(r: _Reader, rule: yaml.Node, node: yaml.Node | None) -> tuple[list[str], list[str]]:
+def _examples(r: Reader, rule: yaml.Node, node: yaml.Node | None) -> tuple[list[str], list[str]]:
     fields = r.mapping(node, "examples", ("match", "no_match")) if node is not None else {}
     if fields is None:
         return [], []
@@ -527,7 +365,7 @@ def _examples(r: _Reader, rule: yaml.Node, node: yaml.Node | None) -> tuple[list
     return matches, no_matches
 
 
-def _rule_file(r: _Reader, text: str, seen: dict[str, tuple[str, int]]) -> list[Rule]:
+def _rule_file(r: Reader, text: str, seen: dict[str, tuple[str, int]]) -> list[Rule]:
     root = r.compose(text)
     if root is None:
         if not r.issues:
@@ -560,7 +398,7 @@ _POLICY_KEYS = ("mode", "half_life", "max_chars", "thresholds", "settings")
 _THRESHOLD_KEYS = ("at", "actions", "require_minor")
 
 
-def _policy_settings(r: _Reader, text: str | None) -> dict[str, Any]:
+def _policy_settings(r: Reader, text: str | None) -> dict[str, Any]:
     """The keyword arguments of ``Policy`` that ``policy.yaml`` sets."""
     root = r.compose(text) if text is not None else None
     if root is None:
@@ -580,7 +418,7 @@ def _policy_settings(r: _Reader, text: str | None) -> dict[str, Any]:
             out["settings"] = r.value(fields["settings"])
         else:
             r.error(
-                fields["settings"], f"'settings' must be a mapping, not {_kind(fields['settings'])}"
+                fields["settings"], f"'settings' must be a mapping, not {kind(fields['settings'])}"
             )
     thresholds: list[Threshold] = []
     last: float | None = None
@@ -636,7 +474,7 @@ def load_rule_file(path: Path) -> tuple[Rule, ...]:
     """The rules of one file; raises ``PolicyError`` listing every problem."""
     issues: list[PolicyIssue] = []
     read = _read(path, str(path), issues)
-    rules = _rule_file(_Reader(str(path), issues), read[1], {}) if read else []
+    rules = _rule_file(Reader(str(path), issues), read[1], {}) if read else []
     if issues:
         raise PolicyError(sorted(issues, key=lambda i: i.line))
     return tuple(rules)
@@ -654,7 +492,7 @@ def load_policy(directory: Path) -> Policy:
         read = _read(policy_path, str(policy_path), issues)
         if read is not None:
             _hash(digest, POLICY_FILE, read[0])
-            settings = _policy_settings(_Reader(str(policy_path), issues), read[1])
+            settings = _policy_settings(Reader(str(policy_path), issues), read[1])
     paths = _rule_paths(directory)
     if not paths:
         issues.append(PolicyIssue(str(directory), 0, "no rule files (*.yaml) found"))
@@ -665,7 +503,7 @@ def load_policy(directory: Path) -> Policy:
         read = _read(directory / rel, shown, issues)
         if read is not None:
             _hash(digest, rel.as_posix(), read[0])
-            rules += _rule_file(_Reader(shown, issues), read[1], seen)
+            rules += _rule_file(Reader(shown, issues), read[1], seen)
     if issues:
         order = {file: k for k, file in enumerate(dict.fromkeys(i.file for i in issues))}
         raise PolicyError(sorted(issues, key=lambda i: (order[i.file], i.line)))

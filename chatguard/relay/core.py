@@ -18,14 +18,17 @@ Invariants:
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from ..codecs import CodecSession
-from ..codecs.base import UNSURE
-from ..events import ChatEvent, Frame, Identity, Inject, Notice, Side, Verdict
+from ..codecs.base import UNSURE, BadFrame
+from ..events import ChatEvent, Frame, Identity, Inject, Notice, Severity, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
+
+log = logging.getLogger(__name__)
 
 #: Told of each identity the upstream attests; may return that identity
 #: enriched (an IRC nick with the age band the directory holds for it).
@@ -97,11 +100,33 @@ class SessionCore(abc.ABC):
                     await self.close(CLOSE_POLICY_VIOLATION, refusal, "sanctioned")
                     return
         if event is None:
+            bad = self.codec.bad
+            if bad is not None:
+                await self._bad_frame(bad, data, origin, toward)
+                return
             await self.send(toward, data)
             return
         self.metrics.event_counter(event.kind.value, origin.value).inc()
         verdict = await self.pipeline.run(event, self.context)
         await self.apply(verdict, event, toward)
+
+    async def _bad_frame(self, bad: BadFrame, data: Frame, origin: Side, toward: Side) -> None:
+        """Count a frame the codec judged bad; refuse it (telling the client) or pass it."""
+        action = "refused" if bad.refuse else "passed"
+        self.metrics.bad_frames.labels(origin=origin.value, reason=bad.reason, action=action).inc()
+        log.info(
+            "session %s: %s frame %s (%s)",
+            self.context.session_id,
+            origin.value,
+            action,
+            bad.detail or bad.reason,
+        )
+        if not bad.refuse:
+            await self.send(toward, data)
+            return
+        side = "your" if origin is Side.CLIENT else "a server"
+        text = f"ChatGuard refused {side} frame: {bad.reason}"
+        await self.inject(Inject(Side.CLIENT, Notice("error", text, severity=Severity.WARNING)))
 
     async def apply(self, verdict: Verdict, event: ChatEvent, toward: Side) -> None:
         if verdict.forward:

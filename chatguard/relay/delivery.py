@@ -124,7 +124,7 @@ class Deliveries:
         #: Seconds a notice with ``after`` waits for its message.
         self.wait = 2.0
         #: Told of every notice with ``meta`` shown to a session (impressions).
-        self.on_shown: Callable[[SessionCore, Notice], None] | None = None
+        self.on_shown: Callable[[SessionCore, Notice], object] | None = None
         self.clock: Callable[[], float] = time.time
 
     async def send(self, directive: Directive) -> bool:

@@ -10,7 +10,9 @@ Invariants:
   the other leg, and aiohttp's writer waits while a leg's write buffer is over
   its limit; so a slow reader slows only its own pair and memory stays bounded
   (``limits.write_buffer_bytes`` per leg plus one frame).
-* A frame the codec cannot map is forwarded exactly as received.
+* A frame the codec cannot map is forwarded exactly as received, unless the
+  codec judged it bad input (``CodecSession.bad``): then it is counted and,
+  when configured to refuse, dropped with an error notice to the client.
 * Close codes and reasons cross in both directions; codes that must not be
   sent on the wire (1005, 1006, 1015) become 1000. If the upstream vanishes
   without a closing handshake the client gets 1011; if the client vanishes the

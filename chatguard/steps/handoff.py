@@ -11,8 +11,11 @@ Invariants:
 * A sink that fails never stops chat: the failure is logged (without message
   content) and counted in ``chatguard_handoffs_total{outcome="failed"}``.
 * Shadow actions are not handed off.
-* Requests carry what happened (ids, signals, risk, the frame); what to keep
-  and for how long is the sink's business.
+* Requests carry what happened (ids, signals, risk, the frame, the banners
+  shown in the conversation); what to keep and for how long is the sink's
+  business.
+* A banner history that cannot be read leaves ``banners`` None (unknown);
+  the capture itself still goes ahead.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,10 +31,21 @@ from ..events import PASS, ChatEvent, EventKind, Frame, Side, Verdict
 from ..metrics import Metrics
 from ..pipeline import Findings, SessionContext
 from ..policy.model import ActionType, Assessment, PlannedAction
+from ..stores import StoreError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP = 1000
+#: Banners a capture lists at most (the newest are kept).
+MAX_BANNERS = 50
+
+
+class ConversationBanners(Protocol):
+    async def in_conversation(
+        self, users: Iterable[str], conversation: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Banners shown to ``users`` in ``conversation``, oldest first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,9 @@ class CaptureRequest:
     reason: str = ""
     trigger: str = "policy"
     event: ChatEvent | None = None
+    #: Banners shown to the participants in this conversation, oldest first,
+    #: with outcomes where decided; None when no banner history is wired.
+    banners: tuple[Mapping[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +134,9 @@ class _HandoffStep:
 
     kind: ActionType
     interests = frozenset({(Side.CLIENT, EventKind.MESSAGE), (Side.CLIENT, EventKind.DIRECT)})
+    # A held or blocked message is exactly what may need keeping: these steps
+    # run even after an earlier step dropped the frame.
+    after_drop = True
 
     def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics
@@ -172,10 +192,12 @@ class CaptureStep(_HandoffStep):
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
         observe: Observer | None = None,
+        history: ConversationBanners | None = None,
     ) -> None:
         super().__init__(metrics, clock)
         self.sink = sink
         self.observe = observe
+        self.history = history
         if observe is not None:
             self.interests = frozenset(
                 (side, kind) for side in Side for kind in (EventKind.MESSAGE, EventKind.DIRECT)
@@ -184,9 +206,17 @@ class CaptureStep(_HandoffStep):
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings
     ) -> Verdict:
-        if self.observe is not None and event.kind in (EventKind.MESSAGE, EventKind.DIRECT):
+        # Context is chat as people typed it: not commands or a muted user's
+        # lines (dropped before the policy saw them), but held or blocked
+        # messages the policy assessed, and the original of a redacted one.
+        chat = findings.dropped_by is None or findings.assessment is not None
+        if (
+            self.observe is not None
+            and chat
+            and event.kind in (EventKind.MESSAGE, EventKind.DIRECT)
+        ):
             try:
-                self.observe(event, session)
+                self.observe(findings.original or event, session)
             except Exception:
                 log.exception("context window update failed")
         return await super().__call__(event, session, findings)
@@ -199,6 +229,8 @@ class CaptureStep(_HandoffStep):
         session: SessionContext,
         findings: Findings,
     ) -> None:
+        # What the user sent, even when a later copy was redacted.
+        event = findings.original or event
         record = await self.sink.capture(
             CaptureRequest(
                 at=self.clock(),
@@ -210,11 +242,28 @@ class CaptureStep(_HandoffStep):
                 params=dict(action.params),
                 reason=action.reason,
                 event=event,
+                banners=await self._banners(event, assessment.conversation, findings),
             )
         )
         if record is not None:
             # The escalate step (later in ORDER) links the case to this record.
             findings.notes.setdefault("evidence", []).append(record)
+
+    async def _banners(
+        self, event: ChatEvent, conversation: str, findings: Findings
+    ) -> tuple[Mapping[str, Any], ...] | None:
+        """Earlier banners from the history, then those this message showed."""
+        if self.history is None:
+            return None
+        users = {u for u in (event.sender, *event.recipients) if u}
+        try:
+            earlier = await self.history.in_conversation(users, conversation, MAX_BANNERS)
+        except StoreError:
+            return None
+        now: list[dict[str, Any]] = findings.notes.get("banners_shown", [])
+        known = {b["id"] for b in earlier if b.get("id")}
+        fresh = [b for b in now if b.get("id") is None or b["id"] not in known]
+        return tuple([*earlier, *fresh][-MAX_BANNERS:])
 
 
 class EscalateStep(_HandoffStep):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..banners import Banner, Catalogue, render
 from ..directory import Directory
@@ -82,8 +83,13 @@ class BannerShower:
         state: ConversationState | None = None,
         *,
         restrained: bool = True,
+        record: list[dict[str, Any]] | None = None,
     ) -> Inject | None:
-        """Show ``banner`` to ``user``: an injection for this session, or sent on."""
+        """Show ``banner`` to ``user``: an injection for this session, or sent on.
+
+        ``record``, when given, gets one entry per banner that passed targeting
+        and restraint (the evidence of this message lists them).
+        """
         own = session.identity is not None and session.identity.user_id == user
         band, locale, region = await self._viewer(user, session, own, state)
         if banner.ages is not None and not band & banner.ages:
@@ -126,31 +132,37 @@ class BannerShower:
             },
         )
         if own:
-            self.shown(session, notice)
+            impression = self.shown(session, notice)
+            if record is not None:
+                record.append(entry(notice, user, self.clock(), impression))
             return Inject(Side.CLIENT, notice)
         await self.deliveries.send(Directive(user, notice=notice, after=showing.after))
+        if record is not None:
+            # Shown where the viewer's session is; its impression id is made there.
+            record.append(entry(notice, user, self.clock(), None))
         return None
 
-    def shown(self, session: SessionContext, notice: Notice, hold: str | None = None) -> None:
+    def shown(
+        self, session: SessionContext, notice: Notice, hold: str | None = None
+    ) -> Impression | None:
         """Record that ``notice`` (a banner with ``meta``) reached this session's user."""
         if self.tracker is None or session.identity is None or not notice.meta:
-            return
+            return None
         meta = notice.meta
-        self.tracker.shown(
-            Impression(
-                id=new_id(),
-                banner=notice.banner_id or "",
-                variant=meta.get("variant", "default"),
-                audience=meta.get("audience", ""),
-                trigger=meta.get("trigger", ""),
-                user=session.identity.user_id,
-                at=self.clock(),
-                kind=meta.get("kind", "notice"),
-                conversation=meta.get("conversation", ""),
-                risky=tuple(meta.get("risky", "").split("\x00")) if meta.get("risky") else (),
-            ),
-            hold=hold,
+        impression = Impression(
+            id=new_id(),
+            banner=notice.banner_id or "",
+            variant=meta.get("variant", "default"),
+            audience=meta.get("audience", ""),
+            trigger=meta.get("trigger", ""),
+            user=session.identity.user_id,
+            at=self.clock(),
+            kind=meta.get("kind", "notice"),
+            conversation=meta.get("conversation", ""),
+            risky=tuple(meta.get("risky", "").split("\x00")) if meta.get("risky") else (),
         )
+        self.tracker.shown(impression, hold=hold)
+        return impression
 
     async def _viewer(
         self, user: str, session: SessionContext, own: bool, state: ConversationState | None
@@ -172,3 +184,21 @@ class BannerShower:
         if state is not None:
             bands.update(b.value for b in state.bands(user))
         return frozenset(bands), locale, region
+
+
+def entry(notice: Notice, user: str, at: float, impression: Impression | None) -> dict[str, Any]:
+    """A banner shown for the message now in the pipeline, as evidence lists it."""
+    meta = notice.meta or {}
+    return {
+        "id": impression.id if impression is not None else None,
+        "user": user,
+        "banner": notice.banner_id,
+        "variant": meta.get("variant", "default"),
+        "audience": meta.get("audience"),
+        "trigger": meta.get("trigger"),
+        "kind": meta.get("kind"),
+        "conversation": meta.get("conversation"),
+        "at": impression.at if impression is not None else at,
+        "outcome": None,
+        "decided_at": None,
+    }

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..banners import Catalogue, render
 from ..effectiveness import Observation, assign_variant
@@ -45,7 +46,7 @@ from ..relay.delivery import Deliveries
 from ..restraint import Restraint
 from ..stores import Store
 from .event_banners import EventBanners
-from .showing import BannerShower, Showing
+from .showing import BannerShower, Showing, entry
 
 MINOR_BANDS = frozenset({Band.MINOR, Band.LIKELY_MINOR})
 DEFAULT_BLOCK_NOTICE = "This message was not delivered."
@@ -149,6 +150,8 @@ class SpeedBumpStep:
         recipients: tuple[str, ...] = findings.notes["recipients"]
         rules: Mapping[str, Rule] = findings.notes.get("rules", {})
         by_type = {t: [a for a in actions if a.type is t] for t in ActionType}
+        # What this message showed, for the evidence step (``CaptureStep``).
+        shown: list[dict[str, Any]] = findings.notes.setdefault("banners_shown", [])
         inject: list[Inject] = []
         forward, replacement, text = True, None, event.text
 
@@ -163,7 +166,9 @@ class SpeedBumpStep:
         elif by_type[ActionType.HOLD]:
             forward = False
             inject.extend(
-                self._hold(event, session, by_type[ActionType.HOLD][0], catalogue, assessment)
+                self._hold(
+                    event, session, by_type[ActionType.HOLD][0], catalogue, assessment, shown
+                )
             )
         elif by_type[ActionType.REDACT] and session.codec is not None and event.text:
             text = _mask(event.text, assessment, by_type[ActionType.REDACT])
@@ -172,7 +177,16 @@ class SpeedBumpStep:
         for action in by_type[ActionType.BANNER]:
             inject.extend(
                 await self._banner(
-                    action, event, session, state, recipients, catalogue, rules, forward, text
+                    action,
+                    event,
+                    session,
+                    state,
+                    recipients,
+                    catalogue,
+                    rules,
+                    forward,
+                    text,
+                    shown,
                 )
             )
         return Verdict(forward, replacement, tuple(inject), reason="policy")
@@ -186,6 +200,7 @@ class SpeedBumpStep:
         action: PlannedAction,
         catalogue: Catalogue,
         assessment: Assessment,
+        shown: list[dict[str, Any]] | None = None,
     ) -> list[Inject]:
         banner_id = str(action.params.get("banner", ""))
         banner = catalogue.get(banner_id)
@@ -237,7 +252,9 @@ class SpeedBumpStep:
             },
         )
         if banner is not None:
-            self.shower.shown(session, notice, hold=held.id)
+            impression = self.shower.shown(session, notice, hold=held.id)
+            if shown is not None and event.sender is not None:
+                shown.append(entry(notice, event.sender, self.clock(), impression))
         out.append(Inject(Side.CLIENT, notice))
         return out
 
@@ -296,6 +313,7 @@ class SpeedBumpStep:
         rules: Mapping[str, Rule],
         forward: bool,
         text: str | None,
+        record: list[dict[str, Any]] | None = None,
     ) -> list[Inject]:
         banner_id = str(action.params.get("banner", ""))
         banner = catalogue.get(banner_id)
@@ -333,7 +351,7 @@ class SpeedBumpStep:
         for user in _audience(audience, sender, recipients, state):
             kind = "deterrence" if user == sender else "warning"
             shown = await self.shower.show(
-                catalogue, banner, user, session, _with_kind(showing, kind), state
+                catalogue, banner, user, session, _with_kind(showing, kind), state, record=record
             )
             if shown is not None:
                 out.append(shown)

@@ -1,0 +1,193 @@
+"""The risk formula: how risky a conversation's state is, read out of it.
+
+This module owns the reading side of the risk model (``docs/risk-model.md``,
+"The formula"): per dyad, the capped and weighted signal totals, the
+dangerous combinations, the relationship multiplier ``m`` and the stage
+progression bonus ``P``; a conversation's risk is its worst dyad.
+``risk.observe`` calls ``risks_of`` after every message.
+
+Invariants: pure functions of a state and settings (no I/O, no clock); the
+order of the float additions is fixed (it decides the last digit, and the
+stored risk must not change between versions without a reason); every
+reading of the same state gives the same number.
+Never: change a state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from chatguard.policy.model import Stage
+from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
+from chatguard.policy.state import (
+    ADULTISH,
+    MINORISH,
+    ROOM_AUDIENCE,
+    Band,
+    ConversationState,
+    PairState,
+    Participant,
+)
+
+#: Phases of O'Connell's stages: building rapport, testing and isolating, harm.
+_PHASE = {
+    Stage.FRIENDSHIP: 0, Stage.RELATIONSHIP: 0, Stage.RISK_ASSESSMENT: 1,
+    Stage.EXCLUSIVITY: 1, Stage.SEXUAL: 2, Stage.CONTACT: 2,
+}  # fmt: skip
+
+
+def in_grooming_order(stages: Mapping[Stage, int]) -> bool:
+    """Whether every stage of an earlier phase was first reached no later than
+    every stage of a later phase (the same message counts as in order)."""
+    first = [math.inf, math.inf, math.inf]  # per phase: earliest first index
+    last = [-math.inf, -math.inf, -math.inf]  # per phase: latest first index
+    for stage, i in stages.items():
+        phase = _PHASE[stage]
+        if i < first[phase]:
+            first[phase] = i
+        if i > last[phase]:
+            last[phase] = i
+    return last[0] <= first[1] and last[0] <= first[2] and last[1] <= first[2]
+
+
+def progression(stages: Mapping[Stage, int], settings: RiskSettings = DEFAULT_SETTINGS) -> float:
+    """P: 0 below ``min_stages`` distinct stages, then ``stage_bonus`` per stage
+    from the ``min_stages``-th on, plus ``order_bonus`` when in grooming order."""
+    if len(stages) < settings.min_stages:
+        return 0.0
+    bonus = settings.stage_bonus * (len(stages) - settings.min_stages + 1)
+    return bonus + (settings.order_bonus if in_grooming_order(stages) else 0.0)
+
+
+def multiplier(a: Band, b: Band, settings: RiskSettings, *, attested_adults: bool = False) -> float:
+    """m: the weight of a relationship between people of bands ``a`` and ``b``."""
+    a_minor = a in MINORISH
+    if a_minor != (b in MINORISH):
+        other = b if a_minor else a
+        return settings.adult_to_minor if other in ADULTISH else settings.unknown_to_minor
+    return settings.adult_to_adult if attested_adults else 1.0
+
+
+def dyad_risks(
+    state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
+) -> dict[tuple[str, str], float]:
+    """R_D for every dyad (two participant keys, sorted) as of ``state.updated``."""
+    dyads = {(x, y) if x < y else (y, x) for x, y in state.pairs}
+    return {
+        d: _dyad_risk(state.participants, state.pairs, d, settings, include_shadow)
+        for d in sorted(dyads)
+    }
+
+
+_NOBODY = Participant()
+_NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
+
+
+def _dyad_risk(
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    dyad: tuple[str, str],
+    settings: RiskSettings,
+    include_shadow: bool,
+) -> float:
+    # Runs for every message of a conversation that has any score, so it is
+    # written for speed; the arithmetic (and its order, which decides the
+    # float result) is the formula's in the module docstring.
+    a, b = dyad
+    pa, pb = participants.get(a) or _NOBODY, participants.get(b) or _NOBODY
+    band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
+    band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
+    table = settings._factors
+    totals: dict[str, float] = {}
+    stages: Mapping[Stage, int] = _NO_STAGES
+    for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
+        pair = pairs.get((x, y))
+        if pair is None:
+            continue
+        scores: Mapping[str, float]
+        pair_stages: Mapping[Stage, int]
+        if include_shadow and (pair.shadow_scores or pair.shadow_stages):
+            scores, pair_stages = pair.view(True)
+        else:
+            scores, pair_stages = pair.scores, pair.stages
+        which = 1 if to_minor else 0
+        for key, s in scores.items():
+            f = table[key][which] if key in table else 1.0
+            totals[key] = totals.get(key, 0.0) + f * s
+        if not stages:
+            stages = pair_stages
+        elif pair_stages:
+            merged = dict(stages)
+            for st, i in pair_stages.items():
+                merged[st] = min(merged.get(st, i), i)
+            stages = merged
+    if not totals:
+        return 0.0
+    caps = settings.signal_caps
+    for key, v in totals.items():
+        cap = caps.get(key)
+        if cap is not None and v > cap:
+            totals[key] = cap
+    total = sum(totals.values())
+    # A combination with a missing signal adds c * 0.0, which changes no sum.
+    total += sum(
+        [
+            c * min(totals[x], totals[y])
+            for x, y, c in settings.combinations
+            if x in totals and y in totals
+        ]
+    )
+    bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+    if bonus and band_a.minorish and band_b.minorish:
+        bonus *= settings.progression_between_minors
+    m = 1.0
+    if ROOM_AUDIENCE not in dyad:
+        both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
+        m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
+    return m * total * (1.0 + bonus)
+
+
+def _max_risk(
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    settings: RiskSettings,
+    include_shadow: bool,
+) -> float:
+    worst = 0.0
+    seen: set[tuple[str, str]] = set()
+    for x, y in pairs:
+        dyad = (x, y) if x < y else (y, x)
+        if dyad not in seen:
+            seen.add(dyad)
+            worst = max(worst, _dyad_risk(participants, pairs, dyad, settings, include_shadow))
+    return round(worst, 4)
+
+
+def conversation_risk(
+    state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
+) -> float:
+    """The conversation's risk as of ``state.updated``: its worst dyad."""
+    return _max_risk(state.participants, state.pairs, settings, include_shadow)
+
+
+def risks_of(
+    participants: Mapping[str, Participant],
+    pairs: Mapping[tuple[str, str], PairState],
+    settings: RiskSettings,
+) -> tuple[float, float]:
+    """(risk, enforced risk). Zero without reading anything when no pair has a
+    score (ordinary chat); one reading when no pair has a shadow score."""
+    scored = shadow = False
+    for p in pairs.values():
+        if p.shadow_scores:
+            scored = shadow = True
+            break
+        if p.scores:
+            scored = True
+    if not scored:
+        return 0.0, 0.0
+    risk = _max_risk(participants, pairs, settings, True)
+    if not shadow:
+        return risk, risk
+    return risk, _max_risk(participants, pairs, settings, False)

@@ -1,0 +1,339 @@
+"""Conversation state: what ChatGuard remembers about one conversation, and
+its stored form.
+
+This module owns ``ConversationState`` and its parts (``Participant``: what is
+known about one person's age; ``PairState``: one direction sender→recipient),
+the age ``Band``s, and the compact JSON the state store keeps
+(``to_json``/``from_json``). How a message changes the state and how risk is
+read out of it is ``risk.py``'s.
+
+Invariants:
+
+1. Immutable: a state is never changed in place; values may be shared
+   between successive states for that reason.
+2. Bounded: ``to_json`` output never exceeds ``state_size_bound(settings)``;
+   user ids that are long or need escaping are stored as a digest
+   (``participant_key``).
+3. ``ConversationState.from_json(s.to_json()) == s`` for every state built by
+   ``risk.observe``; ``from_json`` raises ``ValueError`` for anything else.
+4. The stored format has a version (``VERSION``); changing any JSON code
+   means a new one. Optional keys (``l``) may be added without one: a reader
+   ignores keys it does not know.
+
+Never: read a clock, do I/O, or look at message text.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatguard.policy.model import Stage
+from chatguard.policy.risk_settings import (
+    AGE_CONTRADICTION,
+    DEFAULT_SETTINGS,
+    SEVERITIES,
+    RiskSettings,
+)
+
+VERSION = 1
+ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named recipients
+_MAX_ID_BYTES = 64
+MAX_THRESHOLDS = 64
+_MAX_LANGUAGE = 16  # a language code such as "pt-br"
+
+
+class Band(enum.StrEnum):
+    MINOR = "minor"
+    ADULT = "adult"
+    UNKNOWN = "unknown"
+    LIKELY_MINOR = "likely_minor"
+    LIKELY_ADULT = "likely_adult"
+
+    @property
+    def minorish(self) -> bool:
+        return self in MINORISH
+
+    @property
+    def adultish(self) -> bool:
+        return self in ADULTISH
+
+    @property
+    def collapsed(self) -> Band:
+        """The band as a rule scope spells it: minor, adult or unknown."""
+        return Band.MINOR if self.minorish else Band.ADULT if self.adultish else Band.UNKNOWN
+
+
+_UNKNOWN = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
+MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
+ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
+
+
+def attested_band(value: str | None) -> Band:
+    """A platform attestation as a band; anything but minor/adult is unknown."""
+    return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """What is known about one person's age, and when they were last active."""
+
+    attested: Band = Band.UNKNOWN  # the latest minor/adult attestation
+    declared: frozenset[Band] = frozenset()  # self-declarations (MINOR, ADULT) by enforced rules
+    shadow_declared: frozenset[Band] = frozenset()  # ... only by shadow rules
+    last_seen: int = 0  # index of the last message they sent or received
+
+    def band(self, include_shadow: bool) -> Band:
+        if self.attested is not _UNKNOWN:
+            return self.attested
+        declared = self.declared | self.shadow_declared if include_shadow else self.declared
+        if not declared:
+            return _UNKNOWN
+        if Band.MINOR in declared:
+            return Band.LIKELY_MINOR
+        return Band.LIKELY_ADULT if Band.ADULT in declared else _UNKNOWN
+
+    @property
+    def effective(self) -> Band:
+        """The band that protection and risk use (enforced declarations only)."""
+        return self.band(include_shadow=False)
+
+    @property
+    def contradiction(self) -> bool:
+        """An attested adult claiming to be a minor."""
+        return self.attested is Band.ADULT and Band.MINOR in self.declared
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """One direction sender→recipient: decayed score per signal, first stages."""
+
+    last: int  # index of the last message on this pair
+    scores: Mapping[str, float] = field(default_factory=dict)
+    stages: Mapping[Stage, int] = field(default_factory=dict)  # stage -> first message index
+    shadow_scores: Mapping[str, float] = field(default_factory=dict)
+    shadow_stages: Mapping[Stage, int] = field(default_factory=dict)
+
+    def view(self, include_shadow: bool) -> tuple[dict[str, float], dict[Stage, int]]:
+        scores, stages = dict(self.scores), dict(self.stages)
+        if include_shadow:
+            for k, v in self.shadow_scores.items():
+                scores[k] = scores.get(k, 0.0) + v
+            for st, i in self.shadow_stages.items():
+                stages[st] = min(stages.get(st, i), i)
+        return scores, stages
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """All that is remembered about one conversation. Scores are as of ``updated``."""
+
+    updated: float = 0.0  # the ``now`` of the last message
+    messages: int = 0  # messages seen; a message's index is the count before it
+    scores: Mapping[str, float] = field(default_factory=dict)  # whole conversation, raw
+    stages: Mapping[Stage, int] = field(default_factory=dict)  # whole conversation
+    participants: Mapping[str, Participant] = field(default_factory=dict)
+    pairs: Mapping[tuple[str, str], PairState] = field(default_factory=dict)
+    fired: frozenset[str] = frozenset()  # thresholds fired (enforced), see threshold_key
+    fired_shadow: frozenset[str] = frozenset()  # thresholds fired only in shadow
+    escalation: str | None = None  # highest severity escalated so far (enforced)
+    risk: float = 0.0  # conversation risk as of ``updated``, shadow matches included
+    enforced_risk: float = 0.0  # the same without shadow matches
+    language: str | None = None  # the language its rules last matched in (a tie-breaker)
+
+    def participant(self, user: str) -> Participant | None:
+        return self.participants.get(participant_key(user))
+
+    def bands(self, user: str) -> tuple[Band, Band]:
+        """``(attested, effective)`` for a user (unknown when not remembered)."""
+        p = self.participant(user) or Participant()
+        return p.attested, p.effective
+
+    def to_json(self) -> bytes:
+        obj = {
+            "v": VERSION,
+            "t": self.updated,
+            "n": self.messages,
+            "s": _enc_scores(self.scores),
+            "g": _enc_stages(self.stages),
+            "p": {
+                k: [
+                    _BAND_CODE[p.attested],
+                    _enc_bands(p.declared),
+                    _enc_bands(p.shadow_declared),
+                    p.last_seen,
+                ]
+                for k, p in self.participants.items()
+            },
+            "d": [
+                [x, y, p.last, _enc_scores(p.scores), _enc_stages(p.stages)]
+                + (
+                    [_enc_scores(p.shadow_scores), _enc_stages(p.shadow_stages)]
+                    if p.shadow_scores or p.shadow_stages
+                    else []
+                )
+                for (x, y), p in self.pairs.items()
+            ],
+            "f": sorted(self.fired),
+            "fs": sorted(self.fired_shadow),
+            "e": self.escalation,
+            "r": self.risk,
+            "re": self.enforced_risk,
+        }
+        if self.language is not None:
+            # Optional: a state without it reads as before, and older readers ignore it.
+            obj["l"] = self.language
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ConversationState:
+        """Decode ``to_json`` output; ``ValueError`` for anything else (callers
+        may then start afresh: a lost state forgets risk, it never invents it)."""
+        try:
+            obj = json.loads(data)
+            if obj["v"] != VERSION:
+                raise ValueError(f"version {obj['v']!r}, expected {VERSION}")
+            pairs: dict[tuple[str, str], PairState] = {}
+            for item in obj["d"]:
+                if len(item) not in (5, 7):
+                    raise ValueError("bad pair")
+                x, y, last = _str(item[0]), _str(item[1]), _int(item[2])
+                shadow = item[5:] or [{}, {}]
+                pairs[(x, y)] = PairState(
+                    last,
+                    _dec_scores(item[3]),
+                    _dec_stages(item[4]),
+                    _dec_scores(shadow[0]),
+                    _dec_stages(shadow[1]),
+                )
+            escalation = obj["e"]
+            if escalation is not None and escalation not in SEVERITIES:
+                raise ValueError(f"bad severity {escalation!r}")
+            return cls(
+                updated=_num(obj["t"]),
+                messages=_int(obj["n"]),
+                scores=_dec_scores(obj["s"]),
+                stages=_dec_stages(obj["g"]),
+                participants={
+                    _str(k): Participant(
+                        _BAND_OF[v[0]], _dec_bands(v[1]), _dec_bands(v[2]), _int(v[3])
+                    )
+                    for k, v in obj["p"].items()
+                },
+                pairs=pairs,
+                fired=frozenset(_str(f) for f in obj["f"]),
+                fired_shadow=frozenset(_str(f) for f in obj["fs"]),
+                escalation=escalation,
+                risk=_num(obj["r"]),
+                enforced_risk=_num(obj["re"]),
+                language=_language(obj.get("l")),
+            )
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"unreadable conversation state: {exc}") from exc
+
+
+# Compact JSON codes; changing any of them means a new VERSION.
+_SIG_CODE = {
+    "age_probe": "ap", "minor_self_declared": "ms", "adult_self_declared": "as", "flattery": "fl",
+    "exclusivity": "ex", "secrecy": "se", "risk_assessment": "ra", "isolation": "is",
+    "pi_request": "pq", "pi_share": "ps", "image_request": "ir", "sexual": "sx", "gift_lure": "gl",
+    "meeting": "me", "sextortion": "so", "safeguarding": "sg", "evasion": "ev",
+    AGE_CONTRADICTION: "ac",
+}  # fmt: skip
+_SIG_OF = {v: k for k, v in _SIG_CODE.items()}
+_STAGE_CODE = {
+    Stage.FRIENDSHIP: "fr", Stage.RELATIONSHIP: "rl", Stage.RISK_ASSESSMENT: "ra",
+    Stage.EXCLUSIVITY: "ex", Stage.SEXUAL: "sx", Stage.CONTACT: "ct",
+}  # fmt: skip
+_STAGE_OF_CODE = {v: k for k, v in _STAGE_CODE.items()}
+_BAND_CODE = {Band.MINOR: "m", Band.ADULT: "a", Band.UNKNOWN: "u"}
+_BAND_OF = {v: k for k, v in _BAND_CODE.items()}
+
+
+def _enc_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    return {_SIG_CODE[k]: v for k, v in scores.items()}
+
+
+def _enc_stages(stages: Mapping[Stage, int]) -> dict[str, int]:
+    return {_STAGE_CODE[k]: v for k, v in stages.items()}
+
+
+def _enc_bands(bands: frozenset[Band]) -> str:
+    return "".join(sorted(_BAND_CODE[b] for b in bands))
+
+
+def _dec_scores(obj: Any) -> dict[str, float]:
+    return {_SIG_OF[k]: _num(v) for k, v in obj.items()}
+
+
+def _dec_stages(obj: Any) -> dict[Stage, int]:
+    return {_STAGE_OF_CODE[k]: _int(v) for k, v in obj.items()}
+
+
+def _dec_bands(obj: Any) -> frozenset[Band]:
+    bands = frozenset(_BAND_OF[c] for c in _str(obj))
+    if not bands <= {Band.MINOR, Band.ADULT}:
+        raise ValueError("bad declared band")
+    return bands
+
+
+def _num(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {v!r}")
+    return float(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _language(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 0 < len(v) <= _MAX_LANGUAGE or not v.isprintable():
+        raise ValueError(f"bad language {v!r}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {v!r}")
+    return v
+
+
+@functools.lru_cache(maxsize=4096)
+def participant_key(user: str) -> str:
+    """How a user id is stored: as itself, or as a digest when it is longer than
+    64 UTF-8 bytes, needs JSON escaping, or could be mistaken for a digest or
+    for ``ROOM_AUDIENCE``."""
+    if (
+        len(user) <= _MAX_ID_BYTES
+        and user not in ("", ROOM_AUDIENCE)
+        and not user.startswith("#")
+        and all(c.isprintable() and c not in '"\\' for c in user)
+        and len(user.encode()) <= _MAX_ID_BYTES
+    ):
+        return user
+    digest = hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=12)
+    return "#" + digest.hexdigest()
+
+
+def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
+    """An upper bound on ``len(state.to_json())`` for any state under ``settings``
+    (with at most 64 thresholds in the pack)."""
+    key = _MAX_ID_BYTES + 2  # a quoted id; digests are shorter
+    num, score = 24, 12  # any JSON number; a stored score (6 digits, 0.001 to 1e9)
+    scores = 2 + len(_SIG_CODE) * (4 + 1 + score + 1)
+    stages = 2 + len(_STAGE_CODE) * (4 + 1 + num + 1)
+    pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
+    person = key + 1 + 2 + 3 + 5 + 5 + num + 4
+    fired = 2 + MAX_THRESHOLDS * 30
+    header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
+    return header + settings.max_pairs * pair + settings.max_participants * person

@@ -1,0 +1,179 @@
+"""The console's seams filled by the instance's own parts, end to end.
+
+A scripted conversation through the real relay and example service, with the
+evidence log on: the case it opens shows the captured message with its
+matched span, the bundle the API exports verifies offline and its custody
+record names the moderator, and leads see banner figures. Participants show
+the banners they were shown and what followed, from the shared banner
+history (memory store and Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from chatguard.console.accounts import token_hash
+from chatguard.evidence.bundle import verify_bundle
+from chatguard.stores import RedisStore
+from tests.support.cases import cases_of
+from tests.support.relay import GuardFactory
+from tests.support.timing import eventually, unit
+from tests.test_app_evidence import SHORT, evidence_guard, play
+from tests.test_steps_speedbumps import connect, dm, guarded, recv_type
+
+
+async def case_page(guard: Any, case_id: str) -> str:
+    """The case page as a moderator behind the (trusted, loopback) SSO gateway sees it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{guard.admin_url}/console/cases/{case_id}", headers={"X-Moderator": "mia"}) as r,
+    ):
+        assert r.status == 200
+        return await r.text()
+
+
+async def eventually_async(condition: Callable[[], Awaitable[bool]], within: float = 3.0) -> None:
+    async with asyncio.timeout(unit(within)):
+        # Polling is the point: the condition is state behind an HTTP API.
+        while not await condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def moderators() -> list[dict[str, Any]]:
+    return [
+        {"id": "mia", "name": "Mia", "role": "moderator", "token_hash": token_hash("t-mia")},
+        {"id": "lea", "name": "Lea", "role": "lead", "token_hash": token_hash("t-lea")},
+    ]
+
+
+async def api(guard: Any, method: str, path: str, who: str, **kw: Any) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer t-{who}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, guard.admin_url + path, headers=headers, **kw) as r,
+    ):
+        body = await r.read()
+        if r.content_type == "application/json":
+            return r.status, await r.json()
+        return r.status, body
+
+
+async def test_a_case_exports_a_verifiable_bundle_and_shows_its_flagged_message(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await evidence_guard(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        console={"secure_cookies": False, "moderators": moderators()},
+    )
+    await play(guard, SHORT)
+    [case] = await cases_of(guard)
+    assert case.evidence
+
+    status, body = await api(guard, "GET", f"/api/cases/{case.id}/conversation", "mia")
+    assert status == 200, body
+    flagged = [m for m in body["messages"] if m["flagged"]]
+    assert any("send me a pic" in m["text"] and m["spans"] for m in flagged)
+
+    status, body = await api(guard, "GET", f"/api/cases/{case.id}/evidence", "mia")
+    assert status == 200, body
+    report = verify_bundle(body)
+    assert report.ok, report
+    assert guard.evidence_log is not None
+    custody = await guard.evidence_log.run_io(
+        lambda ledger: [
+            record
+            for index in ledger.audits
+            if (record := ledger.record(index)) and record.get("action") == "export"
+        ]
+    )
+    assert [r["actor"] for r in custody] == ["mia"]
+
+    # The law-enforcement report is built from the same records.
+    status, body = await api(guard, "GET", f"/api/cases/{case.id}/report", "mia")
+    assert status == 200, body
+    text = json.dumps(body["report"])
+    assert "send me a pic" in text
+    assert "127.0.0.1" in text
+
+    status, body = await api(guard, "GET", "/api/analytics", "lea")
+    assert status == 200, body
+    assert body["banners"] is not None
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def shared_store(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    """Keyword arguments for ``make_guard``: its own memory store, or a real Redis."""
+    if request.param == "memory":
+        yield {}
+        return
+    # Sync fixtures only: they may skip (no Redis) and they clean up keys.
+    store = RedisStore(
+        request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    )
+    yield {"store": store}
+    await store.close()
+
+
+async def test_a_case_shows_the_banners_its_participants_saw_and_what_followed(
+    chat_service, make_guard: GuardFactory, test_pack, shared_store: dict[str, Any]
+) -> None:
+    extra = dict(shared_store)
+    guard = await guarded(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        console={
+            "secure_cookies": False,
+            "moderators": moderators(),
+            "sso": {"header": "X-Moderator", "trusted_proxies": ["127.0.0.1"]},
+        },
+        **extra,
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "add me on snap")
+        assert (await recv_type(amy, "chatguard.banner"))["banner"] == "off_platform_warning"
+        await dm(amy, "bob", "/report he wants me on snap")  # the warning's outcome
+        await recv_type(amy, "chatguard.banner")  # thanks
+        await dm(bob, "amy", "send me a pic")
+        assert (await recv_type(bob, "chatguard.banner"))["banner"] == "deterrence_image_request"
+        [case] = await cases_of(guard)
+
+        async def participants() -> dict[str, Any]:
+            status, body = await api(guard, "GET", f"/api/cases/{case.id}", "mia")
+            assert status == 200, body
+            return {p["user"]: p for p in body["participant_history"]}
+
+        async def seen() -> bool:
+            people = await participants()
+            return bool(people["amy"]["banners"]) and bool(people["bob"]["banners"])
+
+        await eventually_async(seen)
+        people = await participants()
+        [warning] = people["amy"]["banners"]
+        assert (warning["banner"], warning["outcome"]) == ("off_platform_warning", "reported")
+        assert warning["conversation"] == "dm:amy:bob"
+        assert warning["kind"] == "warning"
+        assert warning["decided_at"] >= warning["at"]
+        [deterrence] = people["bob"]["banners"]
+        # Still within its window: shown, no outcome yet.
+        assert (deterrence["banner"], deterrence["outcome"]) == ("deterrence_image_request", None)
+        assert "risky" not in deterrence
+        assert "seen" not in deterrence
+
+        # The case page says the same to a moderator (signed in through SSO).
+        page = await case_page(guard, case.id)
+        assert "off_platform_warning (reported)" in page
+        assert "deterrence_image_request (no outcome)" in page
+    finally:
+        await amy.close()
+        await bob.close()

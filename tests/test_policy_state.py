@@ -1,0 +1,157 @@
+"""Tests for ``chatguard.policy.state``: participant keys, the stored JSON
+(bounded, round-tripping, versioned, refusing anything else) and the
+optional language key. States are built by the real ``risk.observe``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatguard.policy.model import Match, Signal
+from chatguard.policy.risk import Observation, conversation_risk, observe
+from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
+from chatguard.policy.state import (
+    ROOM_AUDIENCE,
+    ConversationState,
+    participant_key,
+    state_size_bound,
+)
+from tests.test_policy_risk import EMPTY, match, say
+
+S = Signal
+
+
+@pytest.mark.parametrize(
+    ("user", "kept"),
+    [
+        ("alice", True),
+        ("Zoë 🦊", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("é" * 40, False),  # 80 bytes
+        ('quo"te', False),
+        ("back\\slash", False),
+        ("tab\there", False),
+        ("\ud800", False),
+        ("", False),
+        (ROOM_AUDIENCE, False),
+        ("#abc", False),
+    ],
+)
+def test_participant_key(user: str, kept: bool) -> None:
+    key = participant_key(user)
+    assert (key == user) is kept
+    assert key == participant_key(user)
+    if not kept:
+        assert key.startswith("#")
+        assert len(key) == 25
+
+
+def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
+    state = EMPTY
+    every = [match(s, 1e9) for s in Signal] + [match(s, 1e9, shadow=True) for s in Signal]
+    for i in range(120):
+        sender, recipient = f"{i:03d}".ljust(64, "s"), f"{i:03d}".ljust(64, "r")
+        ages = {sender: "adult", recipient: "minor"}
+        state = say(state, sender, recipient, *every, now=1e15 + i * 1e-3, ages=ages)
+    data = state.to_json()
+    assert len(state.pairs) == DEFAULT_SETTINGS.max_pairs
+    assert len(state.participants) == DEFAULT_SETTINGS.max_participants
+    assert len(data) <= state_size_bound()
+    assert state_size_bound() < 48 * 1024
+    assert ConversationState.from_json(data) == state
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+USERS = st.one_of(
+    st.sampled_from(["a", "b", "kid", "adult", "x" * 70, 'q"', ""]), st.text(max_size=70)
+)
+AGES = st.sampled_from(["minor", "adult", "unknown", "other"])
+MATCHES = st.lists(
+    st.builds(
+        Match,
+        rule_id=st.just("r"),
+        signal=st.sampled_from(list(Signal)),
+        weight=st.floats(0, 100),
+        spans=st.just(()),
+        shadow=st.booleans(),
+    ),
+    max_size=5,
+)
+MESSAGES = st.lists(
+    st.tuples(USERS, st.lists(USERS, max_size=12), MATCHES, AGES, AGES, st.floats(-100, 1e5)),
+    max_size=40,
+)
+SMALL = RiskSettings(max_participants=4, max_pairs=3, max_fanout=2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(MESSAGES, st.sampled_from([DEFAULT_SETTINGS, SMALL]))
+def test_any_conversation_keeps_a_bounded_state_that_round_trips(
+    messages: list[tuple[str, list[str], list[Match], str, str, float]], risk_settings: RiskSettings
+) -> None:
+    state, now = EMPTY, 1.7e9
+    bound = state_size_bound(risk_settings)
+    for sender, recipients, matches, sender_age, recipient_age, dt in messages:
+        now += dt
+        obs = Observation(
+            sender,
+            tuple(recipients),
+            tuple(matches),
+            sender_age,
+            dict.fromkeys(recipients, recipient_age),
+        )
+        state = observe(state, obs, risk_settings, now)
+        data = state.to_json()
+        assert len(data) <= bound
+        assert ConversationState.from_json(data) == state
+        assert len(state.participants) <= risk_settings.max_participants
+        assert len(state.pairs) <= risk_settings.max_pairs
+        assert conversation_risk(state, risk_settings) == state.risk
+
+
+def test_json_is_compact_and_versioned() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=1.7e9)
+    data = state.to_json()
+    assert json.loads(data)["v"] == 1
+    assert b" " not in data
+    assert len(data) < 200
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 2}',
+        b'{"v": 1}',
+        ConversationState().to_json().replace(b'"n":0', b'"n":"0"'),
+        ConversationState().to_json().replace(b'"e":null', b'"e":"urgent"'),
+        ConversationState().to_json().replace(b'"p":{}', b'"p":{"a":["z","","",0]}'),
+        ConversationState().to_json().replace(b'"p":{}', b'"p":{"a":["m","u","",0]}'),
+        ConversationState().to_json().replace(b'"d":[]', b'"d":[["a","b",0,{"zz":1},{}]]'),
+        ConversationState().to_json().replace(b'"d":[]', b'"d":[["a","b",0,{}]]'),
+    ],
+)
+def test_unreadable_state_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="unreadable conversation state"):
+        ConversationState.from_json(data)
+
+
+@pytest.mark.parametrize("language", [5, "", "x" * 17, "e\nn"])
+def test_a_bad_language_hint_is_unreadable(language: object) -> None:
+    data = json.loads(ConversationState(language="en").to_json())
+    data["l"] = language
+    with pytest.raises(ValueError, match="unreadable"):
+        ConversationState.from_json(json.dumps(data))
+
+
+def test_a_state_without_a_language_hint_reads_as_before() -> None:
+    data = json.loads(ConversationState(language="pt").to_json())
+    del data["l"]
+    assert ConversationState.from_json(json.dumps(data)).language is None
