@@ -46,3 +46,9 @@ clean:
 .PHONY: test-slow
 test-slow: $(STAMP) packages
 	$(BIN)/pytest -m slow
+
+# irctest against ngIRCd directly and through ChatGuard (minutes in parallel; not
+# part of `make test`). IRCTEST_DIR=/path/to/checkout to use an existing checkout.
+.PHONY: irctest
+irctest: $(STAMP) packages
+	tools/run-irctest

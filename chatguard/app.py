@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -29,6 +30,7 @@ from .cases.book import BookLimits, CaseBook
 from .cases.model import Bounds
 from .cases.webhooks import CaseWebhooks
 from .codecs import Codec, JsonChatCodec
+from .codecs.irc import IrcCodec
 from .codecs.xmpp import XmppCodec, XmppSettings
 from .config import Config
 from .console.recorded import RecordedConversations
@@ -37,6 +39,7 @@ from .console.seams import ConsoleSeams
 from .console.web import ConsoleDeps, mount_console
 from .console.wired import BannerFigures, LogExporter, LogRecords
 from .directory import Directory
+from .events import Identity
 from .evidence.log import EvidenceLog
 from .identity import IdentityResolver
 from .live_policy import LivePolicy
@@ -44,7 +47,10 @@ from .metrics import Metrics
 from .outcome_log import OutcomeLog, OutcomeTracker
 from .pipeline import ControlStep, Pipeline, Step
 from .relay import Relay
+from .relay.core import SessionCore
 from .relay.delivery import Deliveries
+from .relay.ircws import IrcWebSocketBridge
+from .relay.tcp import IrcUpstream, TcpRelay
 from .reports import ReportPolicy, Reports
 from .restraint import Restraint, RestraintPolicy
 from .steps.handoff import CaptureStep, EscalateStep, EscalationSink, EvidenceSink, RecordingSink
@@ -67,6 +73,12 @@ CODECS: dict[str, Callable[[Config], Codec]] = {
             cfg.xmpp.max_depth,
             cfg.xmpp.on_bad_stanza,
         )
+    ),
+    "irc": lambda cfg: IrcCodec(
+        cfg.irc.service_name,
+        service_host=cfg.irc.service_host,
+        max_line_bytes=cfg.irc.max_line_bytes,
+        max_tag_bytes=cfg.irc.max_tag_bytes,
     ),
 }
 
@@ -108,7 +120,7 @@ class ChatGuard:
             max_keys=config.store.max_keys,
             clock=time.time,
         )
-        self.deliveries = Deliveries(self.store, lambda: self.relay.sessions, self.metrics)
+        self.deliveries = Deliveries(self.store, self._sessions, self.metrics)
         self.directory = Directory(self.store)
         # Until the evidence log and case queue are configured, captures and
         # escalations are kept in memory so an operator can see them.
@@ -147,19 +159,38 @@ class ChatGuard:
         self.pipeline = Pipeline(
             {"control": self.control, **policy_steps, **(steps or {})}, self.metrics
         )
+        irc = config.codec.type == "irc"
+        record = self._record_attested if irc else self.directory.record
+        bridge = None
+        if irc:
+            bridge = IrcWebSocketBridge(config, self.codec, self.pipeline, self.metrics)
         self.relay = Relay(
             config,
             self.codec,
             self.pipeline,
             self.metrics,
             self.identity,
-            self.directory.record,
+            record,
             admit=self.admission.check,
+            bridge=bridge,
         )
+        # IRC clients over TCP: their own listener, the same pipeline.
+        self.irc_relay: TcpRelay | None = None
+        if irc and config.irc.listen.enabled:
+            self.irc_relay = TcpRelay(
+                config, self.codec, self.pipeline, self.metrics, record, self.admission.check
+            )
         self.relay.app.cleanup_ctx.append(self._background)
         self.admin = admin_app(
             self.metrics,
-            {"upstream": self.relay.upstream_reachable, "store": self.store.ping},
+            {
+                "upstream": (
+                    IrcUpstream(config, self.metrics).reachable
+                    if irc
+                    else self.relay.upstream_reachable
+                ),
+                "store": self.store.ping,
+            },
         )
         self.console = mount_console(
             self.admin,
@@ -179,6 +210,29 @@ class ChatGuard:
         self._runners: list[web.AppRunner] = []
         self.relay_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+        self.irc_address: tuple[str, int] | None = None
+
+    def _sessions(self) -> list[SessionCore]:
+        """Every live session of this instance, on every listener."""
+        out: list[SessionCore] = list(self.relay.sessions)
+        if self.irc_relay is not None:
+            out.extend(self.irc_relay.sessions)
+        return out
+
+    async def _record_attested(self, identity: Identity) -> Identity | None:
+        """An IRC server attests a nick, not an age band.
+
+        An identity that carries a band (gateway header, JWT) records it; a
+        bare nick takes the band the operator's systems wrote to the
+        directory for that nick, and never overwrites it.
+        """
+        if "age_band" in identity.attrs:
+            await self.directory.record(identity)
+            return None
+        band = await self.directory.age_band(identity.user_id)
+        if band == "unknown":
+            return None
+        return dataclasses.replace(identity, attrs={**identity.attrs, "age_band": band})
 
     def _console_seams(self) -> ConsoleSeams:
         """What the console shows beside cases: evidence and banner figures."""
@@ -363,7 +417,7 @@ class ChatGuard:
         while True:
             await asyncio.sleep(interval)
             now = time.time()
-            for session in list(self.relay.sessions):
+            for session in self._sessions():
                 # Expired holds, and banners whose message never came.
                 for item in self.speedbumps.tick(session.context, now):
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -375,9 +429,7 @@ class ChatGuard:
 
     def _users_online(self) -> set[str]:
         return {
-            s.context.identity.user_id
-            for s in self.relay.sessions
-            if s.context.identity is not None
+            s.context.identity.user_id for s in self._sessions() if s.context.identity is not None
         }
 
     @property
@@ -397,6 +449,8 @@ class ChatGuard:
         self.relay_address = await self._listen(self.relay.app, cfg.listen.host, cfg.listen.port)
         if cfg.admin.enabled:
             self.admin_address = await self._listen(self.admin, cfg.admin.host, cfg.admin.port)
+        if self.irc_relay is not None:
+            self.irc_address = await self.irc_relay.start()
 
     async def _listen(self, app: web.Application, host: str, port: int) -> tuple[str, int]:
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
@@ -409,6 +463,8 @@ class ChatGuard:
 
     async def stop(self) -> None:
         """Drain sessions (bounded), then release everything."""
+        if self.irc_relay is not None:
+            await self.irc_relay.stop(self.config.limits.drain_timeout)
         drained = await self.relay.drain(self.config.limits.drain_timeout)
         if not drained:
             log.warning("%d sessions still open after the drain timeout", len(self.relay.sessions))

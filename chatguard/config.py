@@ -158,7 +158,9 @@ class IdentityConfig:
 
 @dataclass(frozen=True, slots=True)
 class CodecConfig:
-    type: Literal["jsonchat", "xmpp"] = _doc("Wire protocol of the upstream.", "jsonchat")
+    type: Literal["jsonchat", "xmpp", "irc"] = _doc(
+        "Wire protocol of the upstream: jsonchat (JSON over WebSocket), xmpp or irc.", "jsonchat"
+    )
     mapping: str = _doc(
         "jsonchat mapping: a built-in name (`example`) or a path to a mapping YAML file.",
         "example",
@@ -480,6 +482,61 @@ class XmppConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IrcUpstreamConfig:
+    host: str = _doc("Host of the IRC server ChatGuard fronts (TCP).", "127.0.0.1")
+    port: int = _doc("Port of the IRC server.", 6667)
+    tls: bool = _doc("Connect to the IRC server over TLS.", False)
+    tls_verify: bool = _doc("Verify the IRC server's TLS certificate.", True)
+    tls_ca_file: str = _doc(
+        "PEM file of the CAs to trust for the IRC server's certificate; empty = system CAs.", ""
+    )
+    tls_server_name: str = _doc(
+        "Name to check the server's certificate against (SNI); empty = host.", ""
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IrcListenConfig:
+    enabled: bool = _doc("Accept IRC clients over TCP (codec.type irc).", True)
+    host: str = _doc("Address the IRC listener binds.", "127.0.0.1")
+    port: int = _doc("Port of the IRC listener; 0 picks a free port.", 6667)
+    tls_cert: str = _doc("PEM certificate (chain) for TLS toward clients; empty = plain TCP.", "")
+    tls_key: str = _doc("PEM private key of tls_cert.", "")
+    proxy_protocol: bool = _doc(
+        "Expect a PROXY protocol v1 header from a trusted load balancer and take the "
+        "client address from it (evidence, logs).",
+        False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IrcConfig:
+    service_name: str = _doc(
+        "Nick ChatGuard speaks as: banners come from it, `/msg <name> send` talks to it.",
+        "ChatGuard",
+    )
+    service_host: str = _doc(
+        "Host part of the service's prefix on its notices.", "chatguard.invalid"
+    )
+    upstream: IrcUpstreamConfig = _doc("The IRC server (TCP).", factory=IrcUpstreamConfig)
+    listen: IrcListenConfig = _doc("The TCP listener for IRC clients.", factory=IrcListenConfig)
+    max_line_bytes: int = _doc(
+        "Longest IRC line, CR LF included, tags not counted (RFC 1459: 512).", 512
+    )
+    max_tag_bytes: int = _doc("Longest tags part of a line (IRCv3: 8191).", 8191)
+    on_long_line: Literal["refuse", "pass"] = _doc(
+        "A line over max_line_bytes or max_tag_bytes: refuse (drop, tell the client) or pass.",
+        "refuse",
+    )
+    on_bad_byte: Literal["refuse", "pass"] = _doc(
+        "A line with NUL or a bare CR inside: refuse (drop, tell the client) or pass.", "refuse"
+    )
+    hard_line_bytes: int = _doc(
+        "Most bytes of one line ever buffered; longer lines are always refused.", 65_536
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: ListenConfig = _doc("Client-facing listener.", factory=ListenConfig)
     upstream: UpstreamConfig = _doc("The chat service behind ChatGuard.", factory=UpstreamConfig)
@@ -496,6 +553,7 @@ class Config:
     banners: BannersConfig = _doc("The banner catalogue.", factory=BannersConfig)
     holds: HoldsConfig = _doc("Held messages (are-you-sure prompts).", factory=HoldsConfig)
     reports: ReportsConfig = _doc("In-chat reports (/report).", factory=ReportsConfig)
+    irc: IrcConfig = _doc("IRC: the server, the TCP listener, line limits.", factory=IrcConfig)
     data_dir: str = _doc("Directory for durable data (evidence, keys).", "./data")
     instance_id: str = _doc(
         "Name of this sidecar instance in metrics and evidence; empty = hostname.", ""
@@ -677,6 +735,23 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(source, "xmpp.max_stanza_bytes", "must be at least 1024")
     if config.policy.watch_interval <= 0:
         raise ConfigError(source, "policy.watch_interval", "must be positive")
+    irc = config.irc
+    if bool(irc.listen.tls_cert) != bool(irc.listen.tls_key):
+        raise ConfigError(source, "irc.listen.tls_key", "set both tls_cert and tls_key, or neither")
+    for key, port in (
+        ("irc.listen.port", irc.listen.port),
+        ("irc.upstream.port", irc.upstream.port),
+    ):
+        if port > 65535:
+            raise ConfigError(source, key, "must be a port number (0-65535)")
+    if irc.max_line_bytes < 64:
+        raise ConfigError(source, "irc.max_line_bytes", "must be at least 64")
+    if irc.hard_line_bytes < irc.max_line_bytes + irc.max_tag_bytes:
+        raise ConfigError(
+            source, "irc.hard_line_bytes", "must be at least max_line_bytes + max_tag_bytes"
+        )
+    if not irc.service_name or any(c in irc.service_name for c in " ,:!@#\r\n\0"):
+        raise ConfigError(source, "irc.service_name", "must be a valid IRC nick")
     if jwt.key and jwt.key_file:
         raise ConfigError(source, "identity.jwt.key_file", "set key or key_file, not both")
     _check_console(config.console, source)

@@ -278,6 +278,14 @@ class Metrics:
             registry=r,
         )
 
+        self.bad_lines = Counter(
+            "chatguard_irc_bad_lines",
+            "IRC lines over the line or tag limit (too_long) or carrying NUL or a bare CR "
+            "(bad_byte), by origin and what was done (refuse or pass).",
+            ["origin", "problem", "action"],
+            registry=r,
+        )
+
     def event_counter(self, kind: str, origin: str) -> Counter:
         """The pre-bound child for one (kind, origin): label lookup per event is costly."""
         key = (kind, origin)

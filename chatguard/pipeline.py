@@ -198,7 +198,14 @@ class ControlStep:
                 inject=(error_notice(f"unknown command {name!r} (known: {known})"),),
                 reason="control",
             )
-        return await handler(replace(event, text="/" + text), session)
+        event = replace(event, text="/" + text)
+        # A command that names a conversation (IRC: ``report #room ...``,
+        # ``report nick ...``) is shown to its handler as if typed there.
+        if event.room is not None:
+            event = replace(event, kind=EventKind.MESSAGE)
+        elif event.recipients:
+            event = replace(event, kind=EventKind.DIRECT)
+        return await handler(event, session)
 
     async def __call__(
         self, event: ChatEvent, session: SessionContext, findings: Findings

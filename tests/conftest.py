@@ -12,6 +12,8 @@ pytest_plugins = [
     "tests.support.pack",
     "tests.support.prosody",
     "tests.support.console",
+    "tests.support.ngircd",
+    "tests.support.ircclient",
 ]
 
 _PROXY_VARIABLES = (

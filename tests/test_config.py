@@ -183,7 +183,7 @@ BAD_VALUES = [
     # Literal
     ("log_level: verbose", "log_level", "must be one of debug, info, warning, error"),
     ("store: {backend: postgres}", "store.backend", "must be one of memory, redis"),
-    ("codec: {type: irc}", "codec.type", "must be one of jsonchat"),
+    ("codec: {type: smtp}", "codec.type", "must be one of jsonchat"),
     ("log_level: [info]", "log_level", "must be one of"),
     # cross-field checks
     ("upstream: {url: 'http://chat.example'}", "upstream.url", "ws:// or wss://"),

@@ -27,6 +27,7 @@ FAMILIES = [
     ("actions", "chatguard_policy_actions", "counter", ("type", "mode")),
     ("holds", "chatguard_holds", "counter", ("outcome",)),
     ("handoffs", "chatguard_handoffs", "counter", ("kind", "outcome")),
+    ("bad_lines", "chatguard_irc_bad_lines", "counter", ("origin", "problem", "action")),
     # banners (speed bumps)
     (
         "banner_impressions",

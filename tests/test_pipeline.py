@@ -612,3 +612,39 @@ async def test_later_steps_can_see_the_frame_as_it_arrived_before_a_redaction(
     verdict = await pipeline.run(event, session)
     assert (verdict.forward, verdict.replacement) == (True, "masked")
     assert recorder.seen == [(None, "typed")]
+
+
+async def test_commands_to_the_service_name_run_the_text_command_handlers(
+    session: SessionContext,
+) -> None:
+    seen: list[str | None] = []
+
+    async def on_send(event: ChatEvent, ctx: SessionContext) -> Verdict:
+        seen.append(event.text)
+        return Verdict(forward=True, inject=(Inject(Side.UPSTREAM, "held frame"),))
+
+    step = ControlStep()
+    step.register_command("send", on_send)
+    event = ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        b"PRIVMSG ChatGuard :SEND",
+        sender="alice",
+        text="/SEND",
+        control={"type": SERVICE_COMMAND, "command": "send", "args": ""},
+    )
+    verdict = await step(event, session, Findings())
+    assert seen == ["/SEND"]
+    assert verdict.forward is False
+    assert verdict.inject == (Inject(Side.UPSTREAM, "held frame"),)
+    unknown = ChatEvent(
+        EventKind.CONTROL,
+        Side.CLIENT,
+        b"PRIVMSG ChatGuard :dance",
+        sender="alice",
+        text="/dance",
+        control={"type": SERVICE_COMMAND, "command": "dance"},
+    )
+    refused = await step(unknown, session, Findings())
+    assert refused.forward is False
+    assert refused.inject == (error_notice("unknown command 'dance' (known: send)"),)

@@ -34,7 +34,7 @@ from ..events import Inject, Notice, Severity, Side
 from ..following import Key
 from ..metrics import Metrics
 from ..stores import Store, StoreError
-from .session import RelaySession
+from .core import SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Deliveries:
     def __init__(
         self,
         store: Store,
-        sessions: Callable[[], Iterable[RelaySession]],
+        sessions: Callable[[], Iterable[SessionCore]],
         metrics: Metrics,
     ) -> None:
         self.store = store
@@ -124,7 +124,7 @@ class Deliveries:
         #: Seconds a notice with ``after`` waits for its message.
         self.wait = 2.0
         #: Told of every notice with ``meta`` shown to a session (impressions).
-        self.on_shown: Callable[[RelaySession, Notice], object] | None = None
+        self.on_shown: Callable[[SessionCore, Notice], object] | None = None
         self.clock: Callable[[], float] = time.time
 
     async def send(self, directive: Directive) -> bool:
@@ -183,14 +183,14 @@ class Deliveries:
             self.metrics.deliveries.labels(outcome="delivered").inc()
         return reached
 
-    async def _show(self, session: RelaySession, notice: Notice, after: Key | None) -> None:
+    async def _show(self, session: SessionCore, notice: Notice, after: Key | None) -> None:
         notices = [notice]
         if after is not None:
             notices = session.context.seen.following.park(after, notice, self.clock(), self.wait)
         for item in notices:
             await self.show(session, item)
 
-    async def show(self, session: RelaySession, notice: Notice) -> None:
+    async def show(self, session: SessionCore, notice: Notice) -> None:
         """Inject a notice into a session, telling ``on_shown`` about banners."""
         await session.inject(Inject(Side.CLIENT, notice))
         if notice.meta and self.on_shown is not None:

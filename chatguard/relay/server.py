@@ -40,6 +40,8 @@ from ..identity import IdentityError, IdentityResolver
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
 from . import headers as hdr
+from .core import SessionCore
+from .ircws import IrcWebSocketBridge
 from .session import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, AdmitHook, IdentityHook, RelaySession
 
 log = logging.getLogger(__name__)
@@ -57,15 +59,19 @@ class Relay:
         identity: IdentityResolver,
         on_identity: IdentityHook | None = None,
         admit: AdmitHook | None = None,
+        bridge: IrcWebSocketBridge | None = None,
     ) -> None:
         self.config = config
         self.admit = admit
         self.on_identity = on_identity
+        # Set for codec.type irc: WebSocket clients are bridged to the IRC
+        # server over TCP instead of paired with a WebSocket upstream.
+        self.bridge = bridge
         self.codec = codec
         self.pipeline = pipeline
         self.metrics = metrics
         self.identity = identity
-        self.sessions: set[RelaySession] = set()
+        self.sessions: set[SessionCore] = set()
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
         self.draining = False
@@ -184,6 +190,8 @@ class Relay:
                 return web.Response(status=403, text=f"{refusal}\n")
 
         peer = _peer(request)
+        if self.bridge is not None:
+            return await self.bridge.handle(self, request, identity, peer or "")
         offered = hdr.offered_subprotocols(request.headers)
         deflate = hdr.offers_deflate(request.headers)
         forward = hdr.request_headers(

@@ -1,8 +1,8 @@
 """One relayed WebSocket pair: a client leg and its upstream leg.
 
 What it owns: the two pumps that move frames between the legs, handing each
-decodable frame to the pipeline and carrying out its verdict, plus relaying
-the liveness (ping/pong) and closing handshakes end to end.
+frame to the shared core (``core.py``: decode, pipeline, verdict), plus
+relaying the liveness (ping/pong) and closing handshakes end to end.
 
 Invariants:
 
@@ -26,15 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from ..codecs import CodecSession
-from ..codecs.base import UNSURE, BadFrame
-from ..events import ChatEvent, Frame, Identity, Inject, Notice, Severity, Side, Verdict
+from ..events import Frame, Side
 from ..metrics import Metrics
 from ..pipeline import Pipeline, SessionContext
+from .core import CLOSE_POLICY_VIOLATION, AdmitHook, IdentityHook, SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +44,21 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_BAD_GATEWAY = 1014
 
 Leg = web.WebSocketResponse | ClientWebSocketResponse
-IdentityHook = Callable[[Identity], Awaitable[None]]
-#: Whether an identity may have a session: None, or the reason it may not.
-AdmitHook = Callable[[Identity], Awaitable[str | None]]
-CLOSE_POLICY_VIOLATION = 1008
+__all__ = [
+    "CLOSE_POLICY_VIOLATION",
+    "AdmitHook",
+    "IdentityHook",
+    "Leg",
+    "RelaySession",
+    "wire_code",
+]
 
 
 def wire_code(code: int | None) -> int:
     return 1000 if code is None or code in _UNSENDABLE else code
 
 
-class RelaySession:
+class RelaySession(SessionCore):
     """Pumps frames between ``client`` and ``upstream`` until either closes."""
 
     def __init__(
@@ -69,15 +72,8 @@ class RelaySession:
         on_identity: IdentityHook | None = None,
         admit: AdmitHook | None = None,
     ) -> None:
-        self.admit = admit
+        super().__init__(codec, pipeline, context, metrics, on_identity, admit)
         self.legs: dict[Side, Leg] = {Side.CLIENT: client, Side.UPSTREAM: upstream}
-        self.codec = codec
-        self.pipeline = pipeline
-        self.context = context
-        self.metrics = metrics
-        self.on_identity = on_identity
-        self.last_activity = time.monotonic()
-        self.close_cause: str | None = None
         # Set once either side, or the sidecar, has begun closing: from then
         # on a leg reporting itself gone is the handshake finishing, not a loss.
         self._ending = False
@@ -126,7 +122,7 @@ class RelaySession:
                     self.last_activity = time.monotonic()
                     frames.inc()
                     nbytes.inc(len(msg.data))
-                    await self._relay(msg.data, origin, target)
+                    await self.relay_frame(msg.data, origin)
                 elif kind is WSMsgType.PING:
                     self.last_activity = time.monotonic()
                     await target.ping(msg.data)
@@ -143,78 +139,11 @@ class RelaySession:
             # finishes the session.
             log.debug("session %s: %s pump ended: %s", self.context.session_id, origin.value, exc)
 
-    async def _relay(self, data: Frame, origin: Side, target: Leg) -> None:
-        kind = self.codec.sniff(data, origin)
-        if kind is None:
-            await _send(target, data)
-            return
-        if kind is not UNSURE and not self.pipeline.wants(origin, kind):
-            # Nothing acts on this kind: count it and pass it on unparsed.
-            self.metrics.event_counter(kind.value, origin.value).inc()
-            await _send(target, data)
-            return
-        event = self.codec.decode(data, origin)
-        if origin is Side.UPSTREAM and self.codec.identity is not self.context.identity:
-            # The upstream just attested who this connection is.
-            self.context.identity = self.codec.identity
-            if self.on_identity is not None and self.context.identity is not None:
-                await self.on_identity(self.context.identity)
-            if self.admit is not None and self.context.identity is not None:
-                refusal = await self.admit(self.context.identity)
-                if refusal is not None:
-                    # Refused (banned): the welcome frame is not passed on.
-                    self.metrics.connections_refused.labels(reason="sanctioned").inc()
-                    await self.close(CLOSE_POLICY_VIOLATION, refusal, "sanctioned")
-                    return
-        if event is None:
-            bad = self.codec.bad
-            if bad is not None:
-                await self._bad_frame(bad, data, origin, target)
-                return
-            await _send(target, data)
-            return
-        self.metrics.event_counter(event.kind.value, origin.value).inc()
-        verdict = await self.pipeline.run(event, self.context)
-        await self._apply(verdict, event, target)
+    async def send(self, toward: Side, frame: Frame) -> None:
+        await _send(self.legs[toward], frame)
 
-    async def _bad_frame(self, bad: BadFrame, data: Frame, origin: Side, target: Leg) -> None:
-        """Count a frame the codec judged bad; refuse it (telling the client) or pass it."""
-        action = "refused" if bad.refuse else "passed"
-        self.metrics.bad_frames.labels(origin=origin.value, reason=bad.reason, action=action).inc()
-        log.info(
-            "session %s: %s frame %s (%s)",
-            self.context.session_id,
-            origin.value,
-            action,
-            bad.detail or bad.reason,
-        )
-        if not bad.refuse:
-            await _send(target, data)
-            return
-        side = "your" if origin is Side.CLIENT else "a server"
-        text = f"ChatGuard refused {side} frame: {bad.reason}"
-        await self.inject(Inject(Side.CLIENT, Notice("error", text, severity=Severity.WARNING)))
-
-    async def _apply(self, verdict: Verdict, event: ChatEvent, target: Leg) -> None:
-        if verdict.forward:
-            if verdict.replacement is not None:
-                self.metrics.verdicts.labels(effect="replaced").inc()
-                await _send(target, verdict.replacement)
-            else:
-                await _send(target, event.raw)
-        else:
-            self.metrics.verdicts.labels(effect="dropped").inc()
-        for item in verdict.inject:
-            self.metrics.verdicts.labels(effect="injected").inc()
-            await self.inject(item)
-
-    async def inject(self, item: Inject) -> None:
-        """Send an injected frame or notice toward one side."""
-        payload = item.payload
-        frame = self.codec.render(payload) if isinstance(payload, Notice) else payload
-        leg = self.legs[item.toward]
-        if not leg.closed:
-            await _send(leg, frame)
+    def leg_open(self, side: Side) -> bool:
+        return not self.legs[side].closed
 
     async def _relay_close(self, origin: Side, code: int | None, reason: str) -> None:
         """Carry a closing handshake from ``origin`` to the other leg and back."""
