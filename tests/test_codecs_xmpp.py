@@ -212,7 +212,7 @@ def test_remembered_occupants_are_bounded() -> None:
 
 @pytest.mark.parametrize(
     ("body", "text"),
-    [("send", "/send"), (" Report  spam please ", "/Report  spam please"), ("/cancel", "/cancel")],
+    [("send", "/send"), (" Cancel ", "/Cancel"), ("/cancel", "/cancel")],
 )
 def test_messages_to_the_service_jid_are_commands(body: str, text: str) -> None:
     s = bound()
@@ -222,6 +222,30 @@ def test_messages_to_the_service_jid_are_commands(body: str, text: str) -> None:
     assert event is not None
     assert (event.kind, event.text, event.sender) == (EventKind.CONTROL, text, "amy@example")
     assert event.control == {"type": SERVICE_COMMAND}
+
+
+def test_a_report_names_its_conversation_first() -> None:
+    s = bound()
+    about_person = s.decode(
+        f"<message {NS} to='guard.example' type='chat'>"
+        "<body>report bob@example/phone he keeps asking</body></message>",
+        C,
+    )
+    assert about_person is not None
+    assert (about_person.text, about_person.recipients, about_person.room) == (
+        "/report he keeps asking",
+        ("bob@example",),
+        None,
+    )
+    # amy joins the room; a report naming it is about the room.
+    s.decode(
+        f"<presence {NS} to='{ROOM}/amy'><x xmlns='http://jabber.org/protocol/muc'/></presence>", C
+    )
+    about_room = s.decode(
+        f"<message {NS} to='guard.example'><body>report {ROOM} spam</body></message>", C
+    )
+    assert about_room is not None
+    assert (about_room.text, about_room.room) == ("/report spam", ROOM)
 
 
 def test_a_bodiless_message_to_the_service_jid_is_still_consumed() -> None:
@@ -390,3 +414,11 @@ def test_rendered_notices_are_always_well_formed(text: str) -> None:
     assert isinstance(frame, str)
     root = ET.fromstring(frame)
     assert root.tag == "{jabber:client}message"
+
+
+def test_a_body_with_markup_inside_is_not_rewritten() -> None:
+    s = bound()
+    frame = f"<message {NS} to='bob@example' type='chat'><body>hi <b>there</b></body></message>"
+    event = s.decode(frame, C)
+    assert event is not None
+    assert s.rewrite_text(event, "xx") is None

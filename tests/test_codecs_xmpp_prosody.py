@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from chatguard.app import ChatGuard
+from chatguard.cases.model import ModeratorAction
 from chatguard.config import load
 from chatguard.events import Identity
 from tests.support.cases import cases_of
@@ -245,6 +246,56 @@ async def test_redaction_masks_only_the_body_of_the_stanza(
     assert (got.get("id"), got.findtext(q(CLIENT, "thread"))) == ("r1", "t-9")
     replaced = {"effect": "replaced"}
     assert guard.metrics.registry.get_sample_value("chatguard_verdicts_total", replaced) == 1
+
+
+async def test_a_body_that_cannot_be_masked_is_held_back_not_sent_unmasked(
+    prosody: Prosody, make_guard: GuardFactory, clients: list[XmppClient], test_pack
+) -> None:
+    guard = await xmpp_guard(make_guard, prosody, test_pack)
+    sender = await sign_in(prosody, guard, clients, "anon2")  # no age band: unknown
+    reader = await sign_in(prosody, guard, clients, "reader2")
+    await sender.send(
+        f"<message xmlns='jabber:client' to='{reader.bare}' type='chat'>"
+        "<body>ring 555-123-4567 <b xmlns='x'>now</b></body></message>"
+    )
+    told = await sender.expect(headline)
+    assert "could not be hidden" in text(told)
+    await reader.nothing(body_of("chat", sender.bare))
+
+
+async def test_a_report_to_the_service_jid_opens_a_case_and_a_mute_applies(
+    prosody: Prosody, make_guard: GuardFactory, clients: list[XmppClient], test_pack
+) -> None:
+    guard = await xmpp_guard(make_guard, prosody, test_pack)
+    child = await sign_in(prosody, guard, clients, "minnow", band="minor")
+    adult = await sign_in(prosody, guard, clients, "pike", band="adult")
+    await adult.message(child.bare, "you are so mature")
+    await child.expect(body_of("chat", adult.bare))
+
+    # The child reports the adult to the service JID: a case opens, and the
+    # report never reaches Prosody (it would bounce: the service domain does
+    # not exist there).
+    await child.message(SERVICE, f"report {adult.bare} he makes me uncomfortable")
+    thanks = await child.expect(headline)
+    assert notice(thanks)["kind"] == "banner"
+    [case] = await cases_of(guard)
+    assert case.conversation == f"dm:{min(child.bare, adult.bare)}:{max(child.bare, adult.bare)}"
+    assert case.subject == adult.bare
+    assert case.severity == "high"  # a child's report
+    await child.nothing(lambda e: from_service(e) and e.get("type") == "error")
+
+    # A moderator mutes the adult from the console: they are told, and their
+    # next message stops at the sidecar.
+    await guard.cases.claim(case.id, "mod1")
+    await guard.cases.act(
+        case.id, "mod1", ModeratorAction("mute", duration=600, reason="reported by a child")
+    )
+    muted = await adult.expect(headline)
+    assert "muted" in text(muted)
+    await adult.message(child.bare, "are you there")
+    again = await adult.expect(headline)
+    assert "muted" in text(again)
+    await child.nothing(body_of("chat", adult.bare))
 
 
 BILLION_LAUGHS = (

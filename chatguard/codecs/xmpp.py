@@ -49,6 +49,9 @@ from ..events import ChatEvent, EventKind, Frame, Identity, Notice, Side
 from .base import SERVICE_COMMAND, BadFrame, Codec, CodecSession
 from .xmlframe import Element, Refused, escape_attr, escape_text, parse
 
+#: Service commands about a conversation, which name it first.
+TARGETED = frozenset({"report"})
+
 CLIENT_NS = "jabber:client"
 FRAMING_NS = "urn:ietf:params:xml:ns:xmpp-framing"
 BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind"
@@ -188,6 +191,34 @@ class XmppSession(CodecSession):
             user = bare(self.full_jid)
             self.identity = Identity(user, user.split("@", 1)[0], {}, source="welcome")
 
+    def _command(self, frame: Frame, text: str) -> ChatEvent:
+        """A message to the service JID: ``send``, ``cancel``, ``report <jid> [reason]``.
+
+        A report names its conversation first — a room JID this session is in,
+        or a person — and the event then carries that room or person, as if
+        the report had been typed in that conversation.
+        """
+        verb, _, args = text.partition(" ")
+        room: str | None = None
+        recipients: tuple[str, ...] = ()
+        if verb.lower() in TARGETED and args.strip():
+            target, _, rest = args.strip().partition(" ")
+            if bare(target) in self.rooms:
+                room = bare(target)
+            else:
+                recipients = (self._person(target),)
+            text = f"{verb} {rest.strip()}".rstrip()
+        return ChatEvent(
+            EventKind.CONTROL,
+            Side.CLIENT,
+            frame,
+            sender=self._me(),
+            room=room,
+            recipients=recipients,
+            text="/" + text,
+            control={"type": SERVICE_COMMAND},
+        )
+
     def _message(self, msg: Element, frame: Frame, origin: Side) -> ChatEvent | None:
         kind = msg.attrs.get("type", "normal")
         # Every <body> (one per language) is judged: a client shows the one
@@ -198,14 +229,7 @@ class XmppSession(CodecSession):
         if origin is Side.CLIENT:
             to = msg.attrs.get("to", "")
             if to and same_jid(bare(to), self.settings.service_jid):
-                return ChatEvent(
-                    EventKind.CONTROL,
-                    origin,
-                    frame,
-                    sender=self._me(),
-                    text="/" + (text or "").strip().lstrip("/"),
-                    control={"type": SERVICE_COMMAND},
-                )
+                return self._command(frame, (text or "").strip().lstrip("/"))
             if text is None or not to:
                 return None
             if kind == "groupchat":
@@ -344,6 +368,10 @@ class XmppSession(CodecSession):
         bodies = root.children_named("body", CLIENT_NS)
         spans = [body.content_span(data) for body in bodies]
         if root.ns != CLIENT_NS or root.name != "message" or not bodies or None in spans:
+            return None
+        if any(body.children for body in bodies):
+            # A body with markup inside is not plain text: rewriting it would
+            # drop the markup, so the frame cannot be redacted in place.
             return None
         pieces = _split_like(text, [b.text for b in bodies], event.text)
         out, last = bytearray(), 0

@@ -49,6 +49,10 @@ from .event_banners import EventBanners
 from .showing import BannerShower, Showing, entry
 
 MINOR_BANDS = frozenset({Band.MINOR, Band.LIKELY_MINOR})
+UNMASKABLE_NOTICE = (
+    "This message was not sent: it holds personal details that could not be hidden. "
+    "Send it again without them."
+)
 DEFAULT_BLOCK_NOTICE = "This message was not delivered."
 NOT_SENT = "Your message was not sent."
 _CHAT = (EventKind.MESSAGE, EventKind.DIRECT)
@@ -173,6 +177,16 @@ class SpeedBumpStep:
         elif by_type[ActionType.REDACT] and session.codec is not None and event.text:
             text = _mask(event.text, assessment, by_type[ActionType.REDACT])
             replacement = session.codec.rewrite_text(event, text)
+            if replacement is None:
+                # The frame cannot be masked in place: sending it unmasked
+                # would deliver exactly what redaction exists to keep back.
+                forward = False
+                inject.append(
+                    Inject(
+                        Side.CLIENT,
+                        Notice("banner", UNMASKABLE_NOTICE, severity=Severity.WARNING),
+                    )
+                )
 
         for action in by_type[ActionType.BANNER]:
             inject.extend(
