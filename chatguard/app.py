@@ -37,7 +37,7 @@ from .console.recorded import RecordedConversations
 from .console.records import EvidenceRecords
 from .console.seams import ConsoleSeams
 from .console.web import ConsoleDeps, mount_console
-from .console.wired import BannerFigures, LogExporter, LogRecords
+from .console.wired import BannerFigures, LogCapturer, LogExporter, LogRecords
 from .directory import Directory
 from .events import Identity
 from .evidence.log import EvidenceLog
@@ -247,6 +247,7 @@ class ChatGuard:
         records = EvidenceRecords(LogRecords(self.evidence_log), self.directory)
         return ConsoleSeams(
             evidence=LogExporter(self.evidence_log),
+            capturer=LogCapturer(self.evidence_log),
             conversations=records,
             reports=records,
             banners=banners,

@@ -2,7 +2,7 @@
 
 What it owns: the escalation sink (grouping escalations into cases), the
 operations the console and API call (``list``, ``get``, ``claim``,
-``release``, ``note``, ``act``, ``counts``), carrying actions through to the
+``release``, ``note``, ``act``, ``link_evidence``, ``counts``), carrying actions through to the
 live chat (``actions.py``), the audit entry of every change, and the case
 metrics. Workflow rules are in ``model.py``, the store layout and queue order
 in ``queue.py``; this module reads, decides with the model, and writes.
@@ -348,6 +348,31 @@ class CaseBook:
             self.metrics.case_actions.labels(type=action.type).inc()
             if before.first_actioned_at is None and after.first_actioned_at is not None:
                 self.metrics.case_time_to_action.observe(max(0.0, now - after.created_at))
+        return after
+
+    async def link_evidence(
+        self, case_id: str, moderator: str, evidence: builtins.list[str], reason: str = ""
+    ) -> Case:
+        """Link evidence a moderator captured to the case (needs their claim).
+
+        The audit entry names the conversation and the new evidence ids, so an
+        export of the case (``ledger.case``) finds them.
+        """
+        now = self.clock()
+        _, after = await self.queue.update(
+            case_id,
+            lambda c: workflow.link_evidence(
+                c, moderator, evidence, now=now, reason=reason, bounds=self.bounds
+            ),
+        )
+        await self._audit(
+            now,
+            moderator,
+            "case.captured",
+            after,
+            reason,
+            {"conversation": after.conversation, "evidence": list(evidence)},
+        )
         return after
 
     # -- internals ------------------------------------------------------------

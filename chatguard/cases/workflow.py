@@ -247,6 +247,39 @@ def act(
     )
 
 
+def link_evidence(
+    case: Case,
+    moderator: str,
+    evidence: Iterable[str],
+    *,
+    now: float,
+    reason: str = "",
+    bounds: Bounds = DEFAULT_BOUNDS,
+) -> Case:
+    """The case with evidence a moderator captured linked to it.
+
+    Needs the moderator's claim on an open case (as acting does); the status
+    does not change. Ids already linked are not repeated; at most
+    ``bounds.max_items`` are kept (the newest).
+    """
+    require_claim(case, moderator, now=now)
+    new = [e for e in evidence if e]
+    if not new:
+        raise CaseError("no evidence to link")
+    detail = ", ".join(new) + (f"; {reason}" if reason else "")
+    return replace(
+        case,
+        evidence=_merge(case.evidence, new, bounds.max_items),
+        updated_at=now,
+        history=_log(case, bounds, HistoryEntry(now, moderator, "captured", detail)),
+    )
+
+
+def require_claim(case: Case, moderator: str, *, now: float) -> None:
+    """Raise ``CaseError`` unless ``moderator`` holds a live claim on an open case."""
+    _require_claim(case, moderator, now)
+
+
 def _require_claim(case: Case, moderator: str, now: float) -> None:
     if not case.status.open:
         raise CaseError(f"case {case.id} is {case.status.value}")

@@ -4,7 +4,7 @@ What it owns: routes, request parsing and JSON error bodies. Permission and
 audit rules are ``service``'s, so the API and the pages never disagree.
 
 Invariants: every route needs a bearer token (``auth.api_middleware``);
-errors are ``{"error": code, "detail": text}`` with 400/401/403/404/409/501;
+errors are ``{"error": code, "detail": text}`` with 400/401/403/404/409/501/503;
 request bodies are bounded (``MAX_BODY``); docs/openapi.yaml lists exactly
 these routes (tests/test_console_api.py checks it).
 """
@@ -136,6 +136,14 @@ async def act(request: web.Request) -> web.Response:
     return web.json_response(case.to_json())
 
 
+async def capture(request: web.Request) -> web.Response:
+    body = await _body(request)
+    case = await _service(request).capture(
+        request[ACCOUNT], request.match_info["id"], body.get("reason", "")
+    )
+    return web.json_response(case.to_json())
+
+
 async def report(request: web.Request) -> web.Response:
     service, case_id = _service(request), request.match_info["id"]
     fmt = request.query.get("format", "json")
@@ -193,6 +201,7 @@ def api_app(service: ConsoleService, auth: Middleware) -> web.Application:
     r.add_post("/cases/{id}/release", release)
     r.add_post("/cases/{id}/notes", note)
     r.add_post("/cases/{id}/actions", act)
+    r.add_post("/cases/{id}/capture", capture)
     r.add_get("/cases/{id}/report", report)
     r.add_get("/cases/{id}/evidence", evidence)
     r.add_get("/analytics", analytics)

@@ -87,6 +87,7 @@ FLASH = {
     "claimed": "Claimed.",
     "released": "Released to the queue.",
     "noted": "Note added.",
+    "captured": "Conversation captured as evidence.",
     **{f"done-{t}": f"Done: {t}." for t in ACTION_TYPES},
 }
 
@@ -209,6 +210,7 @@ async def case_page(request: web.Request) -> web.Response:
         participants=await service.participants(case),
         action_types=ACTION_TYPES,
         held_by_other=service.held_by_other(case, request[ACCOUNT]),
+        may_capture=service.capturer is not None,
     )
 
 
@@ -231,6 +233,9 @@ async def case_post(request: web.Request) -> web.StreamResponse:
             body["duration"] = ""
         await service.act(account, case_id, body)
         raise _back(case_id, f"done-{body.get('type')}")
+    if what == "capture":
+        await service.capture(account, case_id, str(form.get("reason", "")))
+        raise _back(case_id, "captured")
     raise web.HTTPNotFound()
 
 
@@ -320,7 +325,7 @@ def pages_app(service: ConsoleService, gate: Gate) -> web.Application:
     r.add_get("/counts.json", counts_json)
     r.add_get("/static/console.js", script)
     r.add_get("/cases/{id}", case_page)
-    r.add_post("/cases/{id}/{what:claim|release|notes|actions}", case_post)
+    r.add_post("/cases/{id}/{what:claim|release|notes|actions|capture}", case_post)
     r.add_get("/cases/{id}/report", report_page)
     r.add_get("/cases/{id}/report.{fmt:json|xml}", report_download)
     r.add_get("/cases/{id}/evidence", evidence_download)

@@ -1,7 +1,8 @@
 """What the console calls in other parts, as small interfaces.
 
-What it owns: the shape of the two optional collaborators the console shows
-when they are wired — the evidence bundle export (evidence log) and the banner
+What it owns: the shape of the optional collaborators the console shows
+when they are wired — the evidence bundle export and the moderator-requested
+capture (evidence log), the banner
 effectiveness report (banner catalogue) — the conversation excerpt source
 and the report's evidence input. Each is optional: without it the console answers 501 ("not
 available") instead of guessing.
@@ -32,6 +33,13 @@ class EvidenceExporter(Protocol):
     ) -> bytes:
         """A verifiable bundle (zip) of a case's evidence records; ``actor``
         and ``reason`` go into the exporter's own custody record."""
+        ...
+
+
+class EvidenceCapturer(Protocol):
+    async def capture(self, conversation: str, *, actor: str, reason: str) -> str | None:
+        """Keep the conversation's current context window as evidence now; the
+        record id, or None when nothing could be written (try again)."""
         ...
 
 
@@ -84,3 +92,4 @@ class ConsoleSeams:
     banner_history: BannerHistory | None = None
     conversations: ConversationSource | None = None
     reports: ReportSource | None = None
+    capturer: EvidenceCapturer | None = None

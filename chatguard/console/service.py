@@ -2,7 +2,8 @@
 
 What it owns: permission checks (role, and who holds a case's claim), input
 checks on actions and notes, and the audit records of everything the console
-shows or exports (case views, report views, evidence exports). Changes to
+shows or exports (case views, report views, evidence exports); a
+moderator-requested capture asks the capturer seam, then the book to link it. Changes to
 cases are the case book's; it audits those itself.
 
 Invariants: every refusal is a ``Refused`` with an HTTP status and a reason
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audit import AuditEntry, AuditSink
+from ..cases import workflow
 from ..cases.book import CaseBook
 from ..cases.model import ACTION_TYPES, MAX_REASON_CHARS, Case, CaseError, ModeratorAction
 from ..cases.report import ReportInput, checklist, law_enforcement_report, report_xml
@@ -31,6 +33,7 @@ from .seams import (
     BannerHistory,
     BannerReport,
     ConversationSource,
+    EvidenceCapturer,
     EvidenceExporter,
     ExcerptMessage,
     ReportSource,
@@ -68,6 +71,7 @@ class ConsoleService:
     conversations: ConversationSource | None = None
     reports: ReportSource | None = None
     webhooks: CaseWebhooks | None = None
+    capturer: EvidenceCapturer | None = None
 
     # -- checks ----------------------------------------------------------------
 
@@ -287,6 +291,34 @@ class ConsoleService:
             actor=account.id,
             reason="console export",
         )
+
+    async def capture(self, account: Account, case_id: str, reason: object) -> Case:
+        """Capture the case's conversation now and link the record to the case.
+
+        As acting on a case: a moderator or lead holding the claim. The
+        record is written before the case is changed, so a refused link
+        leaves the capture (and its custody record) in the log, unlinked.
+        """
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise Refused(
+                400, "bad_request", f"reason: text of at most {MAX_REASON_CHARS} characters"
+            )
+        reason = reason.strip()
+        case = await self._changeable(account, case_id)
+        if self.capturer is None:
+            raise Refused(501, "not_available", "no evidence log is configured")
+        try:
+            # Checked before writing anything: the claim must be this moderator's.
+            workflow.require_claim(case, account.id, now=self.clock())
+        except CaseError as exc:
+            raise Refused(409, "conflict", str(exc)) from None
+        record_id = await self.capturer.capture(case.conversation, actor=account.id, reason=reason)
+        if record_id is None:
+            raise Refused(503, "unavailable", "the evidence log is busy; nothing was captured")
+        try:
+            return await self.book.link_evidence(case_id, account.id, [record_id], reason)
+        except CaseError as exc:
+            raise Refused(409, "conflict", f"captured {record_id}, but: {exc}") from None
 
     def webhook_log(self, account: Account) -> dict[str, Any]:
         """The case webhook's recent delivery attempts (leads), newest first."""

@@ -70,6 +70,7 @@ def mount_console(
         banner_history=deps.seams.banner_history,
         conversations=deps.seams.conversations,
         reports=deps.seams.reports,
+        capturer=deps.seams.capturer,
         webhooks=deps.webhooks,
     )
 

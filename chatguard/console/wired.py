@@ -1,7 +1,7 @@
 """The console's seams filled by this instance's own parts.
 
-What it owns: three small adapters — the evidence log as the console's
-bundle exporter and record reader, and the banner event logs as its banner
+What it owns: small adapters — the evidence log as the console's
+bundle exporter, capturer and record reader, and the banner event logs as its banner
 effectiveness report — so the console speaks only its interfaces
 (``seams.py``) and the evidence and banner code never import the console.
 
@@ -40,6 +40,17 @@ class LogExporter:
         # The log resolves the case's records and conversation from its own
         # audit records, so the bundle holds exactly what the log can prove.
         return await self.log.export(case=case_id, actor=actor, reason=reason)
+
+
+class LogCapturer:
+    """Moderator-requested captures written by the evidence log (its custody
+    record names the moderator)."""
+
+    def __init__(self, log: EvidenceLog) -> None:
+        self.log = log
+
+    async def capture(self, conversation: str, *, actor: str, reason: str) -> str | None:
+        return await self.log.capture_window(conversation, actor=actor, reason=reason)
 
 
 class LogRecords:

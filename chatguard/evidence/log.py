@@ -187,6 +187,53 @@ class EvidenceLog:
             self._enqueue_followup(follow)
         return record_id
 
+    async def capture_window(self, conversation: str, *, actor: str, reason: str) -> str | None:
+        """Keep ``conversation``'s context window now, as a moderator asked.
+
+        The record (``trigger: "moderator"``) holds the last
+        ``context_before`` messages of the window, goes through the same
+        queue as every capture and collects ``context_after`` follow-up
+        messages; a custody record names the moderator. None when the record
+        was dropped (the queue stayed full) or the log is not open.
+        """
+        cfg = self.config
+        if self.ledger is None:
+            self.metrics.evidence_dropped.labels(kind="capture").inc()
+            return None
+        # No message triggered this capture: the whole window is "before".
+        window = self.context.recent(conversation, cfg.context_before + 1)
+        before = window[-cfg.context_before :] if cfg.context_before else []
+        record_id = self.new_id()
+        now = self.clock()
+        record = records.moderator_capture_record(
+            record_id=record_id,
+            instance=self.instance,
+            at=now,
+            conversation=conversation,
+            actor=actor,
+            reason=reason,
+            before=before,
+            after_expected=cfg.context_after,
+        )
+        if not await self._offer(_Item(record)):
+            return None
+        for follow in self.context.follow(
+            record_id, conversation, cfg.context_after, now + cfg.context_wait
+        ):
+            self._enqueue_followup(follow)
+        # Returns once durable; the capture queued before it is durable too.
+        await self.audit(
+            AuditEntry(
+                now,
+                actor,
+                "capture",
+                f"conversation:{conversation}",
+                reason,
+                {"conversation": conversation, "evidence": [record_id], "trigger": "moderator"},
+            )
+        )
+        return record_id
+
     async def _offer(self, item: _Item) -> bool:
         try:
             self._queue.put_nowait(item)

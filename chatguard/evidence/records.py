@@ -47,6 +47,7 @@ __all__ = [
     "frame_fields",
     "iso",
     "message_entry",
+    "moderator_capture_record",
     "person",
     "repair_record",
     "tombstone_record",
@@ -252,6 +253,66 @@ def capture_record(
             if a.type in (ActionType.BANNER, ActionType.HOLD)
         ],
         "escalated": escalated,
+        "context_before": before_list,
+        "context_after_expected": after_expected,
+    }
+
+
+def moderator_capture_record(
+    *,
+    record_id: str,
+    instance: str,
+    at: float,
+    conversation: str,
+    actor: str,
+    reason: str,
+    before: Iterable[Mapping[str, Any]],
+    after_expected: int,
+) -> dict[str, Any]:
+    """The record of a moderator's request to keep a conversation's window now.
+
+    The shape of a capture record, with ``trigger: "moderator"`` and
+    ``requested_by`` naming the moderator. No message triggered it:
+    ``message`` and ``reported_person`` are null and ``policy`` is empty;
+    ``context_before`` is the window as it stood, ``participants`` the
+    senders seen in it.
+    """
+    before_list = [dict(entry) for entry in before]
+    participants: dict[str, dict[str, Any]] = {}
+    rooms = []
+    for entry in before_list:
+        sender = entry.get("sender")
+        sender_session = entry.get("sender_session")
+        if sender is None:
+            continue
+        if isinstance(sender_session, dict):
+            participants[str(sender)] = sender_session
+        else:
+            participants.setdefault(str(sender), {"platform_id": sender})
+        if entry.get("room_name") is not None:
+            rooms.append(entry["room_name"])
+    return {
+        **_header("capture", record_id, instance, at),
+        "trigger": "moderator",
+        "reason": reason,
+        "requested_by": actor,
+        "conversation": conversation,
+        "incident_date_time": iso(at),
+        "chat_client": None,
+        "room_name": rooms[-1] if rooms else None,
+        "reported_person": None,
+        "participants": [participants[k] for k in sorted(participants)],
+        "message": None,
+        "policy": {
+            "version": None,
+            "rules": [],
+            "signals": [],
+            "risk": None,
+            "actions": [],
+            "params": {},
+        },
+        "banners_shown": [],
+        "escalated": False,
         "context_before": before_list,
         "context_after_expected": after_expected,
     }

@@ -33,10 +33,12 @@ def lines_of(records: Iterable[Mapping[str, Any]]) -> list[Line]:
         entries: list[tuple[Mapping[str, Any], bool, list[Mapping[str, Any]]]] = []
         if kind == "capture":
             entries += [(e, False, []) for e in record.get("context_before", ())]
-            message = dict(record.get("message") or {})
-            message["date_time"] = record.get("incident_date_time")
-            message["room_name"] = record.get("room_name")
-            entries.append((message, True, list(message.get("matched_spans", ()))))
+            # A moderator's capture has no message of its own (``message`` null).
+            if isinstance(record.get("message"), Mapping):
+                message = dict(record["message"])
+                message["date_time"] = record.get("incident_date_time")
+                message["room_name"] = record.get("room_name")
+                entries.append((message, True, list(message.get("matched_spans", ()))))
         elif kind == "context":
             entries += [(e, False, []) for e in record.get("context_after", ())]
         for entry, captured, spans in entries:
