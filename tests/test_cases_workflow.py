@@ -164,3 +164,38 @@ def test_notes_and_history_are_bounded() -> None:
         workflow.add_note(case, "mod1", "x" * 11, now=T0, bounds=bounds)
     with pytest.raises(CaseError, match="needs text"):
         workflow.add_note(case, "mod1", "   ", now=T0, bounds=bounds)
+
+
+def test_captured_evidence_is_linked_once_with_the_claim_and_keeps_the_status() -> None:
+    case = workflow.claim(new_case(), "mod1", now=T0, lease=300)
+    linked = workflow.link_evidence(case, "mod1", ["rec-9"], now=T0 + 1, reason="user report")
+    assert linked.evidence == ("rec-1", "rec-9")
+    assert linked.status is case.status
+    assert linked.updated_at == T0 + 1
+    last = linked.history[-1]
+    assert (last.actor, last.action, last.detail) == ("mod1", "captured", "rec-9; user report")
+    again = workflow.link_evidence(linked, "mod1", ["rec-9", "rec-1"], now=T0 + 2)
+    assert again.evidence == ("rec-1", "rec-9")
+    assert case.evidence == ("rec-1",)  # arguments are never changed
+
+
+def test_linking_evidence_needs_the_claim_an_open_case_and_ids() -> None:
+    case = new_case()
+    with pytest.raises(CaseError, match="claim case"):
+        workflow.link_evidence(case, "mod1", ["rec-9"], now=T0)
+    claimed = workflow.claim(case, "mod1", now=T0, lease=300)
+    with pytest.raises(CaseError, match="another moderator"):
+        workflow.link_evidence(claimed, "mod2", ["rec-9"], now=T0 + 1)
+    with pytest.raises(CaseError, match="no evidence"):
+        workflow.link_evidence(claimed, "mod1", ["", ""], now=T0 + 1)
+    closed = workflow.act(claimed, "mod1", "dismiss", "", now=T0 + 1)
+    with pytest.raises(CaseError, match="closed"):
+        workflow.link_evidence(closed, "mod1", ["rec-9"], now=T0 + 2)
+
+
+def test_linked_evidence_is_bounded_newest_kept() -> None:
+    case = workflow.claim(new_case(), "mod1", now=T0, lease=300)
+    linked = workflow.link_evidence(
+        case, "mod1", [f"rec-{n}" for n in range(10)], now=T0 + 1, bounds=Bounds(max_items=4)
+    )
+    assert linked.evidence == ("rec-6", "rec-7", "rec-8", "rec-9")

@@ -11,7 +11,9 @@ history (memory store and Redis).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -49,6 +51,7 @@ def moderators() -> list[dict[str, Any]]:
     return [
         {"id": "mia", "name": "Mia", "role": "moderator", "token_hash": token_hash("t-mia")},
         {"id": "lea", "name": "Lea", "role": "lead", "token_hash": token_hash("t-lea")},
+        {"id": "ada", "name": "Ada", "role": "auditor", "token_hash": token_hash("t-ada")},
     ]
 
 
@@ -106,6 +109,99 @@ async def test_a_case_exports_a_verifiable_bundle_and_shows_its_flagged_message(
     status, body = await api(guard, "GET", "/api/analytics", "lea")
     assert status == 200, body
     assert body["banners"] is not None
+
+
+async def test_a_moderator_captures_the_conversation_into_the_case_and_the_bundle(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await evidence_guard(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        console={"secure_cookies": False, "moderators": moderators()},
+    )
+    await play(guard, SHORT)
+    [case] = await cases_of(guard)
+    path = f"/api/cases/{case.id}/capture"
+    reason = {"json": {"reason": "preserve before it rolls over"}}
+
+    # An auditor reads cases but never changes one; a moderator needs the claim.
+    status, body = await api(guard, "POST", path, "ada", **reason)
+    assert (status, body["error"]) == (403, "forbidden"), body
+    status, body = await api(guard, "POST", path, "mia", **reason)
+    assert (status, body["error"]) == (409, "conflict"), body
+    assert "claim" in body["detail"]
+    status, body = await api(guard, "POST", path, "mia", json={"reason": 7})
+    assert (status, body["error"]) == (400, "bad_request"), body
+
+    status, body = await api(guard, "POST", f"/api/cases/{case.id}/claim", "mia")
+    assert status == 200, body
+    status, body = await api(guard, "POST", path, "mia", **reason)
+    assert status == 200, body
+    [new] = [e for e in body["evidence"] if e not in case.evidence]
+    assert body["history"][-1]["action"] == "captured"
+    # Another moderator cannot capture into the case mia holds.
+    status, refused = await api(guard, "POST", path, "lea", **reason)
+    assert (status, refused["error"]) == (403, "claimed"), refused
+
+    log = guard.evidence_log
+    assert log is not None
+    record = await log.read(new, actor="test", reason="check the capture")
+    assert record is not None
+    assert (record["kind"], record["trigger"]) == ("capture", "moderator")
+    assert record["requested_by"] == "mia"
+    assert record["reason"] == "preserve before it rolls over"
+    assert record["message"] is None
+    assert record["conversation"] == case.conversation
+    assert [e["text"] for e in record["context_before"]] == [line["text"] for line in SHORT]
+
+    # Custody: the capture and the link to the case, both naming the moderator.
+    audits = await log.run_io(
+        lambda ledger: [r for i in ledger.audits if (r := ledger.record(i))]
+    )
+    [custody] = [r for r in audits if r["action"] == "capture"]
+    assert (custody["actor"], custody["details"]["evidence"]) == ("mia", [new])
+    [linked] = [r for r in audits if r["action"] == "case.captured"]
+    assert linked["subject"] == f"case:{case.id}"
+    assert linked["details"]["evidence"] == [new]
+    assert linked["details"]["conversation"] == case.conversation
+
+    status, bundle = await api(guard, "GET", f"/api/cases/{case.id}/evidence", "mia")
+    assert status == 200, bundle
+    report = verify_bundle(bundle)
+    assert report.ok, report
+    index = await log.run_io(lambda ledger: ledger.by_id[new])
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert index in [entry["index"] for entry in manifest["records"]]
+
+
+async def test_a_capture_without_an_evidence_log_is_not_available(
+    chat_service, make_guard: GuardFactory, test_pack
+) -> None:
+    guard = await guarded(
+        make_guard,
+        chat_service.url,
+        test_pack,
+        console={"secure_cookies": False, "moderators": moderators()},
+    )
+    amy, bob = await connect(guard, "amy", 13), await connect(guard, "bob", 41)
+    try:
+        await eventually(lambda: len(guard.relay.sessions) == 2)
+        await dm(bob, "amy", "send me a pic")
+        await recv_type(bob, "chatguard.banner")
+        [case] = await cases_of(guard)
+    finally:
+        await amy.close()
+        await bob.close()
+    status, body = await api(guard, "POST", f"/api/cases/{case.id}/claim", "mia")
+    assert status == 200, body
+    status, body = await api(
+        guard, "POST", f"/api/cases/{case.id}/capture", "mia", json={"reason": "keep"}
+    )
+    assert (status, body["error"]) == (501, "not_available"), body
+    status, body = await api(guard, "GET", f"/api/cases/{case.id}", "mia")
+    assert body["evidence"] == list(case.evidence)
 
 
 @pytest.fixture(params=["memory", "redis"])

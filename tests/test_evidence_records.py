@@ -177,3 +177,39 @@ def test_other_record_kinds() -> None:
     assert note["note"] == "o\n1\nx\n"
     for record in (audit, tomb, repair, note):
         assert records.decode(records.encode(record))["kind"] == record["kind"]
+
+
+def test_a_moderator_capture_has_the_capture_shape_and_no_message() -> None:
+    window = [
+        records.message_entry(EVENT, NOW - 5, BOB),
+        records.message_entry(
+            ChatEvent(EventKind.DIRECT, Side.UPSTREAM, "{}", "amy", None, ("bob",), "no"),
+            NOW - 4,
+            None,
+        ),
+    ]
+    record = records.moderator_capture_record(
+        record_id="rec-m",
+        instance="i-1",
+        at=NOW,
+        conversation="dm:amy:bob",
+        actor="mia",
+        reason="user report, no automatic capture",
+        before=window,
+        after_expected=3,
+    )
+    # Every field a capture record has (documented in docs/evidence-format.md), and one more.
+    assert set(record) == set(capture()) | {"requested_by"}
+    assert record["kind"] == "capture"
+    assert record["trigger"] == "moderator"
+    assert record["requested_by"] == "mia"
+    assert record["reason"] == "user report, no automatic capture"
+    assert record["message"] is None
+    assert record["reported_person"] is None
+    assert record["escalated"] is False
+    assert [e["text"] for e in record["context_before"]] == [TEXT, "no"]
+    assert record["context_after_expected"] == 3
+    # Participants: the session seen for bob, only the name for amy (upstream).
+    assert [p["platform_id"] for p in record["participants"]] == ["amy", "bob"]
+    assert record["participants"][1]["session_id"] == "s-bob"
+    assert records.decode(records.encode(record)) == record

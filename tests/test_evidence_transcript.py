@@ -68,3 +68,10 @@ def test_html_escapes_text_and_marks_spans() -> None:
     assert "<amy>" not in page
     assert '<mark data-rules="r.move, r.snap">snap</mark>' in page
     assert page.count('class="captured"') == 1
+
+
+def test_a_moderator_capture_adds_its_window_and_no_empty_line() -> None:
+    window = {**CAPTURE, "message": None, "trigger": "moderator"}
+    lines = lines_of([window])
+    assert [line["text"] for line in lines] == ["hi <amy>", "hey"]
+    assert not any(line["captured"] for line in lines)
