@@ -347,3 +347,19 @@ async def test_a_stale_group_key_is_forgotten_and_a_new_case_opened(setup: Setup
     case = await setup.book().add(escalation())
     assert case.id != "case-999"
     assert [c.id for c in await setup.book().list()] == [case.id]
+
+
+async def test_captured_evidence_is_linked_and_audited_for_the_export(setup: Setup) -> None:
+    book = setup.book()
+    case = await book.add(escalation())
+    with pytest.raises(CaseError, match="claim case"):
+        await book.link_evidence(case.id, "mod1", ["rec-mod"], "keep it")
+    await book.claim(case.id, "mod1")
+    linked = await book.link_evidence(case.id, "mod1", ["rec-mod"], "keep it")
+    assert linked.evidence == (*case.evidence, "rec-mod")
+    assert linked.status is Status.IN_REVIEW
+    assert (await book.get(case.id)) == linked
+    [entry] = [e for _, e in setup.audit.entries if e.action == "case.captured"]
+    assert (entry.actor, entry.subject, entry.reason) == ("mod1", f"case:{case.id}", "keep it")
+    assert entry.details["conversation"] == case.conversation
+    assert entry.details["evidence"] == ["rec-mod"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -118,7 +119,11 @@ async def test_a_moderator_captures_the_conversation_into_the_case_and_the_bundl
         make_guard,
         chat_service.url,
         test_pack,
-        console={"secure_cookies": False, "moderators": moderators()},
+        console={
+            "secure_cookies": False,
+            "moderators": moderators(),
+            "sso": {"header": "X-Moderator", "trusted_proxies": ["127.0.0.1"]},
+        },
     )
     await play(guard, SHORT)
     [case] = await cases_of(guard)
@@ -174,6 +179,29 @@ async def test_a_moderator_captures_the_conversation_into_the_case_and_the_bundl
     with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
     assert index in [entry["index"] for entry in manifest["records"]]
+
+    # The case page's button: a form with the session's CSRF token.
+    page_url = f"{guard.admin_url}/console/cases/{case.id}"
+    sso = {"X-Moderator": "mia"}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(page_url, headers=sso) as r:
+            page = await r.text()
+        assert 'action="/console/cases/' + case.id + '/capture"' in page
+        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert match
+        form = {"reason": "again from the page"}
+        async with http.post(f"{page_url}/capture", data=form, headers=sso) as r:
+            assert r.status == 403  # no CSRF token: refused, nothing captured
+        async with http.post(
+            f"{page_url}/capture",
+            data={**form, "csrf": match.group(1)},
+            headers=sso,
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303
+            assert r.headers["Location"].endswith("?msg=captured")
+    status, body = await api(guard, "GET", f"/api/cases/{case.id}", "mia")
+    assert len(body["evidence"]) == len(case.evidence) + 2
 
 
 async def test_a_capture_without_an_evidence_log_is_not_available(
