@@ -161,9 +161,7 @@ async def test_a_moderator_captures_the_conversation_into_the_case_and_the_bundl
     assert [e["text"] for e in record["context_before"]] == [line["text"] for line in SHORT]
 
     # Custody: the capture and the link to the case, both naming the moderator.
-    audits = await log.run_io(
-        lambda ledger: [r for i in ledger.audits if (r := ledger.record(i))]
-    )
+    audits = await log.run_io(lambda ledger: [r for i in ledger.audits if (r := ledger.record(i))])
     [custody] = [r for r in audits if r["action"] == "capture"]
     assert (custody["actor"], custody["details"]["evidence"]) == ("mia", [new])
     [linked] = [r for r in audits if r["action"] == "case.captured"]
