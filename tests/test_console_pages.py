@@ -190,6 +190,8 @@ async def test_analytics_page_for_leads_only(make_site: SiteFactory) -> None:
     await site.case()
     lead = await signed_in(site, "lea")
     page = await text(lead, "/console/analytics")
+    assert "<title>Analytics — ChatGuard console</title>" in page
+    assert page.count('id="webhooks"') == 1
     assert "grooming" in page
     assert "Not available" in page
     assert "No case webhook is configured" in page
