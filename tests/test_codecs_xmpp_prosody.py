@@ -149,7 +149,8 @@ async def test_speed_bumps_work_over_xmpp(
     banner = await child.expect(lambda e: headline(e) and notice(e)["kind"] == "banner")
     assert banner.get("from") == SERVICE
     assert banner.get("to") == child.jid
-    assert text(banner).startswith("Someone is asking you to chat somewhere else.")
+    # The default catalogue names who is asking; the test pack does not.
+    assert "is asking you to chat somewhere else." in text(banner)
     assert notice(banner) == {
         "kind": "banner",
         "severity": "warning",
