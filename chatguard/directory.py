@@ -39,9 +39,13 @@ class Directory:
 
     async def record(self, identity: Identity) -> None:
         with contextlib.suppress(StoreError):
-            await self.store.set(
-                f"user:{identity.user_id}:age_band", identity.age_band.encode(), ttl=USER_TTL
-            )
+            # An attestation without an age band says nothing about age (a
+            # second connection attested only by the server, say): it must
+            # not wipe out the band another attestation gave.
+            if identity.age_band != "unknown":
+                await self.store.set(
+                    f"user:{identity.user_id}:age_band", identity.age_band.encode(), ttl=USER_TTL
+                )
             # Banners for this user shown from another session speak their language.
             for attr in ("locale", "region"):
                 if identity.attrs.get(attr):

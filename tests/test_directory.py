@@ -45,6 +45,10 @@ def store(request: pytest.FixtureRequest) -> Store:
         ([("cat", None)], "cat", "unknown"),  # no attested band is "unknown"
         ([("amy", "minor")], "bob", "unknown"),  # never recorded
         ([("amy", "unknown"), ("amy", "minor")], "amy", "minor"),  # the newest wins
+        ([("amy", "minor"), ("amy", "adult")], "amy", "adult"),  # a new band replaces the old
+        # An attestation without a band says nothing about age: it keeps the known one.
+        ([("amy", "minor"), ("amy", None)], "amy", "minor"),
+        ([("amy", "minor"), ("amy", "unknown")], "amy", "minor"),
         ([("amy", "minor"), ("bob", "adult")], "amy", "minor"),  # users kept apart
     ],
 )
