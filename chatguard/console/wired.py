@@ -60,18 +60,7 @@ class LogRecords:
         self.log = log
 
     async def records(self, record_ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
-        wanted = list(record_ids)
-
-        def read(ledger: Any) -> list[Mapping[str, Any]]:
-            out = []
-            for record_id in wanted:
-                index = ledger.by_id.get(record_id)
-                record = None if index is None else ledger.record(index)
-                if record is not None:
-                    out.append(record)
-            return out
-
-        return await self.log.run_io(read)
+        return await self.log.records(record_ids)
 
 
 class BannerFigures:
