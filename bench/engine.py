@@ -50,6 +50,7 @@ from typing import Any
 
 import regex
 
+from bench.corpus import sample
 from bench.timing import Timing, per_item
 from chatguard.policy.engine import Engine, MessageContext
 from chatguard.policy.matcher import Matcher, build_matcher
@@ -332,17 +333,7 @@ MIX: list[tuple[str, list[str], float]] = [
 
 def messages(rng: random.Random, count: int) -> list[tuple[str, str]]:
     """(kind, text) pairs; a random suffix keeps messages distinct."""
-    kinds = [k for k, _, _ in MIX]
-    weights = [w for _, _, w in MIX]
-    pools = {k: pool for k, pool, _ in MIX}
-    out = []
-    for _ in range(count):
-        kind = rng.choices(kinds, weights)[0]
-        text = rng.choice(pools[kind])
-        if rng.random() < 0.5:
-            text = f"{text} {rng.choice(['ok', 'lol', 'haha', 'yes', 'no', 'idk', '!!'])}"
-        out.append((kind, text))
-    return out
+    return sample(rng, MIX, count, ["ok", "lol", "haha", "yes", "no", "idk", "!!"])
 
 
 # --- Stages and timing --------------------------------------------------------------------

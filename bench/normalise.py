@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import statistics
 
+from bench.corpus import sample
 from bench.timing import per_item
 from chatguard.policy.normalise import normalise
 
@@ -69,18 +70,8 @@ MIX: list[tuple[str, list[str], float]] = [
 
 
 def messages(rng: random.Random) -> list[tuple[str, str]]:
-    """(kind, message) pairs; a random prefix and suffix keep messages distinct."""
-    kinds = [kind for kind, _, _ in MIX]
-    weights = [weight for _, _, weight in MIX]
-    pools = {kind: pool for kind, pool, _ in MIX}
-    out = []
-    for _ in range(MESSAGES):
-        kind = rng.choices(kinds, weights)[0]
-        text = rng.choice(pools[kind])
-        if rng.random() < 0.5:
-            text = f"{text} {rng.choice(['ok', 'lol', 'haha', 'yes', 'no', 'idk'])}"
-        out.append((kind, text))
-    return out
+    """(kind, message) pairs; a random suffix keeps messages distinct."""
+    return sample(rng, MIX, MESSAGES, ["ok", "lol", "haha", "yes", "no", "idk"])
 
 
 def main() -> None:
