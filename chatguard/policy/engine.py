@@ -11,13 +11,17 @@ the policy:
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
    or the pack is in shadow mode; for a signal matched by rules of several
    languages, only one language's matches count (``one_language``; the
-   others still carry out their actions); plus one ``evasion`` match when
-   the normaliser undid a disguise *and* a rule matched (disguises alone are
-   ordinary chat);
+   others still carry out their actions);
+   **learned**: the pack's signal model (``signal_model.py``) adds a match,
+   ``model.<signal>``, for each signal it finds that no rule matched (a
+   moderator's messages are not scored); plus one ``evasion`` match when
+   the normaliser undid a disguise *and* a rule or the model matched
+   (disguises alone are ordinary chat);
 5. **risk**: fold the matches into the conversation state (``risk.observe``);
 6. **actions**: the rules' own actions, the direct triggers (sextortion,
-   a child's safeguarding disclosure), and the thresholds the conversation
-   risk reached for the first time; merged so that each action appears once.
+   a child's safeguarding disclosure; found by a rule, or by the model when
+   the pack lets it trigger), and the thresholds the conversation risk
+   reached for the first time; merged so that each action appears once.
 
 Age bands in scopes. A person's bands are their attested band and their
 effective band (see ``risk``), read as a scope spells them (likely minor as
@@ -81,6 +85,8 @@ from chatguard.policy.risk import (
 )
 
 EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
+MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
+MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,9 @@ class Engine:
         self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
         self._matcher = matcher
         self._thresholds = tuple(sorted(policy.thresholds, key=lambda t: t.at))
+        use = policy.model_use
+        self._model = policy.signal_model if use.enabled else None
+        self._model_shadow = policy.mode is Mode.SHADOW or use.mode is Mode.SHADOW
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -135,6 +144,8 @@ class Engine:
         matched = self._matches(msg, before, self._matcher.scan(norm))
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
+        learned = self._learned(msg, norm.folded, matched) if self._model is not None else []
+        matches += learned
         yes, pending = answer(before, msg.sender, before.messages, norm.folded)
         if yes is not None:
             matches.append(yes)
@@ -166,7 +177,12 @@ class Engine:
                 for m, rule in acting
                 for a in rule.actions
             ]
-            planned += self._triggers(msg, after, acting)
+        if learned and self.policy.model_use.triggers:
+            learned = self._learned_acting(msg, after, learned)
+        else:
+            learned = []
+        if acting or learned:
+            planned += self._triggers(msg, after, [m for m, _ in acting] + learned)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
@@ -213,6 +229,46 @@ class Engine:
                 out.append((match, rule))
         return out
 
+    def _learned(
+        self, msg: MessageContext, folded: str, matched: list[tuple[Match, Rule]]
+    ) -> list[Match]:
+        """The signals only the signal model found: a signal a rule matched
+        (in any language) is the rule's, and a moderator's message is not scored."""
+        assert self._model is not None
+        if msg.sender_roles and MODEL_EXEMPT_ROLES & msg.sender_roles:
+            return []
+        found = self._model.found(folded)
+        if not found:
+            return []
+        ruled = {m.signal for m, _ in matched}
+        use = self.policy.model_use
+        return [
+            Match(
+                MODEL_RULE_PREFIX + signal.value,
+                signal,
+                use.weight_of(signal),
+                (),
+                self._model_shadow,
+            )
+            for signal, _ in found
+            if signal not in ruled
+        ]
+
+    def _learned_acting(
+        self, msg: MessageContext, state: ConversationState, learned: list[Match]
+    ) -> list[Match]:
+        """The learned matches that may act at once: as ``_acting``, a signal
+        found only inside a quotation by someone not known as a child does not."""
+        assert self._model is not None
+        if _participant(state, msg.sender, None).band(include_shadow=True).minorish:
+            return learned
+        unquoted = without_quotations(msg.text)
+        if unquoted is None:
+            return learned
+        folded = normalise(unquoted, max_chars=self.policy.max_chars).folded
+        still = {signal for signal, _ in self._model.found(folded)}
+        return [m for m in learned if m.signal in still]
+
     def _acting(
         self, msg: MessageContext, state: ConversationState, matched: list[tuple[Match, Rule]]
     ) -> list[tuple[Match, Rule]]:
@@ -236,14 +292,14 @@ class Engine:
         return [(m, r) for m, r in matched if m.rule_id in still]
 
     def _triggers(
-        self, msg: MessageContext, state: ConversationState, matched: Sequence[tuple[Match, Rule]]
+        self, msg: MessageContext, state: ConversationState, matched: Sequence[Match]
     ) -> list[PlannedAction]:
         out: list[PlannedAction] = []
         for signal, trigger in (
             (Signal.SEXTORTION, self.settings.sextortion),
             (Signal.SAFEGUARDING, self.settings.safeguarding),
         ):
-            hits = [m for m, _ in matched if m.signal is signal]
+            hits = [m for m in matched if m.signal is signal]
             if trigger is None or not hits:
                 continue
             shadow = all(m.shadow for m in hits)

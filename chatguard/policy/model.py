@@ -17,7 +17,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatguard.policy.signal_model import SignalModel
 
 
 class Signal(enum.StrEnum):
@@ -170,6 +173,20 @@ class Threshold:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUse:
+    """How a pack uses its signal model (``policy.yaml``, ``signal_model:``)."""
+
+    mode: Mode | None = None  # None: the policy's mode; "off" is ``enabled=False``
+    enabled: bool = True
+    weight: float = 1.0  # the weight of a signal only the model found
+    weights: Mapping[Signal, float] = field(default_factory=dict)  # per signal
+    triggers: bool = True  # a learned sextortion or safeguarding signal acts at once
+
+    def weight_of(self, signal: Signal) -> float:
+        return self.weights.get(signal, self.weight)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A loaded, validated policy pack. ``version`` is a hash of its content."""
 
@@ -180,6 +197,8 @@ class Policy:
     half_life: float = 1800.0  # seconds for a signal's weight to halve
     max_chars: int = 4096  # longer messages are evaluated on this prefix
     settings: Mapping[str, Any] = field(default_factory=dict)
+    signal_model: SignalModel | None = None  # signal_model/model.json, when the pack has one
+    model_use: ModelUse = field(default_factory=ModelUse)
 
 
 @dataclass(frozen=True, slots=True)
