@@ -49,7 +49,8 @@ def tiny() -> SignalModel:
             "b:manda foto": ((0, 2.5),),
             "w:send": ((0, 1.0),),
             "w:pic": ((0, 1.5),),
-            "p:gerit": ((1, 3.0),),
+            "p:gerit": ((1, 6.0),),
+            "w:vielleicht": ((1, -3.0),),
             "w:katze": ((0, -4.0),),
         },
         examples_sha256="abc",
@@ -66,8 +67,10 @@ def folded(text: str) -> str:
 def test_features_are_words_prefixes_pairs_and_age_brackets() -> None:
     assert features("manda fotos 12 y 30") == [
         "w:manda",
+        "q:mand",
         "b:^ manda",
         "w:fotos",
+        "q:foto",
         "b:manda fotos",
         "w:12",
         "n:minor",
@@ -82,7 +85,7 @@ def test_features_are_words_prefixes_pairs_and_age_brackets() -> None:
 
 
 def test_features_read_a_bounded_number_of_words() -> None:
-    assert len(features("wort " * 100_000)) <= 3 * MAX_WORDS
+    assert len(features("wörter " * 100_000)) <= 4 * MAX_WORDS
     assert features("") == []
 
 
@@ -100,7 +103,7 @@ def test_a_message_carries_the_signals_whose_score_reaches_the_threshold() -> No
     assert [s for s, _ in model.found(folded("manda foto"))] == [S.IMAGE_REQUEST]
     assert model.found(folded("schick mir n foto von der katze")) == []  # a negative weight
     assert model.found(folded("ich hab mich wieder geritzt")) == [
-        (S.SAFEGUARDING, probability(1.0))
+        (S.SAFEGUARDING, probability(4.0))
     ]
     assert model.found(folded("guten morgen")) == []
 
@@ -251,3 +254,20 @@ def test_an_adult_quoting_a_disclosure_does_not_trigger_at_once() -> None:
     )
     assert S.SAFEGUARDING in a.signals
     assert ActionType.ESCALATE not in {x.type for x in a.actions}
+
+
+def test_a_learned_trigger_needs_the_model_to_be_sure() -> None:
+    unsure = say(engine(), "vielleicht hab ich mich geritzt", sender_age="minor")  # p = 0.73
+    assert unsure.signals == (S.SAFEGUARDING,)
+    assert ActionType.ESCALATE not in {x.type for x in unsure.actions}
+    lenient = say(
+        engine(use=ModelUse(trigger_at=0.7)), "vielleicht hab ich mich geritzt", sender_age="minor"
+    )
+    assert ActionType.ESCALATE in {x.type for x in lenient.actions}
+
+
+def test_a_match_only_inside_quotations_weighs_less() -> None:
+    own = say(engine(), "schick mir n foto", sender_age="unknown")
+    quoted = say(engine(), "lesson: 'schick mir n foto' is a red flag", sender_age="unknown")
+    assert quoted.signals == (S.IMAGE_REQUEST,)
+    assert quoted.matches[0].weight == own.matches[0].weight * 0.25

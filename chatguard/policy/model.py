@@ -43,6 +43,7 @@ class Signal(enum.StrEnum):
     MEETING = "meeting"  # arranging to meet offline
     SEXTORTION = "sextortion"  # threats to share images, demands
     SAFEGUARDING = "safeguarding"  # a child disclosing abuse or self-harm
+    KINSHIP = "kinship"  # "ok mum", "love, dad": writer and reader are family
     EVASION = "evasion"  # deliberate obfuscation found by the normaliser
 
 
@@ -180,7 +181,8 @@ class ModelUse:
     enabled: bool = True
     weight: float = 1.0  # the weight of a signal only the model found
     weights: Mapping[Signal, float] = field(default_factory=dict)  # per signal
-    triggers: bool = True  # a learned sextortion or safeguarding signal acts at once
+    triggers: bool = True  # a learned sextortion or safeguarding signal acts at once...
+    trigger_at: float = 0.97  # ...when the model is at least this sure (a probability)
 
     def weight_of(self, signal: Signal) -> float:
         return self.weights.get(signal, self.weight)
@@ -210,6 +212,7 @@ class Match:
     weight: float
     spans: tuple[tuple[int, int], ...]
     shadow: bool = False
+    quoted: bool = False  # found only inside a quotation: weighs less, reaches no stage
 
 
 @dataclass(frozen=True, slots=True)

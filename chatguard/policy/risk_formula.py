@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from chatguard.policy.model import Stage
+from chatguard.policy.model import Signal, Stage
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
     ADULTISH,
@@ -80,6 +80,7 @@ def dyad_risks(
     }
 
 
+_KINSHIP = Signal.KINSHIP.value
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 
@@ -101,6 +102,7 @@ def _dyad_risk(
     table = settings._factors
     totals: dict[str, float] = {}
     stages: Mapping[Stage, int] = _NO_STAGES
+    kin = False
     for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
         pair = pairs.get((x, y))
         if pair is None:
@@ -112,6 +114,8 @@ def _dyad_risk(
         else:
             scores, pair_stages = pair.scores, pair.stages
         which = 1 if to_minor else 0
+        if _KINSHIP in scores:
+            kin = True
         for key, s in scores.items():
             f = table[key][which] if key in table else 1.0
             totals[key] = totals.get(key, 0.0) + f * s
@@ -124,6 +128,11 @@ def _dyad_risk(
             stages = merged
     if not totals:
         return 0.0
+    family = settings.kinship_factor if kin else 1.0
+    if kin:
+        for key in settings.kinship_signals:
+            if key in totals:
+                totals[key] *= family
     caps = settings.signal_caps
     for key, v in totals.items():
         cap = caps.get(key)
@@ -141,10 +150,14 @@ def _dyad_risk(
     bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
+    if kin:
+        bonus *= family
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
         m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
+        if kin and m > 1.0:
+            m = 1.0  # a parent and their child are not a stranger and a child
     return m * total * (1.0 + bonus)
 
 

@@ -437,7 +437,7 @@ def _rule_file(
 
 _POLICY_KEYS = ("mode", "half_life", "max_chars", "thresholds", "settings", "signal_model")
 _THRESHOLD_KEYS = ("at", "actions", "require_minor")
-_MODEL_KEYS = ("mode", "weight", "weights", "triggers")
+_MODEL_KEYS = ("mode", "weight", "weights", "triggers", "trigger_at")
 
 
 def _model_use(r: Reader, node: yaml.Node) -> ModelUse | None:
@@ -463,6 +463,12 @@ def _model_use(r: Reader, node: yaml.Node) -> ModelUse | None:
         out["weights"] = weights
     if "triggers" in fields:
         out["triggers"] = r.boolean(fields["triggers"], "signal_model.triggers")
+    if "trigger_at" in fields:
+        at = r.number(fields["trigger_at"], "signal_model.trigger_at")
+        if at is not None and not 0.5 <= at <= 1:
+            r.error(fields["trigger_at"], "'signal_model.trigger_at' must be from 0.5 to 1")
+        else:
+            out["trigger_at"] = at
     return ModelUse(**{k: v for k, v in out.items() if v is not None})
 
 

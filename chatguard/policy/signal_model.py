@@ -6,9 +6,10 @@ phrasings nobody wrote a rule for. It is a linear model per signal over the
 words of the message's folded normalised text (what the rules match too, so
 leetspeak, look-alike letters and split letters are already undone):
 
-- each word (``w:snap``), its first five letters when it is longer (``p:fotos``
-  reads German "Fotos" and Portuguese "fotos" as "foto" does), and each pair
-  of neighbouring words by their first five letters (``b:manda foto``);
+- each word (``w:snap``), its first five and four letters when it is longer
+  (``p:fotin``, ``q:foto``: inflections and diminutives in six languages share
+  a stem), and each pair of neighbouring words by their first five letters
+  (``b:manda foto``);
 - for a number, its age bracket (``n:minor`` for 5 to 17, ``n:adult`` for 18
   to 99): "im 11" and "tengo 12" teach one thing.
 
@@ -19,9 +20,10 @@ scores are logits, so ``probability`` is the logistic function of one.
 
 Invariants:
 
-1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words with
-   a dictionary lookup per feature; no numpy at run time, no I/O except
-   ``load``, no global state.
+1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words, two
+   dictionary lookups a word (its own features' summed weights, remembered
+   for up to ``MAX_MEMO_WORDS`` words, and its pair with the word before); no
+   numpy at run time, no I/O except ``load``, no global state.
 2. A model file is JSON with a ``format`` number; a file of another format,
    with unknown signals or malformed weights is refused with a reason
    (``ModelError``), never half-loaded.
@@ -43,11 +45,17 @@ from chatguard.policy.model import Signal
 
 FORMAT = 1
 MAX_WORDS = 64  # a long message is read by its first words; signals come early
-STEM = 5  # letters of a word's prefix feature
+STEM = 5  # letters of a word's prefix feature...
+SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
 MAX_FILE_BYTES = 32 * 1024 * 1024  # a larger model file is refused, not read
+MAX_MEMO_WORDS = 50_000  # words whose summed weights a model remembers
 
-# Signals the model may learn. ``evasion`` is the normaliser's, never learned.
-LEARNABLE: tuple[Signal, ...] = tuple(s for s in Signal if s is not Signal.EVASION)
+# Signals the model may learn. ``evasion`` is the normaliser's. ``kinship``
+# lowers risk, so a false one hides grooming; words alone cannot tell "your
+# mum" from "mum", so only the rules' exact forms give it.
+LEARNABLE: tuple[Signal, ...] = tuple(
+    s for s in Signal if s not in (Signal.EVASION, Signal.KINSHIP)
+)
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -56,22 +64,33 @@ class ModelError(ValueError):
     """A model file that cannot be used, and why."""
 
 
+def _words(folded: str) -> list[str]:
+    return _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+
+
+def word_features(w: str) -> list[str]:
+    """The features of one word on its own (its pairs are ``features``')."""
+    out = ["w:" + w]
+    if len(w) > STEM:
+        out.append("p:" + w[:STEM])
+    if len(w) > SHORT_STEM:
+        out.append("q:" + w[:SHORT_STEM])
+    if w.isdigit() and len(w) <= 2:
+        n = int(w)
+        if 5 <= n <= 17:
+            out.append("n:minor")
+        elif n >= 18:
+            out.append("n:adult")
+    return out
+
+
 def features(folded: str) -> list[str]:
     """The features of one message's folded normalised text."""
-    words = _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
     out: list[str] = []
     prev = "^"
-    for w in words:
-        out.append("w:" + w)
+    for w in _words(folded):
+        out += word_features(w)
         stem = w[:STEM]
-        if len(w) > STEM:
-            out.append("p:" + stem)
-        if w.isdigit() and len(w) <= 2:
-            n = int(w)
-            if 5 <= n <= 17:
-                out.append("n:minor")
-            elif n >= 18:
-                out.append("n:adult")
         out.append("b:" + prev + " " + stem)
         prev = stem
     return out
@@ -89,16 +108,42 @@ class SignalModel:
     examples_sha256: str = ""  # the examples it was trained on
     quality: Mapping[str, Any] = field(default_factory=dict)  # training's held-out figures
 
+    # Per word, the summed weights of its own features: most messages reuse
+    # words, so scoring looks each word up once. A memo only: scores are the
+    # same with or without it, and it is emptied when it reaches its bound.
+    _per_word: dict[str, tuple[tuple[int, float], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def scores(self, folded: str) -> list[float]:
         """The logit of each of ``signals`` for a message."""
         z = list(self.bias)
         get = self.weights.get
-        for f in features(folded):
-            ws = get(f)
-            if ws is not None:
-                for i, w in ws:
-                    z[i] += w
+        memo = self._per_word
+        prev = "^"
+        for w in _words(folded):
+            own = memo.get(w)
+            if own is None:
+                own = self._word_weights(w)
+                if len(memo) >= MAX_MEMO_WORDS:
+                    memo.clear()
+                memo[w] = own
+            for i, x in own:
+                z[i] += x
+            stem = w[:STEM]
+            pair = get("b:" + prev + " " + stem)
+            if pair is not None:
+                for i, x in pair:
+                    z[i] += x
+            prev = stem
         return z
+
+    def _word_weights(self, w: str) -> tuple[tuple[int, float], ...]:
+        summed: dict[int, float] = {}
+        for f in word_features(w):
+            for i, x in self.weights.get(f, ()):
+                summed[i] = summed.get(i, 0.0) + x
+        return tuple(sorted(summed.items()))
 
     def found(self, folded: str) -> list[tuple[Signal, float]]:
         """The signals a message carries, each with its probability."""

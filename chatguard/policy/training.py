@@ -42,7 +42,7 @@ from chatguard.policy.yaml_reader import PolicyError, PolicyIssue, Reader, kind,
 NONE = "none"
 MULTI = "multi"
 MIN_PROBABILITY = 0.5  # a threshold is never below this probability
-MIN_WEIGHT = 0.02  # smaller weights are dropped from the model file
+MIN_WEIGHT = 0.1  # smaller weights are dropped from the model file
 MAX_EXAMPLE_CHARS = 1000
 MAX_EXAMPLES = 200_000
 
