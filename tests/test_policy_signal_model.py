@@ -270,4 +270,5 @@ def test_a_match_only_inside_quotations_weighs_less() -> None:
     own = say(engine(), "schick mir n foto", sender_age="unknown")
     quoted = say(engine(), "lesson: 'schick mir n foto' is a red flag", sender_age="unknown")
     assert quoted.signals == (S.IMAGE_REQUEST,)
-    assert quoted.matches[0].weight == own.matches[0].weight * 0.25
+    assert quoted.matches[0].weight == own.matches[0].weight * 0.1
+    assert quoted.matches[0].quoted

@@ -120,6 +120,8 @@ class RuleScanner(Protocol):
 
     def scan(self, norm: Normalised) -> Sequence[ScanHit]: ...
 
+    def talked_about(self, norm: Normalised, signals: Sequence[Signal]) -> set[Signal]: ...
+
 
 class Engine:
     """Assesses messages against one policy. Holds no per-conversation state."""
@@ -144,7 +146,7 @@ class Engine:
         matched = self._matches(msg, before, self._matcher.scan(norm))
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
-        found = self._learned(msg, norm.folded, matched) if self._model is not None else []
+        found = self._learned(msg, norm, matched) if self._model is not None else []
         learned = [m for m, _ in found]
         matches += learned
         own = _OwnWords(self, msg.text)
@@ -231,23 +233,27 @@ class Engine:
         return out
 
     def _learned(
-        self, msg: MessageContext, folded: str, matched: list[tuple[Match, Rule]]
+        self, msg: MessageContext, norm: Normalised, matched: list[tuple[Match, Rule]]
     ) -> list[tuple[Match, float]]:
         """The signals only the signal model found, with its probability: a
-        signal a rule matched (in any language) is the rule's, and a
-        moderator's message is not scored."""
+        signal a rule matched (in any language) is the rule's, a signal the
+        rules' ``unless`` guards say is only talked about ("if anyone asks
+        you to...") is dropped, and a moderator's message is not scored."""
         assert self._model is not None
         if msg.sender_roles and MODEL_EXEMPT_ROLES & msg.sender_roles:
             return []
-        found = self._model.found(folded)
+        found = self._model.found(norm.folded)
         if not found:
             return []
         ruled = {m.signal for m, _ in matched}
+        found = [(s, p) for s, p in found if s not in ruled]
+        if found:
+            about = self._matcher.talked_about(norm, [s for s, _ in found])
+            found = [(s, p) for s, p in found if s not in about]
         use = self.policy.model_use
         return [
             (Match(MODEL_RULE_PREFIX + s.value, s, use.weight_of(s), (), self._model_shadow), p)
             for s, p in found
-            if s not in ruled
         ]
 
     def _quoted_weigh_less(self, matches: list[Match], own: _OwnWords) -> list[Match]:

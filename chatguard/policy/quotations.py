@@ -13,16 +13,24 @@ mature for your age'" quotes; "don't tell 'em" does not.
 
 Invariants: pure; regions never nest or overlap; an unclosed mark quotes
 nothing; a message that is nothing but quotations has no framing text and
-is the sender's own words (``without_quotations`` returns ``None``).
+is the sender's own words (``without_quotations`` returns ``None``); so is a
+quotation of fewer than ``MIN_WORDS`` words (emphasis: 'send me a "pic"').
 """
 
 from __future__ import annotations
+
+import re
 
 # Opening quotation mark -> its closing mark. Straight and typographic
 # double quotes, guillemets (fr, de, pl, es, pt) and the low-high quotes of
 # German and Polish. Single quotes have rules of their own (``_SINGLE``).
 _QUOTES = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
 _SINGLE = frozenset("'‘’")
+MIN_WORDS = 3  # a shorter quotation is emphasis, not quoting
+# Words that start with an apostrophe ('em, 'cause, 'til): not an opening quote.
+_ELISION = re.compile(
+    r"(?:em|cause|cos|coz|til|till|round|bout|n|tis|twas|ello|ere|ow)\b", re.IGNORECASE
+)
 _OPEN_AFTER = frozenset(" \t\n:([—–-")
 _MARKS = frozenset(_QUOTES) | _SINGLE
 
@@ -55,6 +63,7 @@ def quoted_regions(text: str) -> list[tuple[int, int]]:
                 and (i == 0 or text[i - 1] in _OPEN_AFTER)
                 and i + 1 < n
                 and not text[i + 1].isspace()
+                and not _ELISION.match(text, i + 1)
             ):
                 j = _single_close(text, i + 2)
                 if j >= 0:
@@ -80,7 +89,9 @@ def without_quotations(text: str) -> str | None:
     is the sender's own words)."""
     if not any(mark in text for mark in _MARKS):
         return None
-    regions = quoted_regions(text)
+    # A word or two in quotation marks ('send me a "pic"') is emphasis or
+    # irony, not someone else's words: only a quoted phrase counts.
+    regions = [(a, b) for a, b in quoted_regions(text) if len(text[a:b].split()) >= MIN_WORDS]
     if not regions:
         return None
     parts, last = [], 0

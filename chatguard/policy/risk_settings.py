@@ -64,7 +64,7 @@ _KINSHIP_SIGNALS = frozenset(
     }
 )  # fmt: skip
 _COMBINATIONS: tuple[tuple[str, str, float], ...] = (
-    (_S.MEETING, _S.SECRECY, 1.0),
+    (_S.MEETING, _S.SECRECY, 2.0),  # a secret meeting with a child is the classic case
     (_S.IMAGE_REQUEST, _S.SECRECY, 1.0),
     (_S.ISOLATION, _S.SECRECY, 0.5),
     (_S.RISK_CHECK, _S.MEETING, 0.5),
@@ -121,7 +121,7 @@ class RiskSettings:
     evasion_weight: float = 0.5
     # A match found only inside quotations, by someone not known as a child,
     # weighs this much of its weight: quoting is talking about, not doing.
-    quoted_weight: float = 0.25
+    quoted_weight: float = 0.1
     severity_at: Mapping[str, float] = field(
         default_factory=lambda: {"medium": 8.0, "high": 16.0, "critical": 32.0}
     )
