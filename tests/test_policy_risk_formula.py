@@ -24,7 +24,7 @@ MULTIPLIERS = [
     ("unknown", "unknown", {"r": S.MINOR_SELF}, 1.5),  # likely minor
     ("adult", "unknown", {"r": S.MINOR_SELF}, 2.0),
     ("unknown", "unknown", {"s": S.ADULT_SELF, "r": S.MINOR_SELF}, 2.0),  # likely adult
-    ("minor", "minor", {}, 1.0),
+    ("minor", "minor", {}, 0.6),
     ("unknown", "unknown", {}, 1.0),
     ("adult", "unknown", {}, 1.0),
     ("adult", "adult", {}, 0.5),
@@ -143,4 +143,5 @@ def test_no_progression_bonus_between_minors() -> None:
     teens = _run({"a": "minor", "b": "minor"}, script)
     strangers = _run({"a": "unknown", "b": "unknown"}, script)
     assert teens.risk < strangers.risk
-    assert strangers.risk == pytest.approx(teens.risk * 1.75, abs=1e-3)
+    # Strangers get the stage bonus (x1.75) and no damping between minors (x0.6).
+    assert strangers.risk == pytest.approx(teens.risk / 0.6 * 1.75, abs=1e-3)

@@ -66,6 +66,8 @@ def multiplier(a: Band, b: Band, settings: RiskSettings, *, attested_adults: boo
     if a_minor != (b in MINORISH):
         other = b if a_minor else a
         return settings.adult_to_minor if other in ADULTISH else settings.unknown_to_minor
+    if a_minor:
+        return settings.minor_to_minor
     return settings.adult_to_adult if attested_adults else 1.0
 
 

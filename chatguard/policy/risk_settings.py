@@ -104,6 +104,9 @@ class RiskSettings:
     adult_to_minor: float = 2.0
     unknown_to_minor: float = 1.5
     adult_to_adult: float = 0.5
+    # Two children (or likely children): teenagers of an age flirting and
+    # swapping snaps is not grooming; a peer's threat still triggers at once.
+    minor_to_minor: float = 0.6
     minor_target_factor: float = 1.5
     minor_target_signals: frozenset[str] = frozenset({_S.IMAGE_REQUEST, _S.SEXUAL, _S.ISOLATION})
     signal_factors: Mapping[str, float] = field(default_factory=lambda: dict(_FACTORS))
@@ -158,6 +161,7 @@ _FLOATS = {
     "adult_to_minor": 100.0,
     "unknown_to_minor": 100.0,
     "adult_to_adult": 100.0,
+    "minor_to_minor": 100.0,
     "minor_target_factor": 100.0,
     "stage_bonus": 100.0,
     "order_bonus": 100.0,
