@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from chatguard.policy.addressing import addressed
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import (
     ActionType,
     Assessment,
@@ -83,6 +84,7 @@ from chatguard.policy.risk import (
 EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageContext:
     """One chat message and what the platform attests about its people."""

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatguard.policy.frozen import quick_init
+
 
 class Signal(enum.StrEnum):
     """What a rule detects. Grounded in the grooming literature (O'Connell's
@@ -182,6 +184,7 @@ class Policy:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Match:
     """One rule matching one message. Spans index the *original* text."""
@@ -193,6 +196,7 @@ class Match:
     shadow: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PlannedAction:
     """An action the engine decided on, and why."""
@@ -211,6 +215,7 @@ class PlannedAction:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """What the engine concluded about one message."""

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
 from chatguard.policy.risk_formula import (
     conversation_risk,
@@ -124,6 +125,7 @@ _EPSILON = 1e-3  # scores below it are dropped
 # --- Update --------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One message as the risk model sees it: who, to whom, which matches."""
@@ -158,12 +160,15 @@ def _decay_pairs(
     pairs: dict[tuple[str, str], PairState],
     k: float,
     before: Mapping[str, float] | None = None,
-    after: dict[str, float] | None = None,
+    after: Mapping[str, float] | None = None,
+    renewed: Mapping[tuple[str, str], int] | None = None,
 ) -> None:
     """Scale, in place, the scores of every pair that has any (in ordinary
     chat most pairs have none and are kept as they are). A pair whose scores
     are ``before`` (the conversation's, in the same order: a conversation of
-    two) takes ``after``, the same scores already scaled."""
+    two) takes ``after``, the same scores already scaled. A pair in
+    ``renewed`` takes the message index given there as its last, so that the
+    message's own pair is built once."""
     for key, p in pairs.items():
         if p.scores or p.shadow_scores:
             if after is not None and _same(p.scores, before):
@@ -171,7 +176,8 @@ def _decay_pairs(
             else:
                 scores = _scaled(p.scores, k)
             shadow = _scaled(p.shadow_scores, k) if p.shadow_scores else p.shadow_scores
-            pairs[key] = PairState(p.last, scores, p.stages, shadow, p.shadow_stages)
+            last = p.last if renewed is None else renewed.get(key, p.last)
+            pairs[key] = PairState(last, scores, p.stages, shadow, p.shadow_stages)
 
 
 def _same(a: Mapping[str, float], b: Mapping[str, float] | None) -> bool:
@@ -201,13 +207,12 @@ def observe(
         raise ValueError("now must be a finite number")
     index = state.messages
     updated, scores_in = state.updated, state.scores
-    pairs = dict(state.pairs)
     dt = now - updated
+    k = 0.0  # the decay since the last message, when time moved on
     if dt > 0:
         updated = float(now)
         k = 0.5 ** (min(dt, settings.max_idle_decay) / settings.half_life)
         scores_in = _scaled(state.scores, k)
-        _decay_pairs(pairs, k, state.scores, scores_in)
 
     participants = dict(state.participants)
     sender = participant_key(obs.sender)
@@ -227,6 +232,12 @@ def observe(
     for user, key in targets:
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
+    pairs = dict(state.pairs)
+    if dt > 0:
+        # Without matches, the pairs this message is on are only renewed:
+        # done while decaying, so that each is built once.
+        renewed = None if matches else {(sender, target): index for _, target in targets}
+        _decay_pairs(pairs, k, state.scores, scores_in, renewed)
 
     scores: Mapping[str, float] = scores_in
     stages: Mapping[Stage, int] = state.stages
@@ -263,11 +274,12 @@ def observe(
     else:
         for _, target in targets:
             old = pairs.get((sender, target))
-            pairs[(sender, target)] = (
-                PairState(index)
-                if old is None
-                else PairState(index, old.scores, old.stages, old.shadow_scores, old.shadow_stages)
-            )
+            if old is None:
+                pairs[(sender, target)] = PairState(index)
+            elif old.last != index:  # not renewed while decaying
+                pairs[(sender, target)] = PairState(
+                    index, old.scores, old.stages, old.shadow_scores, old.shadow_stages
+                )
     if len(participants) > settings.max_participants:
         participants = _newest(participants, settings.max_participants, _last_seen)
     if len(pairs) > settings.max_pairs:

@@ -82,6 +82,7 @@ def dyad_risks(
 
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
+_PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
 
 
 def _dyad_risk(
@@ -98,37 +99,50 @@ def _dyad_risk(
     pa, pb = participants.get(a) or _NOBODY, participants.get(b) or _NOBODY
     band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
     band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
-    table = settings._factors
-    totals: dict[str, float] = {}
-    stages: Mapping[Stage, int] = _NO_STAGES
+    # Each direction that holds anything: (scores, stages, toward a minor).
+    views: list[tuple[Mapping[str, float], Mapping[Stage, int], bool]] = []
+    scores: Mapping[str, float]
+    pair_stages: Mapping[Stage, int]
     for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
         pair = pairs.get((x, y))
         if pair is None:
             continue
-        scores: Mapping[str, float]
-        pair_stages: Mapping[Stage, int]
         if include_shadow and (pair.shadow_scores or pair.shadow_stages):
             scores, pair_stages = pair.view(True)
         else:
             scores, pair_stages = pair.scores, pair.stages
-        which = 1 if to_minor else 0
+        if scores or pair_stages:  # an empty direction adds nothing
+            views.append((scores, pair_stages, to_minor))
+    totals: dict[str, float] = {}
+    stages: Mapping[Stage, int] = _NO_STAGES
+    if len(views) == 1:
+        # One direction (most dyads: one person's messages score): the sum
+        # over directions is the direction itself, capped as it is read.
+        scores, stages, to_minor = views[0]
+        reading = settings._reading[to_minor]
         for key, s in scores.items():
-            f = table[key][which] if key in table else 1.0
-            totals[key] = totals.get(key, 0.0) + f * s
-        if not stages:
-            stages = pair_stages
-        elif pair_stages:
-            merged = dict(stages)
-            for st, i in pair_stages.items():
-                merged[st] = min(merged.get(st, i), i)
-            stages = merged
+            f, cap = reading.get(key, _PLAIN)
+            v = f * s
+            totals[key] = cap if v > cap else v
+    else:
+        for scores, pair_stages, to_minor in views:
+            reading = settings._reading[to_minor]
+            for key, s in scores.items():
+                totals[key] = totals.get(key, 0.0) + reading.get(key, _PLAIN)[0] * s
+            if not stages:
+                stages = pair_stages
+            elif pair_stages:
+                merged = dict(stages)
+                for st, i in pair_stages.items():
+                    merged[st] = min(merged.get(st, i), i)
+                stages = merged
+        caps = settings.signal_caps
+        for key, v in totals.items():
+            limit = caps.get(key)
+            if limit is not None and v > limit:
+                totals[key] = limit
     if not totals:
         return 0.0
-    caps = settings.signal_caps
-    for key, v in totals.items():
-        cap = caps.get(key)
-        if cap is not None and v > cap:
-            totals[key] = cap
     total = sum(totals.values())
     # A combination with a missing signal adds c * 0.0, which changes no sum.
     total += sum(
@@ -154,6 +168,11 @@ def _max_risk(
     settings: RiskSettings,
     include_shadow: bool,
 ) -> float:
+    if len(pairs) == 1:  # a conversation where one person has spoken to one other
+        for x, y in pairs:
+            dyad = (x, y) if x < y else (y, x)
+            risk = _dyad_risk(participants, pairs, dyad, settings, include_shadow)
+            return round(max(0.0, risk), 4)
     worst = 0.0
     seen: set[tuple[str, str]] = set()
     for x, y in pairs:

@@ -115,6 +115,11 @@ class RiskSettings:
     _factors: Mapping[str, tuple[float, float]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # The same per direction (not toward a minor, toward a minor): score key ->
+    # (factor, cap), the cap infinite where there is none.
+    _reading: tuple[Mapping[str, tuple[float, float]], Mapping[str, tuple[float, float]]] = field(
+        init=False, repr=False, compare=False, default=({}, {})
+    )
 
     def __post_init__(self) -> None:
         table = {}
@@ -125,6 +130,13 @@ class RiskSettings:
                 f * self.minor_target_factor if key in self.minor_target_signals else f,
             )
         object.__setattr__(self, "_factors", table)
+        caps = self.signal_caps
+        keys = [*table, *(k for k in caps if k not in table)]
+        reading = tuple(
+            {k: (table[k][which] if k in table else 1.0, caps.get(k, math.inf)) for k in keys}
+            for which in (0, 1)
+        )
+        object.__setattr__(self, "_reading", reading)
 
     def factor(self, key: str) -> float:
         return self.signal_factors.get(key, 1.0)

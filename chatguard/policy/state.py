@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import Stage
 from chatguard.policy.risk_settings import (
     AGE_CONTRADICTION,
@@ -80,6 +81,7 @@ def attested_band(value: str | None) -> Band:
     return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Participant:
     """What is known about one person's age, and when they were last active."""
@@ -110,6 +112,7 @@ class Participant:
         return self.attested is Band.ADULT and Band.MINOR in self.declared
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PairState:
     """One direction sender→recipient: decayed score per signal, first stages."""
@@ -130,6 +133,7 @@ class PairState:
         return scores, stages
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConversationState:
     """All that is remembered about one conversation. Scores are as of ``updated``."""
