@@ -201,10 +201,10 @@ def _max_risk(
     k: float,
 ) -> float:
     if len(pairs) == 1:  # a conversation where one person has spoken to one other
-        for x, y in pairs:
-            dyad = (x, y) if x < y else (y, x)
-            risk = _dyad_risk(participants, pairs, dyad, settings, include_shadow, k)
-            return round(max(0.0, risk), 4)
+        ((x, y),) = pairs
+        dyad = (x, y) if x < y else (y, x)
+        risk = _dyad_risk(participants, pairs, dyad, settings, include_shadow, k)
+        return round(max(0.0, risk), 4)
     worst = 0.0
     seen: set[tuple[str, str]] = set()
     for x, y in pairs:
