@@ -31,7 +31,10 @@ from .policy.evaluation import LabelError, evaluate, parse_labels
 from .policy.matcher import Matcher, build_matcher
 from .policy.model import Policy
 from .policy.replay import check_examples, explain, replay, summarise
-from .policy.rules import PolicyError, load_policy
+from .policy.rules import MODEL_DIR, MODEL_FILE, PolicyError, load_policy
+from .policy.signal_model import dumps
+from .policy.training import Settings as TrainSettings
+from .policy.training import example_paths, examples_digest, read_examples, train
 from .transcript import TranscriptError, TranscriptEvent, read
 
 DEFAULT_POLICY_DIR = "policies"
@@ -61,7 +64,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             _print({"ok": False, "errors": [str(i) for i in exc.errors], "failures": []})
         print(str(exc), file=sys.stderr)
         return 1
-    failures = check_examples(policy, matcher)
+    failures: list[Any] = [*check_examples(policy, matcher)]
+    failures += _stale_model(Path(args.directory), policy)
     examples = sum(len(r.examples_match) + len(r.examples_no_match) for r in policy.rules)
     if args.json:
         _print(
@@ -85,6 +89,56 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _stale_model(directory: Path, policy: Policy) -> list[str]:
+    """A model trained on other examples than the pack's is a failure: the
+    analyst changed the examples and forgot ``chatguard policy train``."""
+    examples = directory / MODEL_DIR / "examples"
+    if not examples.is_dir() or not example_paths(examples):
+        return []
+    if policy.signal_model is None:
+        return [f"{examples}: examples without a model: run chatguard policy train"]
+    if policy.signal_model.examples_sha256 != examples_digest(examples):
+        return [f"{directory / MODEL_FILE}: trained on other examples: run chatguard policy train"]
+    return []
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    examples_dir = directory / MODEL_DIR / "examples"
+    try:
+        examples = read_examples(examples_dir)
+    except PolicyError as exc:
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
+    try:
+        model = train(
+            examples, examples_digest(examples_dir), TrainSettings(precision=args.precision)
+        )
+    except ImportError:
+        return _failed(
+            args,
+            ["scikit-learn is not installed"],
+            "training needs scikit-learn: pip install 'chatguard[train]'",
+        )
+    except ValueError as exc:
+        return _failed(args, [str(exc)], str(exc))
+    out = directory / MODEL_FILE
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(dumps(model), encoding="utf-8")
+    tmp.replace(out)  # atomic: a running sidecar never reads half a model
+    quality = dict(model.quality)
+    if args.json:
+        _print({"ok": True, "model": str(out), "quality": quality})
+        return 0
+    print(f"{out}: {quality.get('examples')} examples, {quality.get('features')} features")
+    for signal in model.signals:
+        q = quality.get(signal.value, {})
+        print(
+            f"  {signal.value:22} {q.get('examples', 0):5} examples  "
+            f"held-out precision {q.get('precision', 0):.2f} recall {q.get('recall', 0):.2f}"
+        )
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     try:
         policy, matcher = _load(args.policy, args.backend)
@@ -97,6 +151,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"normalised: {result['normalised']}")
     print(f"folded:     {result['folded']}")
     print(f"evasions:   {', '.join(result['evasions']) or 'none'}")
+    for found in result["model"]:
+        print(
+            f"model: {found['signal']} (probability {found['probability']:.2f}, "
+            f"weight {found['weight']:g}): {', '.join(found['features'])}"
+        )
     if not result["rules"]:
         print("no rule matched")
     for rule in result["rules"]:
@@ -213,6 +272,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     test.add_argument("directory", nargs="?", default=DEFAULT_POLICY_DIR)
     common(test)
     test.set_defaults(func=cmd_test)
+
+    tr = psub.add_parser("train", help="train the pack's signal model on its examples")
+    tr.add_argument("directory", nargs="?", default=DEFAULT_POLICY_DIR)
+    tr.add_argument(
+        "--precision",
+        type=float,
+        default=TrainSettings().precision,
+        help="held-out precision each signal's threshold is chosen for (default %(default)s)",
+    )
+    tr.add_argument("--json", action="store_true", help="machine-readable output")
+    tr.set_defaults(func=cmd_train)
 
     exp = psub.add_parser("explain", help="what the pack makes of one message")
     exp.add_argument("text")

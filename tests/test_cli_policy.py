@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from chatguard.cli import main
+from tests.support.examples import IMAGES
+from tests.support.examples import write as write_examples
 from tests.support.pack import RULES
 
 Pack = tuple[Path, Path]
@@ -167,7 +169,9 @@ def test_explain_prints_one_object_with_spans_into_the_text(
         "features",
         "truncated",
         "rules",
+        "model",
     }
+    assert result["model"] == []  # the test pack has no signal model
     assert result["text"] == text
     assert {r["rule"]: [s["text"] for s in r["spans"]] for r in result["rules"]} == rules
     for rule in result["rules"]:
@@ -370,3 +374,75 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
         main(argv)
     assert caught.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+# -- policy train, and a pack with a signal model -------------------------------------
+
+
+def with_examples(pack: Pack) -> Path:
+    examples = pack[0] / "signal_model" / "examples"
+    write_examples(examples)
+    return examples
+
+
+def test_train_writes_a_model_the_pack_then_uses(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    with_examples(test_pack)
+    code, out, err = run(capsys, "policy", "test", str(test_pack[0]))
+    assert code == 1
+    assert "examples without a model: run chatguard policy train" in out
+
+    code, out, err = run(capsys, "policy", "train", str(test_pack[0]), "--json")
+    assert (code, err) == (0, "")
+    [result] = json_lines(out)
+    assert result["ok"]
+    assert result["model"] == str(test_pack[0] / "signal_model/model.json")
+    assert result["quality"]["image_request"]["examples"] == len(IMAGES) + 1
+
+    code, out, _ = run(capsys, "policy", "test", str(test_pack[0]))
+    assert code == 0, out
+    code, out, _ = run(
+        capsys, "policy", "explain", "send a photo of you", "--policy", str(test_pack[0]), "--json"
+    )
+    [result] = json_lines(out)
+    [found] = result["model"]
+    assert found["signal"] == "image_request"
+    assert 0.5 <= found["probability"] <= 1
+    assert found["weight"] == 1.0
+    assert found["features"]
+    code, out, _ = run(
+        capsys, "policy", "explain", "send a photo of you", "--policy", str(test_pack[0])
+    )
+    assert "model: image_request (probability" in out
+
+
+def test_a_model_trained_on_other_examples_fails_the_pack_test(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    examples = with_examples(test_pack)
+    assert run(capsys, "policy", "train", str(test_pack[0]))[0] == 0
+    (examples / "en.yaml").write_text(
+        (examples / "en.yaml").read_text() + '    - "one more none"\n', encoding="utf-8"
+    )
+    code, out, _ = run(capsys, "policy", "test", str(test_pack[0]), "--json")
+    assert code == 1
+    [result] = json_lines(out)
+    assert result["failures"] == [
+        f"{test_pack[0] / 'signal_model/model.json'}: trained on other examples: "
+        "run chatguard policy train"
+    ]
+
+
+def test_train_with_bad_examples_exits_1_and_keeps_the_old_model(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    examples = with_examples(test_pack)
+    assert run(capsys, "policy", "train", str(test_pack[0]))[0] == 0
+    model = (test_pack[0] / "signal_model/model.json").read_bytes()
+    (examples / "bad.yaml").write_text("examples:\n  meetin:\n    - hi\n", encoding="utf-8")
+    code, out, err = run(capsys, "policy", "train", str(test_pack[0]), "--json")
+    assert code == 1
+    assert failed_json(out)
+    assert err.startswith(f"{examples / 'bad.yaml'}:2: unknown signal 'meetin'")
+    assert (test_pack[0] / "signal_model/model.json").read_bytes() == model

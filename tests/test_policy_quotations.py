@@ -12,6 +12,22 @@ def test_quoted_regions_pair_marks_and_ignore_unclosed_ones() -> None:
         (13, 14),
         (17, 18),
     ]
-    assert without_quotations('say "x" now') == "say  .  now"
+    assert without_quotations('say "x y z" now') == "say  .  now"
     assert without_quotations('"only a quotation"') is None
     assert without_quotations("no quotation") is None
+
+
+def test_a_word_or_two_in_quotation_marks_is_emphasis_not_quoting() -> None:
+    assert without_quotations('send me a "pic" now') is None
+    assert without_quotations('he said "send more" lol') is None
+    assert without_quotations('he said "send more pics" lol') == "he said  .  lol"
+
+
+def test_single_quotes_quote_only_at_word_boundaries() -> None:
+    lesson = "Example 1: 'you're so mature for your age, not like the kids'"
+    assert quoted_regions(lesson) == [(12, len(lesson) - 1)]
+    assert without_quotations(lesson) == "Example 1:  . "
+    assert without_quotations("don't tell 'em about the kids' game") is None
+    assert quoted_regions("it's the kids' game") == []
+    assert without_quotations("he said 'send me a pic' ok") == "he said  .  ok"
+    assert without_quotations("‘send me more pics’ is what he wrote") == " .  is what he wrote"

@@ -169,6 +169,7 @@ def test_explain_shows_every_rule_with_spans_into_the_original_text(
         "features",
         "truncated",
         "rules",
+        "model",
     }
     assert result["text"] == text
     assert result["truncated"] is False

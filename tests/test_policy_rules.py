@@ -287,11 +287,11 @@ def test_all_errors_of_all_files_in_one_error(tmp_path: Path) -> None:
     assert [str(i) for i in e.value.errors] == [
         f"{tmp_path}/policy.yaml:1: unknown mode 'loud' (allowed: enforce, shadow)",
         f"{tmp_path}/policy.yaml:2: unknown key 'extra' in policy.yaml (allowed: mode, "
-        "half_life, max_chars, thresholds, settings)",
+        "half_life, max_chars, thresholds, settings, signal_model)",
         f"{tmp_path}/a.yaml:5: unknown signal 'nope' (allowed: age_probe, minor_self_declared, "
         "adult_self_declared, flattery, exclusivity, secrecy, risk_assessment, isolation, "
         "pi_request, pi_share, image_request, sexual, gift_lure, meeting, sextortion, "
-        "safeguarding)",
+        "safeguarding, kinship)",
         f"{tmp_path}/b/c.yaml:10: unknown mode 'x' (allowed: enforce, shadow)",
     ]
 
@@ -530,3 +530,87 @@ def test_readme_example_loads(tmp_path: Path) -> None:
     policy = load_policy(tmp_path)
     assert [r.id for r in policy.rules] == ["en.isolation.move_app"]
     assert [t.at for t in policy.thresholds] == [4, 8]
+
+
+# --- The signal model in a pack ------------------------------------------------------
+
+MODEL = (
+    '{"format": 1, "signals": ["image_request"], "bias": [-1.0], "thresholds": [0.0], '
+    '"weights": {"w:foto": [[0, 2.0]]}}\n'
+)
+
+
+def test_a_packs_signal_model_and_how_it_is_used(tmp_path: Path) -> None:
+    write(tmp_path / "en" / "isolation.yaml", RULE)
+    write(tmp_path / "signal_model" / "examples" / "en.yaml", "examples: {}\n")  # not rules
+    write(tmp_path / "signal_model" / "model.json", MODEL)
+    without_settings = load_policy(tmp_path)
+    assert without_settings.signal_model is not None
+    assert without_settings.signal_model.signals == (Signal.IMAGE_REQUEST,)
+    assert without_settings.model_use.enabled
+    assert without_settings.model_use.weight == 1.0
+    assert [r.id for r in without_settings.rules] == ["en.isolation.move_app"]
+
+    write(
+        tmp_path / "policy.yaml",
+        """\
+        signal_model:
+          mode: shadow
+          weight: 0.5
+          weights: {image_request: 2}
+          triggers: false
+        """,
+    )
+    policy = load_policy(tmp_path)
+    use = policy.model_use
+    assert (use.mode, use.weight, use.triggers) == (Mode.SHADOW, 0.5, False)
+    assert use.weight_of(Signal.IMAGE_REQUEST) == 2
+    assert use.weight_of(Signal.MEETING) == 0.5
+    assert policy.version != without_settings.version
+
+    write(tmp_path / "policy.yaml", "signal_model: {mode: off}\n")
+    assert not load_policy(tmp_path).model_use.enabled
+
+
+def test_the_model_file_is_part_of_the_packs_version(tmp_path: Path) -> None:
+    write(tmp_path / "en" / "isolation.yaml", RULE)
+    write(tmp_path / "signal_model" / "model.json", MODEL)
+    before = load_policy(tmp_path).version
+    write(tmp_path / "signal_model" / "model.json", MODEL.replace("2.0", "3.0"))
+    assert load_policy(tmp_path).version != before
+
+
+@pytest.mark.parametrize(
+    ("policy_yaml", "model", "expected"),
+    [
+        (
+            "signal_model: {mode: loud}\n",
+            MODEL,
+            "policy.yaml:1: unknown signal_model.mode 'loud' (allowed: enforce, shadow, off)",
+        ),
+        (
+            "signal_model: {weights: {imagerequest: 1}}\n",
+            MODEL,
+            "policy.yaml:1: unknown key 'imagerequest' in signal_model.weights "
+            "(did you mean 'image_request'?)",
+        ),
+        (
+            "signal_model: {weight: 1}\n",
+            None,
+            "policy.yaml: 'signal_model' is set but signal_model/model.json is missing",
+        ),
+        (None, "[1, 2]\n", "signal_model/model.json: a model file must hold a JSON object"),
+        (None, "{", "signal_model/model.json: not JSON"),
+    ],
+)
+def test_signal_model_errors(
+    tmp_path: Path, policy_yaml: str | None, model: str | None, expected: str
+) -> None:
+    write(tmp_path / "en" / "isolation.yaml", RULE)
+    if policy_yaml is not None:
+        write(tmp_path / "policy.yaml", policy_yaml)
+    if model is not None:
+        write(tmp_path / "signal_model" / "model.json", model)
+    with pytest.raises(PolicyError) as e:
+        load_policy(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path}/{expected}")

@@ -52,6 +52,8 @@ async def irc_guard(
         # wiring under test is the same.
         shutil.copy(ROOT / "policies" / "policy.yaml", pack / "policy.yaml")
         shutil.copytree(ROOT / "policies" / "en", pack / "en")
+        (pack / "signal_model").mkdir()
+        shutil.copy(ROOT / "policies" / "signal_model" / "model.json", pack / "signal_model")
         extra["policy"] = {"directory": str(pack), "watch": False, "backend": "fallback"}
         extra["banners"] = {"directory": str(ROOT / "banners")}
     return await make_guard("ws://127.0.0.1:9", **extra)

@@ -11,13 +11,17 @@ the policy:
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
    or the pack is in shadow mode; for a signal matched by rules of several
    languages, only one language's matches count (``one_language``; the
-   others still carry out their actions); plus one ``evasion`` match when
-   the normaliser undid a disguise *and* a rule matched (disguises alone are
-   ordinary chat);
+   others still carry out their actions);
+   **learned**: the pack's signal model (``signal_model.py``) adds a match,
+   ``model.<signal>``, for each signal it finds that no rule matched (a
+   moderator's messages are not scored); plus one ``evasion`` match when
+   the normaliser undid a disguise *and* a rule or the model matched
+   (disguises alone are ordinary chat);
 5. **risk**: fold the matches into the conversation state (``risk.observe``);
 6. **actions**: the rules' own actions, the direct triggers (sextortion,
-   a child's safeguarding disclosure), and the thresholds the conversation
-   risk reached for the first time; merged so that each action appears once.
+   a child's safeguarding disclosure; found by a rule, or by the model when
+   the pack lets it trigger), and the thresholds the conversation risk
+   reached for the first time; merged so that each action appears once.
 
 Age bands in scopes. A person's bands are their attested band and their
 effective band (see ``risk``), read as a scope spells them (likely minor as
@@ -82,6 +86,8 @@ from chatguard.policy.risk import (
 )
 
 EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
+MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
+MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
 
 
 @quick_init
@@ -116,6 +122,8 @@ class RuleScanner(Protocol):
 
     def scan(self, norm: Normalised) -> Sequence[ScanHit]: ...
 
+    def talked_about(self, norm: Normalised, signals: Sequence[Signal]) -> set[Signal]: ...
+
 
 class Engine:
     """Assesses messages against one policy. Holds no per-conversation state."""
@@ -125,6 +133,9 @@ class Engine:
         self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
         self._matcher = matcher
         self._thresholds = tuple(sorted(policy.thresholds, key=lambda t: t.at))
+        use = policy.model_use
+        self._model = policy.signal_model if use.enabled else None
+        self._model_shadow = policy.mode is Mode.SHADOW or use.mode is Mode.SHADOW
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -137,6 +148,12 @@ class Engine:
         matched = self._matches(msg, before, self._matcher.scan(norm))
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
+        found = self._learned(msg, norm, matched) if self._model is not None else []
+        learned = [m for m, _ in found]
+        matches += learned
+        own = _OwnWords(self, msg.text)
+        if matches and not _minorish(before, msg.sender):
+            matches = self._quoted_weigh_less(matches, own)
         yes, pending = answer(before, msg.sender, before.messages, norm.folded)
         if yes is not None:
             matches.append(yes)
@@ -161,14 +178,16 @@ class Engine:
                 after = replace(after, language=language)
 
         planned: list[PlannedAction] = []
-        acting = self._acting(msg, after, matched) if matched else matched
+        acting = self._acting(msg, after, matched, own) if matched else matched
         if acting:
             planned = [
                 PlannedAction(a.type, dict(a.params), rule.id, m.shadow)
                 for m, rule in acting
                 for a in rule.actions
             ]
-            planned += self._triggers(msg, after, acting)
+        sure = self._sure(msg, after, found, own) if found else []
+        if acting or sure:
+            planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
@@ -215,37 +234,96 @@ class Engine:
                 out.append((match, rule))
         return out
 
+    def _learned(
+        self, msg: MessageContext, norm: Normalised, matched: list[tuple[Match, Rule]]
+    ) -> list[tuple[Match, float]]:
+        """The signals only the signal model found, with its probability: a
+        signal a rule matched (in any language) is the rule's, a signal the
+        rules' ``unless`` guards say is only talked about ("if anyone asks
+        you to...") is dropped, and a moderator's message is not scored."""
+        assert self._model is not None
+        if msg.sender_roles and MODEL_EXEMPT_ROLES & msg.sender_roles:
+            return []
+        found = self._model.found(norm.folded)
+        if not found:
+            return []
+        ruled = {m.signal for m, _ in matched}
+        found = [(s, p) for s, p in found if s not in ruled]
+        if found:
+            about = self._matcher.talked_about(norm, [s for s, _ in found])
+            found = [(s, p) for s, p in found if s not in about]
+        use = self.policy.model_use
+        return [
+            (Match(MODEL_RULE_PREFIX + s.value, s, use.weight_of(s), (), self._model_shadow), p)
+            for s, p in found
+        ]
+
+    def _quoted_weigh_less(self, matches: list[Match], own: _OwnWords) -> list[Match]:
+        """Someone not known as a child quoting grooming lines (a lesson, a
+        news story, a training room) is talking *about* them: a match found
+        only inside quotations weighs ``quoted_weight`` of its weight."""
+        rules = own.rules()
+        if rules is None:
+            return matches
+        signals = own.signals()
+        k = self.settings.quoted_weight
+        return [
+            m
+            if (
+                m.rule_id in rules
+                or (m.rule_id.startswith(MODEL_RULE_PREFIX) and m.signal in signals)
+            )
+            else replace(m, weight=m.weight * k, quoted=True)
+            for m in matches
+        ]
+
+    def _sure(
+        self,
+        msg: MessageContext,
+        state: ConversationState,
+        found: list[tuple[Match, float]],
+        own: _OwnWords,
+    ) -> list[Match]:
+        """The learned matches that may trigger at once: the pack lets them,
+        the model is at least ``trigger_at`` sure, and, as in ``_acting``, the
+        signal is not found only inside a quotation by someone not known as a
+        child."""
+        use = self.policy.model_use
+        sure = [m for m, p in found if use.triggers and p >= use.trigger_at]
+        if not sure or _minorish(state, msg.sender) or own.rules() is None:
+            return sure
+        still = own.signals()
+        return [m for m in sure if m.signal in still]
+
     def _acting(
-        self, msg: MessageContext, state: ConversationState, matched: list[tuple[Match, Rule]]
+        self,
+        msg: MessageContext,
+        state: ConversationState,
+        matched: list[tuple[Match, Rule]],
+        own: _OwnWords,
     ) -> list[tuple[Match, Rule]]:
         """The matches that may act on their own message (rule actions and
         direct triggers). Someone not known as a child quoting a threat or a
         cry for help (a training room, a news story, a lesson) is talking
-        *about* it: a match wholly inside a quotation still scores, but does
-        not act at once. A child quoting what was said to them still acts:
-        that is a disclosure."""
-        if _participant(state, msg.sender, None).band(include_shadow=True).minorish:
+        *about* it: a match wholly inside a quotation still scores (less, see
+        ``_quoted_weigh_less``), but does not act at once. A child quoting
+        what was said to them still acts: that is a disclosure."""
+        if _minorish(state, msg.sender):
             return matched
-        unquoted = without_quotations(msg.text)
-        if unquoted is None:
+        still = own.rules()
+        if still is None:
             return matched
-        # Rescanned rather than judged by spans: a pattern anchored at the
-        # start of the message has a span that begins outside the quotation.
-        still = {
-            h.rule.id
-            for h in self._matcher.scan(normalise(unquoted, max_chars=self.policy.max_chars))
-        }
         return [(m, r) for m, r in matched if m.rule_id in still]
 
     def _triggers(
-        self, msg: MessageContext, state: ConversationState, matched: Sequence[tuple[Match, Rule]]
+        self, msg: MessageContext, state: ConversationState, matched: Sequence[Match]
     ) -> list[PlannedAction]:
         out: list[PlannedAction] = []
         for signal, trigger in (
             (Signal.SEXTORTION, self.settings.sextortion),
             (Signal.SAFEGUARDING, self.settings.safeguarding),
         ):
-            hits = [m for m, _ in matched if m.signal is signal]
+            hits = [m for m in matched if m.signal is signal]
             if trigger is None or not hits:
                 continue
             shadow = all(m.shadow for m in hits)
@@ -266,6 +344,53 @@ class Engine:
         severity = escalation_severity(risk, state, self.settings, include_shadow=action.shadow)
         params = {"category": "grooming", **action.params, "severity": severity}
         return PlannedAction(action.type, params, action.reason, action.shadow)
+
+
+class _OwnWords:
+    """A message's own words: what still matches once its quotations are
+    blanked out. Scanned at most once, and only when asked."""
+
+    __slots__ = ("_engine", "_rules", "_signals", "_text", "_unquoted")
+
+    def __init__(self, engine: Engine, text: str) -> None:
+        self._engine = engine
+        self._text = text
+        self._unquoted: Normalised | bool | None = False  # False: not looked yet
+        self._rules: set[str] | None = None
+        self._signals: set[Signal] | None = None
+
+    def _norm(self) -> Normalised | None:
+        if self._unquoted is False:
+            unquoted = without_quotations(self._text)
+            max_chars = self._engine.policy.max_chars
+            self._unquoted = None if unquoted is None else normalise(unquoted, max_chars=max_chars)
+        return self._unquoted if isinstance(self._unquoted, Normalised) else None
+
+    def rules(self) -> set[str] | None:
+        """Ids of the rules the own words match; ``None`` when the message
+        quotes nothing (everything in it is the sender's own words)."""
+        norm = self._norm()
+        if norm is None:
+            return None
+        if self._rules is None:
+            # Rescanned rather than judged by spans: a pattern anchored at the
+            # start of the message has a span that begins outside the quotation.
+            self._rules = {h.rule.id for h in self._engine._matcher.scan(norm)}
+        return self._rules
+
+    def signals(self) -> set[Signal]:
+        """The signals the model finds in the own words (empty without a model)."""
+        norm = self._norm()
+        model = self._engine._model
+        if norm is None or model is None:
+            return set()
+        if self._signals is None:
+            self._signals = {signal for signal, _ in model.found(norm.folded)}
+        return self._signals
+
+
+def _minorish(state: ConversationState, user: str) -> bool:
+    return _participant(state, user, None).band(include_shadow=True).minorish
 
 
 def _trigger_actions(trigger: Trigger, reason: str, shadow: bool) -> list[PlannedAction]:

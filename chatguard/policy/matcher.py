@@ -61,7 +61,7 @@ import regex  # type: ignore[import-untyped, unused-ignore]
 
 from chatguard.policy import prefilter, regex_tree, safety
 from chatguard.policy.frozen import quick_init
-from chatguard.policy.model import Pattern, Rule
+from chatguard.policy.model import Pattern, Rule, Signal
 from chatguard.policy.normalise import Normalised
 from chatguard.policy.prefilter import (
     ASCII_SPACE,
@@ -374,6 +374,10 @@ class Matcher:
             for u in unit_ids:
                 rules_of[u].add(r)
         self._rules_of = [tuple(sorted(rs)) for rs in rules_of]
+        unless_of: dict[Signal, dict[int, None]] = {}
+        for r, unit_ids in enumerate(self._unless):
+            unless_of.setdefault(rules[r].signal, {}).update(dict.fromkeys(unit_ids))
+        self._unless_of = {s: tuple(us) for s, us in unless_of.items()}
 
     @property
     def units(self) -> int:
@@ -414,6 +418,24 @@ class Matcher:
             mapped = sorted({norm.folded_span_to_original(a, b) for a, b in spans})
             hits.append(RuleHit(self.rules[r], tuple(mapped)))
         return hits
+
+    def talked_about(self, norm: Normalised, signals: Sequence[Signal]) -> set[Signal]:
+        """Which of ``signals`` the text only talks about: some rule of that
+        signal has an ``unless`` pattern that matches it ("if anyone asks
+        you to...", "a pic of the cat"). The signal model's findings defer to
+        these guards as the rules do."""
+        text = norm.folded
+        if not text or not any(self._unless_of.get(s) for s in signals):
+            return set()
+        candidates = self._finder.candidates(text) | self._finder.always
+        found: dict[int, list[tuple[int, int]]] = {}
+        return {
+            s
+            for s in signals
+            if any(
+                self._confirm(u, text, found) for u in self._unless_of.get(s, ()) if u in candidates
+            )
+        }
 
     def _confirm(
         self, u: int, text: str, found: dict[int, list[tuple[int, int]]]

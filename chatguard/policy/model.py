@@ -17,7 +17,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatguard.policy.signal_model import SignalModel
 
 from chatguard.policy.frozen import quick_init
 
@@ -42,6 +45,7 @@ class Signal(enum.StrEnum):
     MEETING = "meeting"  # arranging to meet offline
     SEXTORTION = "sextortion"  # threats to share images, demands
     SAFEGUARDING = "safeguarding"  # a child disclosing abuse or self-harm
+    KINSHIP = "kinship"  # "ok mum", "love, dad": writer and reader are family
     EVASION = "evasion"  # deliberate obfuscation found by the normaliser
 
 
@@ -172,6 +176,21 @@ class Threshold:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUse:
+    """How a pack uses its signal model (``policy.yaml``, ``signal_model:``)."""
+
+    mode: Mode | None = None  # None: the policy's mode; "off" is ``enabled=False``
+    enabled: bool = True
+    weight: float = 1.0  # the weight of a signal only the model found
+    weights: Mapping[Signal, float] = field(default_factory=dict)  # per signal
+    triggers: bool = True  # a learned sextortion or safeguarding signal acts at once...
+    trigger_at: float = 0.97  # ...when the model is at least this sure (a probability)
+
+    def weight_of(self, signal: Signal) -> float:
+        return self.weights.get(signal, self.weight)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A loaded, validated policy pack. ``version`` is a hash of its content."""
 
@@ -182,6 +201,8 @@ class Policy:
     half_life: float = 1800.0  # seconds for a signal's weight to halve
     max_chars: int = 4096  # longer messages are evaluated on this prefix
     settings: Mapping[str, Any] = field(default_factory=dict)
+    signal_model: SignalModel | None = None  # signal_model/model.json, when the pack has one
+    model_use: ModelUse = field(default_factory=ModelUse)
 
 
 @quick_init
@@ -194,6 +215,7 @@ class Match:
     weight: float
     spans: tuple[tuple[int, int], ...]
     shadow: bool = False
+    quoted: bool = False  # found only inside a quotation: weighs less, reaches no stage
 
 
 @quick_init

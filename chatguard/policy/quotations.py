@@ -1,21 +1,51 @@
 """Quotations in a chat message: what is quoted, and the message without it.
 
-What it owns: finding closed quotations ("...", “...”, „...“, «...») and
-blanking them out, so that the engine can tell a rule that matches someone's
-own words from one that matches only words they quote (a training room, a
-news story, a lesson). Single quotes are left out: they are apostrophes too.
+What it owns: finding closed quotations ("...", “...”, „...“, «...»,
+'...', ‘...’) and blanking them out, so that the engine can tell a rule that
+matches someone's own words from one that matches only words they quote (a
+training room, a news story, a lesson).
+
+Single quotes are apostrophes too ("don't", "kids' games"), so a single
+quote opens a quotation only at the start of the text or after a space, a
+colon or an opening bracket, before a non-space; and closes it only after a
+non-space, before the end, a space or punctuation. "Example 1: 'you're so
+mature for your age'" quotes; "don't tell 'em" does not.
 
 Invariants: pure; regions never nest or overlap; an unclosed mark quotes
 nothing; a message that is nothing but quotations has no framing text and
-is the sender's own words (``without_quotations`` returns ``None``).
+is the sender's own words (``without_quotations`` returns ``None``); so is a
+quotation of fewer than ``MIN_WORDS`` words (emphasis: 'send me a "pic"').
 """
 
 from __future__ import annotations
 
+import re
+
 # Opening quotation mark -> its closing mark. Straight and typographic
 # double quotes, guillemets (fr, de, pl, es, pt) and the low-high quotes of
-# German and Polish. Single quotes are left out: they are apostrophes too.
+# German and Polish. Single quotes have rules of their own (``_SINGLE``).
 _QUOTES = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
+_SINGLE = frozenset("'‘’")
+MIN_WORDS = 3  # a shorter quotation is emphasis, not quoting
+# Words that start with an apostrophe ('em, 'cause, 'til): not an opening quote.
+_ELISION = re.compile(
+    r"(?:em|cause|cos|coz|til|till|round|bout|n|tis|twas|ello|ere|ow)\b", re.IGNORECASE
+)
+_OPEN_AFTER = frozenset(" \t\n:([—–-")
+_MARKS = frozenset(_QUOTES) | _SINGLE
+
+
+def _single_close(text: str, start: int) -> int:
+    """The index of the single quote closing one opened before ``start``, or -1."""
+    n = len(text)
+    for j in range(start, n):
+        if (
+            text[j] in _SINGLE
+            and not text[j - 1].isspace()
+            and (j + 1 == n or not text[j + 1].isalnum())
+        ):
+            return j
+    return -1
 
 
 def quoted_regions(text: str) -> list[tuple[int, int]]:
@@ -28,6 +58,18 @@ def quoted_regions(text: str) -> list[tuple[int, int]]:
     while i < n:
         close = _QUOTES.get(text[i])
         if close is None:
+            if (
+                text[i] in _SINGLE
+                and (i == 0 or text[i - 1] in _OPEN_AFTER)
+                and i + 1 < n
+                and not text[i + 1].isspace()
+                and not _ELISION.match(text, i + 1)
+            ):
+                j = _single_close(text, i + 2)
+                if j >= 0:
+                    out.append((i + 1, j))
+                    i = j + 1
+                    continue
             i += 1
             continue
         j = text.find(close, i + 1)
@@ -45,9 +87,11 @@ def without_quotations(text: str) -> str | None:
     """``text`` with every quotation blanked out, or ``None`` when it has no
     quotation or nothing but quotations (a whole message in quotation marks
     is the sender's own words)."""
-    if not any(c in text for c in _QUOTES):
+    if not any(mark in text for mark in _MARKS):
         return None
-    regions = quoted_regions(text)
+    # A word or two in quotation marks ('send me a "pic"') is emphasis or
+    # irony, not someone else's words: only a quoted phrase counts.
+    regions = [(a, b) for a, b in quoted_regions(text) if len(text[a:b].split()) >= MIN_WORDS]
     if not regions:
         return None
     parts, last = [], 0

@@ -80,7 +80,24 @@ def explain(text: str, policy: Policy, matcher: Matcher) -> dict[str, Any]:
         "features": sorted(f.value for f in norm.features),
         "truncated": norm.truncated,
         "rules": rules,
+        "model": _learned(policy, norm.folded),
     }
+
+
+def _learned(policy: Policy, folded: str) -> list[dict[str, Any]]:
+    """What the signal model finds in a message, with the words that weigh most."""
+    model = policy.signal_model
+    if model is None or not policy.model_use.enabled:
+        return []
+    return [
+        {
+            "signal": signal.value,
+            "probability": round(p, 3),
+            "weight": policy.model_use.weight_of(signal),
+            "features": [f for f, _ in model.reasons(folded, signal)],
+        }
+        for signal, p in model.found(folded)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,7 +264,9 @@ def observe(
                 if contradiction and m.signal is Signal.MINOR_SELF
                 else _KEY_OF[m.signal]
             )
-            contributions.append((key, m.weight, STAGE_OF.get(m.signal), m.shadow))
+            # A quotation of grooming lines (a lesson) is not a grooming stage.
+            stage = None if m.quoted else STAGE_OF.get(m.signal)
+            contributions.append((key, m.weight, stage, m.shadow))
         top = settings.max_score
         scores = _added(scores_in, contributions, top, None)
         stages = _staged(state.stages, contributions, index, None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from chatguard.policy.model import Stage
+from chatguard.policy.model import Signal, Stage
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
     ADULTISH,
@@ -86,6 +86,7 @@ def dyad_risks(
     }
 
 
+_KINSHIP = Signal.KINSHIP.value
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 _PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
@@ -142,9 +143,10 @@ def _dyad_risk(
             views.append((pair.scores, pair.stages, to_minor, k))
     totals: dict[str, float] = {}
     stages: Mapping[Stage, int] = _NO_STAGES
-    if len(views) == 1:
-        # One direction (most dyads: one person's messages score): the sum
-        # over directions is the direction itself, capped as it is read.
+    kin = False  # the dyad showed the two are family (a kinship score still read)
+    if len(views) == 1 and _KINSHIP not in views[0][0]:
+        # One direction of people not shown to be family (most dyads): the
+        # sum over directions is the direction itself, capped as it is read.
         scores, stages, to_minor, owed = views[0]
         reading = settings._reading[to_minor]
         for key, s in scores.items():
@@ -160,6 +162,8 @@ def _dyad_risk(
                 s *= owed
                 if s >= MIN_READ:
                     totals[key] = totals.get(key, 0.0) + reading.get(key, _PLAIN)[0] * s
+                    if key == _KINSHIP:
+                        kin = True
             if not stages:
                 stages = pair_stages
             elif pair_stages:
@@ -167,6 +171,10 @@ def _dyad_risk(
                 for st, i in pair_stages.items():
                     merged[st] = min(merged.get(st, i), i)
                 stages = merged
+        if kin:
+            for key in settings.kinship_signals:
+                if key in totals:
+                    totals[key] *= settings.kinship_factor
         caps = settings.signal_caps
         for key, v in totals.items():
             limit = caps.get(key)
@@ -186,10 +194,14 @@ def _dyad_risk(
     bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
+    if kin:
+        bonus *= settings.kinship_factor
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
         m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
+        if kin and m > 1.0:
+            m = 1.0  # a parent and their child are not a stranger and a child
     return m * total * (1.0 + bonus)
 
 

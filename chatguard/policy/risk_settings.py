@@ -37,6 +37,9 @@ _FACTORS: Mapping[str, float] = {
     # A disclosure says the child needs help, not that the listener is a danger;
     # its own trigger acts on it.
     _S.SAFEGUARDING: 0.0,
+    # Kinship is context, never risk: it lowers a family dyad's ordinary
+    # signals (``kinship_factor``) and adds nothing itself.
+    _S.KINSHIP: 0.0,
     AGE_CONTRADICTION: 3.0,
 }
 #: Per-dyad ceiling of ordinary signals: asking ten times is not ten times as bad.
@@ -49,8 +52,19 @@ _CAPS: Mapping[str, float] = {
     _S.MEETING: 1.5,
     _S.EVASION: 1.0,
 }
+#: Signals a family says every day ("are you home alone?", "I'll pick you up",
+#: "don't tell your sister"): in a dyad shown to be family they count for
+#: ``kinship_factor`` of their weight. Sexual content, sextortion and a
+#: child's disclosure are not among them: they count in full in any family.
+_KINSHIP_SIGNALS = frozenset(
+    {
+        _S.AGE_PROBE, _S.MINOR_SELF, _S.ADULT_SELF, _S.FLATTERY, _S.EXCLUSIVITY,
+        _S.SECRECY, _S.RISK_CHECK, _S.ISOLATION, _S.PI_REQUEST, _S.PI_SHARE,
+        _S.IMAGE_REQUEST, _S.GIFT_LURE, _S.MEETING, _S.EVASION,
+    }
+)  # fmt: skip
 _COMBINATIONS: tuple[tuple[str, str, float], ...] = (
-    (_S.MEETING, _S.SECRECY, 1.0),
+    (_S.MEETING, _S.SECRECY, 2.0),  # a secret meeting with a child is the classic case
     (_S.IMAGE_REQUEST, _S.SECRECY, 1.0),
     (_S.ISOLATION, _S.SECRECY, 0.5),
     (_S.RISK_CHECK, _S.MEETING, 0.5),
@@ -99,7 +113,15 @@ class RiskSettings:
     stage_bonus: float = 0.25
     order_bonus: float = 0.5
     progression_between_minors: float = 0.0
+    # A dyad in which either person showed the two are family (``kinship``):
+    # its ordinary signals, its stage bonus and its relationship multiplier
+    # count this much (docs/risk-model.md, "Families").
+    kinship_factor: float = 0.25
+    kinship_signals: frozenset[str] = _KINSHIP_SIGNALS
     evasion_weight: float = 0.5
+    # A match found only inside quotations, by someone not known as a child,
+    # weighs this much of its weight: quoting is talking about, not doing.
+    quoted_weight: float = 0.1
     severity_at: Mapping[str, float] = field(
         default_factory=lambda: {"medium": 8.0, "high": 16.0, "critical": 32.0}
     )
@@ -146,7 +168,9 @@ _FLOATS = {
     "stage_bonus": 100.0,
     "order_bonus": 100.0,
     "progression_between_minors": 1.0,
+    "kinship_factor": 1.0,
     "evasion_weight": 100.0,
+    "quoted_weight": 1.0,
     "max_score": 1e9,
     "max_idle_decay": math.inf,
 }
@@ -178,7 +202,7 @@ def parse_settings(settings: Mapping[str, Any], *, half_life: float = 1800.0) ->
             changes[key] = _number(where, value, _FLOATS[key], positive=positive)
         elif key in _INTS:
             changes[key] = _whole(where, value, 1, _INTS[key])
-        elif key == "minor_target_signals":
+        elif key in ("minor_target_signals", "kinship_signals"):
             changes[key] = frozenset(_signal(where, s) for s in _list(where, value))
         elif key in ("signal_factors", "signal_caps"):
             merged = dict(getattr(base, key))

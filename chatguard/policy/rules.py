@@ -37,6 +37,7 @@ from chatguard.policy.model import (
     ActionType,
     Audience,
     Mode,
+    ModelUse,
     Pattern,
     PatternKind,
     Policy,
@@ -48,11 +49,15 @@ from chatguard.policy.model import (
 )
 from chatguard.policy.normalise import normalise
 from chatguard.policy.safety_cache import SafetyCache
+from chatguard.policy.signal_model import LEARNABLE, ModelError
+from chatguard.policy.signal_model import loads as model_from_bytes
 from chatguard.policy.yaml_reader import PolicyError as PolicyError
 from chatguard.policy.yaml_reader import PolicyIssue as PolicyIssue
 from chatguard.policy.yaml_reader import Reader, kind, suggest
 
 POLICY_FILE = "policy.yaml"
+MODEL_DIR = "signal_model"  # the signal model's examples and model.json; not rule files
+MODEL_FILE = "signal_model/model.json"
 SEVERITIES = ("low", "medium", "high", "critical")
 ORIGINS = ("client", "upstream")
 AGE_BANDS = ("minor", "adult", "unknown")
@@ -430,8 +435,41 @@ def _rule_file(
 
 # --- policy.yaml --------------------------------------------------------------------
 
-_POLICY_KEYS = ("mode", "half_life", "max_chars", "thresholds", "settings")
+_POLICY_KEYS = ("mode", "half_life", "max_chars", "thresholds", "settings", "signal_model")
 _THRESHOLD_KEYS = ("at", "actions", "require_minor")
+_MODEL_KEYS = ("mode", "weight", "weights", "triggers", "trigger_at")
+
+
+def _model_use(r: Reader, node: yaml.Node) -> ModelUse | None:
+    fields = r.mapping(node, "signal_model", _MODEL_KEYS)
+    if fields is None:
+        return None
+    out: dict[str, Any] = {}
+    if "mode" in fields:
+        mode = r.choice(fields["mode"], "signal_model.mode", ("enforce", "shadow", "off"))
+        if mode == "off":
+            out["enabled"] = False
+        elif mode is not None:
+            out["mode"] = Mode(mode)
+    if "weight" in fields:
+        out["weight"] = r.number(fields["weight"], "signal_model.weight")
+    if "weights" in fields:
+        weights: dict[Signal, float] = {}
+        per = r.mapping(fields["weights"], "signal_model.weights", [s.value for s in LEARNABLE])
+        for name, value in (per or {}).items():
+            w = r.number(value, f"signal_model.weights.{name}")
+            if w is not None:
+                weights[Signal(name)] = w
+        out["weights"] = weights
+    if "triggers" in fields:
+        out["triggers"] = r.boolean(fields["triggers"], "signal_model.triggers")
+    if "trigger_at" in fields:
+        at = r.number(fields["trigger_at"], "signal_model.trigger_at")
+        if at is not None and not 0.5 <= at <= 1:
+            r.error(fields["trigger_at"], "'signal_model.trigger_at' must be from 0.5 to 1")
+        else:
+            out["trigger_at"] = at
+    return ModelUse(**{k: v for k, v in out.items() if v is not None})
 
 
 def _policy_settings(r: Reader, text: str | None) -> dict[str, Any]:
@@ -456,6 +494,8 @@ def _policy_settings(r: Reader, text: str | None) -> dict[str, Any]:
             r.error(
                 fields["settings"], f"'settings' must be a mapping, not {kind(fields['settings'])}"
             )
+    if "signal_model" in fields:
+        out["model_use"] = _model_use(r, fields["signal_model"])
     thresholds: list[Threshold] = []
     last: float | None = None
     for node in r.items(fields["thresholds"], "thresholds") if "thresholds" in fields else []:
@@ -497,6 +537,7 @@ def _rule_paths(directory: Path) -> list[Path]:
         rel = path.relative_to(directory)
         if (
             rel.as_posix() == POLICY_FILE
+            or rel.parts[0] == MODEL_DIR
             or any(part.startswith(".") for part in rel.parts)
             or path.name.lower().startswith("readme")
             or not path.is_file()
@@ -546,6 +587,19 @@ def load_policy(directory: Path, *, cache_dir: Path | None = None) -> Policy:
         if read is not None:
             _hash(digest, rel.as_posix(), read[0])
             rules += _rule_file(Reader(shown, issues), read[1], seen, verdicts)
+    model_path = directory / MODEL_FILE
+    if model_path.is_file():
+        read_model = _read(model_path, str(model_path), issues)
+        if read_model is not None:
+            _hash(digest, MODEL_FILE, read_model[0])
+            try:
+                settings["signal_model"] = model_from_bytes(read_model[0])
+            except ModelError as e:
+                issues.append(PolicyIssue(str(model_path), 0, str(e)))
+    elif "model_use" in settings:
+        issues.append(
+            PolicyIssue(str(policy_path), 0, f"'signal_model' is set but {MODEL_FILE} is missing")
+        )
     if verdicts is not None:
         verdicts.save()  # the safe verdicts found, even when the pack is refused
     if issues:

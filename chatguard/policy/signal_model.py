@@ -1,0 +1,267 @@
+"""The signal model: which signals one message carries, learned from examples.
+
+The rules say exactly which phrasings carry a signal; the signal model
+generalises from example messages (``policies/signal_model/examples/``) to
+phrasings nobody wrote a rule for. It is a linear model per signal over the
+words of the message's folded normalised text (what the rules match too, so
+leetspeak, look-alike letters and split letters are already undone):
+
+- each word (``w:snap``), its first five and four letters when it is longer
+  (``p:fotin``, ``q:foto``: inflections and diminutives in six languages share
+  a stem), and each pair of neighbouring words by their first five letters
+  (``b:manda foto``);
+- for a number, its age bracket (``n:minor`` for 5 to 17, ``n:adult`` for 18
+  to 99): "im 11" and "tengo 12" teach one thing.
+
+A message carries a signal when its score (the sum of its features' weights
+and the signal's bias) reaches the signal's threshold. Training
+(``training.py``) chooses each threshold for precision on held-out folds;
+scores are logits, so ``probability`` is the logistic function of one.
+
+Invariants:
+
+1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words, two
+   dictionary lookups a word (its own features' summed weights, remembered
+   for up to ``MAX_MEMO_WORDS`` words, and its pair with the word before); no
+   numpy at run time, no I/O except ``load``, no global state.
+2. A model file is JSON with a ``format`` number; a file of another format,
+   with unknown signals or malformed weights is refused with a reason
+   (``ModelError``), never half-loaded.
+3. ``features`` is the one definition of the features, shared by training
+   and scoring, so a model always scores what it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatguard.policy.model import Signal
+
+FORMAT = 1
+MAX_WORDS = 64  # a long message is read by its first words; signals come early
+STEM = 5  # letters of a word's prefix feature...
+SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
+MAX_FILE_BYTES = 32 * 1024 * 1024  # a larger model file is refused, not read
+MAX_MEMO_WORDS = 50_000  # words whose summed weights a model remembers
+
+# Signals the model may learn. ``evasion`` is the normaliser's. ``kinship``
+# lowers risk, so a false one hides grooming; words alone cannot tell "your
+# mum" from "mum", so only the rules' exact forms give it.
+LEARNABLE: tuple[Signal, ...] = tuple(
+    s for s in Signal if s not in (Signal.EVASION, Signal.KINSHIP)
+)
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used, and why."""
+
+
+def _words(folded: str) -> list[str]:
+    return _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+
+
+def word_features(w: str) -> list[str]:
+    """The features of one word on its own (its pairs are ``features``')."""
+    out = ["w:" + w]
+    if len(w) > STEM:
+        out.append("p:" + w[:STEM])
+    if len(w) > SHORT_STEM:
+        out.append("q:" + w[:SHORT_STEM])
+    if w.isdigit() and len(w) <= 2:
+        n = int(w)
+        if 5 <= n <= 17:
+            out.append("n:minor")
+        elif n >= 18:
+            out.append("n:adult")
+    return out
+
+
+def features(folded: str) -> list[str]:
+    """The features of one message's folded normalised text."""
+    out: list[str] = []
+    prev = "^"
+    for w in _words(folded):
+        out += word_features(w)
+        stem = w[:STEM]
+        out.append("b:" + prev + " " + stem)
+        prev = stem
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SignalModel:
+    """A trained model: per signal a bias and a threshold (logits), and per
+    feature the weights it adds to some signals."""
+
+    signals: tuple[Signal, ...]
+    bias: tuple[float, ...]
+    thresholds: tuple[float, ...]
+    weights: Mapping[str, tuple[tuple[int, float], ...]]
+    examples_sha256: str = ""  # the examples it was trained on
+    quality: Mapping[str, Any] = field(default_factory=dict)  # training's held-out figures
+
+    # Per word, the summed weights of its own features: most messages reuse
+    # words, so scoring looks each word up once. A memo only: scores are the
+    # same with or without it, and it is emptied when it reaches its bound.
+    _per_word: dict[str, tuple[tuple[int, float], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def scores(self, folded: str) -> list[float]:
+        """The logit of each of ``signals`` for a message."""
+        z = list(self.bias)
+        get = self.weights.get
+        memo = self._per_word
+        prev = "^"
+        for w in _words(folded):
+            own = memo.get(w)
+            if own is None:
+                own = self._word_weights(w)
+                if len(memo) >= MAX_MEMO_WORDS:
+                    memo.clear()
+                memo[w] = own
+            for i, x in own:
+                z[i] += x
+            stem = w[:STEM]
+            pair = get("b:" + prev + " " + stem)
+            if pair is not None:
+                for i, x in pair:
+                    z[i] += x
+            prev = stem
+        return z
+
+    def _word_weights(self, w: str) -> tuple[tuple[int, float], ...]:
+        summed: dict[int, float] = {}
+        for f in word_features(w):
+            for i, x in self.weights.get(f, ()):
+                summed[i] = summed.get(i, 0.0) + x
+        return tuple(sorted(summed.items()))
+
+    def found(self, folded: str) -> list[tuple[Signal, float]]:
+        """The signals a message carries, each with its probability."""
+        return [
+            (self.signals[i], probability(z))
+            for i, z in enumerate(self.scores(folded))
+            if z >= self.thresholds[i]
+        ]
+
+    def reasons(self, folded: str, signal: Signal, top: int = 5) -> list[tuple[str, float]]:
+        """The features that weigh most toward ``signal`` in a message, for
+        ``chatguard policy explain``."""
+        i = self.signals.index(signal)
+        out = []
+        for f in dict.fromkeys(features(folded)):
+            w = dict(self.weights.get(f, ())).get(i)
+            if w is not None and w > 0:
+                out.append((f, w))
+        return sorted(out, key=lambda fw: -fw[1])[:top]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "signals": [s.value for s in self.signals],
+            "bias": list(self.bias),
+            "thresholds": list(self.thresholds),
+            "examples_sha256": self.examples_sha256,
+            "quality": dict(self.quality),
+            "weights": {f: [[i, w] for i, w in ws] for f, ws in sorted(self.weights.items())},
+        }
+
+
+def probability(logit: float) -> float:
+    if logit < -60:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def from_json(data: Any) -> SignalModel:
+    """A model from its JSON value; raises ``ModelError`` naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ModelError("a model file must hold a JSON object")
+    if data.get("format") != FORMAT:
+        raise ModelError(f"model format {data.get('format')!r} is not {FORMAT}")
+    try:
+        signals = tuple(Signal(s) for s in data["signals"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"bad 'signals': {e}") from None
+    if any(s not in LEARNABLE for s in signals) or len(set(signals)) != len(signals):
+        raise ModelError("'signals' must list learnable signals once each")
+    n = len(signals)
+    bias = _floats(data.get("bias"), n, "bias")
+    thresholds = _floats(data.get("thresholds"), n, "thresholds")
+    raw = data.get("weights")
+    if not isinstance(raw, dict):
+        raise ModelError("'weights' must be an object")
+    weights: dict[str, tuple[tuple[int, float], ...]] = {}
+    for f, ws in raw.items():
+        try:
+            pairs = tuple((int(i), float(w)) for i, w in ws)
+        except (TypeError, ValueError):
+            raise ModelError(f"weights of {f!r} must be [index, weight] pairs") from None
+        if any(not 0 <= i < n or not math.isfinite(w) for i, w in pairs):
+            raise ModelError(f"weights of {f!r} name a signal out of range or are not finite")
+        weights[str(f)] = pairs
+    quality = data.get("quality")
+    return SignalModel(
+        signals=signals,
+        bias=bias,
+        thresholds=thresholds,
+        weights=weights,
+        examples_sha256=str(data.get("examples_sha256", "")),
+        quality=quality if isinstance(quality, dict) else {},
+    )
+
+
+def _floats(value: Any, n: int, name: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or len(value) != n:
+        raise ModelError(f"'{name}' must list one number per signal ({n})")
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ModelError(f"'{name}' must hold numbers") from None
+    if not all(math.isfinite(v) for v in out):
+        raise ModelError(f"'{name}' must hold finite numbers")
+    return out
+
+
+def load(path: Path) -> SignalModel:
+    """Read a model file; raises ``ModelError`` (also for I/O and JSON errors)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelError(f"{size} bytes is more than the {MAX_FILE_BYTES} a model may have")
+        return loads(path.read_bytes())
+    except OSError as e:
+        raise ModelError(f"cannot read: {e.strerror or e}") from None
+
+
+def loads(data: bytes) -> SignalModel:
+    """A model from a model file's bytes; raises ``ModelError``."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelError(f"{len(data)} bytes is more than the {MAX_FILE_BYTES} a model may have")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise ModelError(f"not JSON: {e}") from None
+    return from_json(value)
+
+
+def dumps(model: SignalModel) -> str:
+    """The model file's text: stable (sorted, rounded) so retraining on the
+    same examples gives the same bytes."""
+    return json.dumps(model.to_json(), ensure_ascii=False, sort_keys=True, indent=None) + "\n"
+
+
+def top_features(model: SignalModel, signal: Signal, k: int = 20) -> Sequence[tuple[str, float]]:
+    """The ``k`` features that weigh most toward ``signal`` (for review)."""
+    i = model.signals.index(signal)
+    pairs = [(f, w) for f, ws in model.weights.items() for j, w in ws if j == i]
+    return sorted(pairs, key=lambda fw: -fw[1])[:k]

@@ -1,0 +1,99 @@
+"""Tests for ``chatguard.policy.training``: reading example files (every
+problem as file:line), the digest that says a model is stale, and training:
+deterministic, thresholds chosen on held-out folds, and a model that reads
+phrasings it was not given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatguard.policy.model import Signal
+from chatguard.policy.normalise import normalise
+from chatguard.policy.signal_model import dumps
+from chatguard.policy.training import (
+    Settings,
+    examples_digest,
+    read_examples,
+    train,
+)
+from chatguard.policy.yaml_reader import PolicyError
+from tests.support.examples import IMAGES, MEETINGS, NONE, write
+
+S = Signal
+
+
+def test_examples_are_read_with_their_signals(tmp_path: Path) -> None:
+    write(tmp_path)
+    examples = read_examples(tmp_path)
+    assert len(examples) == len(IMAGES) + len(MEETINGS) + len(NONE) + 1
+    by_text = {e.text: e for e in examples}
+    assert by_text["send me a pic"].signals == {S.IMAGE_REQUEST}
+    assert by_text["lol same"].signals == frozenset()
+    assert by_text["send a pic then meet me"].signals == {S.IMAGE_REQUEST, S.MEETING}
+    assert by_text["send me a pic"].line == 4
+
+
+def test_every_problem_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        extra=(
+            "  imagerequest:\n    - x\n"
+            '  none:\n    - "Send me a PIC"\n'
+            "  multi:\n    - just text\n"
+            "  meeting:\n    - {text: hi, signals: [nonsense]}\n"
+            '    - ""\n'
+        ),
+    )
+    with pytest.raises(PolicyError) as info:
+        read_examples(tmp_path)
+    text = str(info.value)
+    assert f"{path}:" in text
+    assert "unknown signal 'imagerequest'" in text
+    assert "image_request" in text
+    assert "the same message as line 4" in text
+    assert "must be {text: ..., signals: [...]}" in text
+    assert "unknown signal 'nonsense'" in text
+    assert "is empty" in text
+
+
+def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="no example files"):
+        read_examples(tmp_path)
+
+
+def test_the_digest_changes_with_any_example_file(tmp_path: Path) -> None:
+    write(tmp_path)
+    before = examples_digest(tmp_path)
+    assert examples_digest(tmp_path) == before
+    (tmp_path / "fr.yaml").write_text("language: fr\nexamples: {}\n", encoding="utf-8")
+    assert examples_digest(tmp_path) != before
+
+
+def test_training_is_deterministic_and_generalises_a_little(tmp_path: Path) -> None:
+    write(tmp_path)
+    examples = read_examples(tmp_path)
+    model = train(examples, "d1", Settings(precision=0.8, folds=3))
+    assert dumps(train(examples, "d1", Settings(precision=0.8, folds=3))) == dumps(model)
+    assert model.signals == (S.IMAGE_REQUEST, S.MEETING)  # in ``Signal`` order
+    assert model.examples_sha256 == "d1"
+    assert model.quality["examples"] == len(examples)
+    assert set(model.quality["image_request"]) == {"examples", "precision", "recall"}
+
+    def found(text: str) -> set[Signal]:
+        return {s for s, _ in model.found(normalise(text).folded)}
+
+    assert S.IMAGE_REQUEST in found("send me a photo of you")  # not an example
+    assert S.MEETING in found("lets meet at the station")
+    assert found("good game lol") == set()
+
+
+def test_a_signal_with_too_few_examples_cannot_be_trained(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "en.yaml").write_text(
+        'examples:\n  meeting:\n    - "meet me"\n  none:\n    - "hello"\n    - "bye"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="meeting: 1 examples, at least 5"):
+        train(read_examples(tmp_path), "d")
