@@ -14,7 +14,13 @@ and for each matcher backend (``hyperscan`` and ``fallback``). Stages:
 
 * ``normalise``: ``normalise(text)``, the baseline every later stage pays;
 * ``scan``: ``Matcher.scan`` on an already normalised message;
-* ``normalise+scan``: both, as the pipeline runs them.
+* ``normalise+scan``: both, as the pipeline runs them;
+* ``engine (normalise+scan+risk)``: ``Engine.assess`` with the pack's rules
+  under default settings, no thresholds and no signal model, the same for
+  every pack;
+* ``engine, the pack's policy``: the same with the pack's own policy (its
+  risk settings, thresholds and signal model), as the sidecar runs it; for
+  a pack folder only.
 
 A later stage (the risk model, the whole engine) is one more entry in
 ``stages()``. For context, the small packs also time ``naive``: every
@@ -341,20 +347,29 @@ def messages(rng: random.Random, count: int) -> list[tuple[str, str]]:
 Stage = tuple[Callable[[Any], object], bool]  # (run one message, takes it normalised)
 
 
-def stages(matcher: Matcher) -> dict[str, Stage]:
+PACK_POLICY = "engine, the pack's policy"
+
+
+def stages(matcher: Matcher, policy: Policy | None = None) -> dict[str, Stage]:
     """Each stage of the engine, in pipeline order. Add the next one here."""
-    return {
+    out: dict[str, Stage] = {
         "normalise": (normalise, False),
         "scan": (matcher.scan, True),
         "normalise+scan": (lambda text: matcher.scan(normalise(text)), False),
         "engine (normalise+scan+risk)": (whole_engine(matcher), False),
     }
+    if policy is not None:
+        out[PACK_POLICY] = (whole_engine(matcher, policy), False)
+    return out
 
 
-def whole_engine(matcher: Matcher) -> Callable[[str], object]:
+def whole_engine(matcher: Matcher, policy: Policy | None = None) -> Callable[[str], object]:
     """``Engine.assess`` as the live policy step runs it: an adult writing to a
-    child, 50 conversations in turn, each with its own state, time moving on."""
-    policy = Policy(rules=matcher.rules, thresholds=(), version="bench")
+    child, 50 conversations in turn, each with its own state, time moving on.
+    Without ``policy``, the matcher's rules under default settings, with no
+    thresholds and no signal model."""
+    if policy is None:
+        policy = Policy(rules=matcher.rules, thresholds=(), version="bench")
     engine = Engine(policy, matcher)
     states: dict[str, ConversationState] = {}
     clock = iter(range(10**9))
@@ -407,6 +422,7 @@ def bench_pack(
     only: Sequence[str] = (),
     cache: Path | None = None,
     quiet: bool = False,
+    policy: Policy | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Time each stage (or only those named in ``only``) for each backend;
     return backend -> stage -> the CPU µs/msg of every run."""
@@ -438,7 +454,7 @@ def bench_pack(
         )
         say(f"  {'stage':28} {'CPU per message':>15} {'one core':>18}  {'wall µs':>12}")
         out[backend] = {}
-        for stage, (run, takes_normalised) in stages(matcher).items():
+        for stage, (run, takes_normalised) in stages(matcher, policy).items():
             if only and stage not in only:
                 continue
             batch: Sequence[object] = normalised if takes_normalised else texts
@@ -457,20 +473,22 @@ def generated_pack() -> list[Rule]:
         return list(load_policy(Path(tmp)).rules)
 
 
-def load_pack(name: str) -> list[Rule] | None:
+def load_pack(name: str) -> tuple[list[Rule], Policy | None] | None:
+    """The pack's rules, and its policy when it is a pack folder."""
     if name == "default":
-        return generated_pack()
+        return generated_pack(), None
     if name == "10k":  # the default pack grown to 10,000 rules
         rules = generated_pack()
-        return rules + synthetic_rules(10_000 - len(rules), random.Random(7))
+        return rules + synthetic_rules(10_000 - len(rules), random.Random(7)), None
     try:  # a pack folder, such as policies
-        return list(load_policy(Path(name)).rules)
+        policy = load_policy(Path(name))
     except PolicyError as e:
         print(f"\n{name}: not loaded:\n{e}")
         return None
+    return list(policy.rules), policy
 
 
-BASELINE_STAGES = ("normalise+scan", "engine (normalise+scan+risk)")
+BASELINE_STAGES = ("normalise+scan", "engine (normalise+scan+risk)", PACK_POLICY)
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -522,6 +540,8 @@ def compare(rev: str, packs: Sequence[str], backends: Sequence[str], runs: int, 
                         got[side].setdefault(stage, []).extend(values)
                 print(f"\n{pack}, {backend}:")
                 for stage in BASELINE_STAGES:
+                    if not (got["old"].get(stage) or got["new"].get(stage)):
+                        continue  # not a pack folder
                     a = statistics.median(got["old"].get(stage) or [math.nan])
                     b = statistics.median(got["new"].get(stage) or [math.nan])
                     print(
@@ -554,8 +574,9 @@ def main() -> None:
     data = messages(random.Random(2024), count)
     results = {}
     for pack in packs:
-        rules = load_pack(pack)
-        if rules is not None:
+        loaded = load_pack(pack)
+        if loaded is not None:
+            rules, policy = loaded
             only = BASELINE_STAGES if args.worker else ()
             results.update(
                 bench_pack(
@@ -567,6 +588,7 @@ def main() -> None:
                     only=only,
                     cache=args.cache,
                     quiet=args.worker,
+                    policy=policy,
                 )
             )
     if args.worker:

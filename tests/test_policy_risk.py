@@ -31,6 +31,7 @@ from chatguard.policy.risk import (
     parse_settings,
     record_escalation,
 )
+from chatguard.policy.state import MAX_OWED
 
 S = Signal
 H = DEFAULT_SETTINGS.half_life
@@ -89,7 +90,44 @@ def test_decay_does_not_stall_in_a_busy_conversation() -> None:
     state = say(EMPTY, "a", "b", match(S.SECRECY, 0.05), now=0.0)
     for second in range(1, int(2 * H) + 1):  # a message every second, for two half-lives
         state = say(state, "c", "d", now=float(second))
-    assert state.pairs[("a", "b")].scores["secrecy"] == pytest.approx(0.0125, rel=1e-3)
+    settled = decay(state, DEFAULT_SETTINGS, state.updated)
+    assert settled.pairs[("a", "b")].scores["secrecy"] == pytest.approx(0.0125, rel=1e-3)
+    assert state.risk == pytest.approx(0.0125, abs=1e-4)  # read decayed before it is applied
+
+
+def test_a_message_without_matches_only_adds_to_the_decay_owed() -> None:
+    """Decay is lazy: the scores stay as they were stored and the risk reads
+    them decayed; the next message that scores applies the decay."""
+    ages = {"adult": "adult", "kid": "minor"}
+    scored = say(EMPTY, "adult", "kid", match(S.SECRECY, 2.0), now=0.0, ages=ages)
+    later = say(scored, "kid", "adult", now=H, ages=ages)
+    assert later.owed == 1.0
+    assert later.updated == H
+    assert later.scores is scored.scores
+    assert later.pairs[("adult", "kid")].scores is scored.pairs[("adult", "kid")].scores
+    assert later.risk == 2.0  # 2 x adult->minor 2, halved
+    assert decay(later, DEFAULT_SETTINGS, H).risk == later.risk
+    again = say(later, "adult", "kid", match(S.SECRECY, 1.0), now=2 * H, ages=ages)
+    assert again.owed == 0.0
+    assert again.pairs[("adult", "kid")].scores["secrecy"] == 2.0 * 0.25 + 1.0
+
+
+def test_a_faded_score_is_not_read() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=0.0)
+    faded = say(state, "a", "b", now=11 * H)  # 1/2048, below the smallest score kept
+    assert faded.risk == 0.0
+    assert "secrecy" in faded.scores  # still stored: dropped when a message scores
+    gone = say(faded, "a", "b", match(S.FLATTERY, 1.0), now=11 * H)
+    assert "secrecy" not in gone.scores
+    assert "secrecy" not in gone.pairs[("a", "b")].scores
+
+
+def test_decay_owed_is_bounded() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=0.0)
+    for day in range(1, 30):
+        state = say(state, "a", "b", now=day * 86400.0)
+    assert state.owed == MAX_OWED
+    assert state.risk == 0.0
 
 
 def test_decay_uses_the_packs_half_life() -> None:
@@ -104,7 +142,8 @@ def test_a_silence_decays_at_most_max_idle_decay() -> None:
     state = say(EMPTY, "a", "b", match(S.SECRECY, 4.0), now=0.0, risk_settings=capped)
     week = 7 * 24 * 3600.0
     later = say(state, "b", "a", now=week, risk_settings=capped)
-    assert later.pairs[("a", "b")].scores["secrecy"] == pytest.approx(2.0)
+    assert later.owed == 1.0
+    assert later.risk == pytest.approx(2.0)
     assert later.updated == week
     assert decay(state, capped, week).scores["secrecy"] == pytest.approx(2.0)
     # Within the cap, time decays as before; without a cap a week erases it.

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatguard.policy.model import Match, Signal
-from chatguard.policy.risk import Observation, conversation_risk, observe
+from chatguard.policy.risk import Observation, conversation_risk, decay, observe
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
     ROOM_AUDIENCE,
@@ -117,14 +117,49 @@ def test_any_conversation_keeps_a_bounded_state_that_round_trips(
         assert len(state.participants) <= risk_settings.max_participants
         assert len(state.pairs) <= risk_settings.max_pairs
         assert conversation_risk(state, risk_settings) == state.risk
+        # Decay is lazy: applying what is owed reads the same risk (to the
+        # rounding of the stored scores).
+        settled = decay(state, risk_settings, state.updated)
+        assert settled.owed == 0.0
+        assert settled.risk == pytest.approx(state.risk, rel=1e-5, abs=2e-4)
 
 
 def test_json_is_compact_and_versioned() -> None:
     state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=1.7e9)
     data = state.to_json()
-    assert json.loads(data)["v"] == 1
+    assert json.loads(data)["v"] == 2
     assert b" " not in data
     assert len(data) < 200
+
+
+def test_a_version_1_state_reads_as_owing_no_decay() -> None:
+    """Version 1 stored every score decayed to the last message: it reads as
+    a version 2 state with nothing owed, and gives the same risk."""
+    state = say(EMPTY, "adult", "kid", match(S.SECRECY, 2.0), now=1.7e9, ages={"kid": "minor"})
+    data = json.loads(state.to_json())
+    data["v"] = 1
+    del data["o"]
+    old = ConversationState.from_json(json.dumps(data))
+    assert old == state
+    assert old.owed == 0.0
+    assert conversation_risk(old, DEFAULT_SETTINGS) == state.risk
+
+
+def test_decay_owed_is_stored_and_checked() -> None:
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 1.0), now=0.0)
+    later = say(state, "a", "b", now=900.0)
+    assert later.owed == 0.5
+    assert json.loads(later.to_json())["o"] == 0.5
+    assert ConversationState.from_json(later.to_json()) == later
+    for bad in (-1.0, 65.0, "1", None):
+        data = json.loads(later.to_json())
+        data["o"] = bad
+        with pytest.raises(ValueError, match="unreadable"):
+            ConversationState.from_json(json.dumps(data))
+    data = json.loads(later.to_json())
+    del data["o"]  # required from version 2 on
+    with pytest.raises(ValueError, match="unreadable"):
+        ConversationState.from_json(json.dumps(data))
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from chatguard.policy.addressing import addressed
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import (
     ActionType,
     Assessment,
@@ -89,6 +90,7 @@ MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
 MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageContext:
     """One chat message and what the platform attests about its people."""

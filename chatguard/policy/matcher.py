@@ -54,12 +54,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
 
 from chatguard.policy import prefilter, regex_tree, safety
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import Pattern, Rule, Signal
 from chatguard.policy.normalise import Normalised
 from chatguard.policy.prefilter import (
@@ -82,6 +83,7 @@ DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RuleHit:
     """A rule that matched, and where in the original text."""
@@ -203,8 +205,8 @@ class _AhoCorasick:
         return {u for _, ids in self.automaton.iter(text) for u in ids}
 
 
-def _on_match(probe: int, start: int, end: int, flags: int, hits: object) -> None:
-    cast(list[int], hits).append(probe)
+def _on_match(probe: int, start: int, end: int, flags: int, hits: Any) -> None:
+    hits.append(probe)  # a list[int]; called for every probe that matches, so no cast()
 
 
 class _Hyperscan:

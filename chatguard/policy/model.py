@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chatguard.policy.signal_model import SignalModel
 
+from chatguard.policy.frozen import quick_init
+
 
 class Signal(enum.StrEnum):
     """What a rule detects. Grounded in the grooming literature (O'Connell's
@@ -203,6 +205,7 @@ class Policy:
     model_use: ModelUse = field(default_factory=ModelUse)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Match:
     """One rule matching one message. Spans index the *original* text."""
@@ -215,6 +218,7 @@ class Match:
     quoted: bool = False  # found only inside a quotation: weighs less, reaches no stage
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PlannedAction:
     """An action the engine decided on, and why."""
@@ -233,6 +237,7 @@ class PlannedAction:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """What the engine concluded about one message."""

@@ -78,6 +78,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from chatguard.policy import confusables as t
+from chatguard.policy.frozen import quick_init
 
 DEFAULT_MAX_CHARS = 4096
 
@@ -103,6 +104,7 @@ class Feature(enum.StrEnum):
 Offsets = tuple[int, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Normalised:
     """A normalised message.

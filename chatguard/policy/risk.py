@@ -39,10 +39,14 @@ Invariants:
    6 significant digits and dropped below 0.001. ``to_json`` output never exceeds
    ``state_size_bound(settings)``.
 3. Time never runs backwards: a ``now`` before the last update decays nothing.
+   Decay is lazy (``state.py``, invariant 5): a message without matches only
+   adds to the decay the scores owe, and the risk reads them decayed; a
+   message that scores first applies what is owed, rounds and drops, then
+   adds its own contributions.
 4. ``ConversationState.from_json(s.to_json()) == s`` for every state built here.
-5. Written for speed without changing a result: ``observe`` runs for every
-   chat message, so it works on mutable copies and builds one new state;
-   values it does not change are shared with the old state, never mutated.
+5. Written for speed: ``observe`` runs for every chat message, so it works on
+   mutable copies and builds one new state; values it does not change are
+   shared with the old state, never mutated.
 
 Never: decide actions (``engine.py`` does), look at message text, or let a
 self-declared age override an attested one.
@@ -55,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
 from chatguard.policy.risk_formula import (
     conversation_risk,
@@ -73,7 +78,9 @@ from chatguard.policy.risk_settings import (
     parse_settings,
 )
 from chatguard.policy.state import (
+    MAX_OWED,
     MAX_THRESHOLDS,
+    MIN_SCORE,
     ROOM_AUDIENCE,
     VERSION,
     Band,
@@ -119,11 +126,10 @@ __all__ = [
     "threshold_key",
 ]
 
-_EPSILON = 1e-3  # scores below it are dropped
-
 # --- Update --------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One message as the risk model sees it: who, to whom, which matches."""
@@ -138,27 +144,43 @@ class Observation:
 def decay(
     state: ConversationState, settings: RiskSettings, now: float, *, with_risk: bool = True
 ) -> ConversationState:
-    """The state as of ``now``: every score times 2^(-(now - updated) / half_life).
+    """The state as of ``now`` with its decay applied: every score times
+    2^(-(now - updated) / half_life) (at most ``max_idle_decay`` of silence)
+    and the decay it already owed, stored to 6 digits; nothing owed.
 
     ``with_risk=False`` leaves ``risk`` as it was.
     """
     if not math.isfinite(now):
         raise ValueError("now must be a finite number")
     dt = now - state.updated
-    if dt <= 0:
+    if dt <= 0 and not state.owed:
         return state
-    k = 0.5 ** (min(dt, settings.max_idle_decay) / settings.half_life)
+    owed = _owing(state.owed, dt, settings)
+    k = 0.5**owed
     pairs = dict(state.pairs)
     _decay_pairs(pairs, k)
-    decayed = replace(state, updated=float(now), scores=_scaled(state.scores, k), pairs=pairs)
+    decayed = replace(
+        state,
+        updated=max(float(now), state.updated),
+        scores=_scaled(state.scores, k),
+        pairs=pairs,
+        owed=0.0,
+    )
     return _with_risk(decayed, settings) if with_risk else decayed
+
+
+def _owing(owed: float, dt: float, settings: RiskSettings) -> float:
+    """The decay owed after a silence of ``dt`` seconds, in half-lives."""
+    if dt <= 0:
+        return owed
+    return min(owed + min(dt, settings.max_idle_decay) / settings.half_life, MAX_OWED)
 
 
 def _decay_pairs(
     pairs: dict[tuple[str, str], PairState],
     k: float,
     before: Mapping[str, float] | None = None,
-    after: dict[str, float] | None = None,
+    after: Mapping[str, float] | None = None,
 ) -> None:
     """Scale, in place, the scores of every pair that has any (in ordinary
     chat most pairs have none and are kept as they are). A pair whose scores
@@ -191,28 +213,28 @@ def observe(
 
     Why it is written this way: this runs for every chat message, so it works
     on mutable copies of the few maps a message changes and builds exactly one
-    new state at the end; values it does not change (score maps of a pair
-    without new matches, participants seen again at the same index) are shared
-    with the old state, never mutated. A message without matches costs the
-    decay of existing scores, two last-seen updates and, only when some pair
-    has a score, one reading of the risk.
+    new state at the end; values it does not change (score maps, participants
+    seen again at the same index) are shared with the old state, never
+    mutated. A message without matches costs two last-seen updates, one more
+    silence added to the decay owed and, only when some pair has a score, one
+    reading of the risk; only a message that scores applies the decay.
     """
     if not math.isfinite(now):
         raise ValueError("now must be a finite number")
     index = state.messages
-    updated, scores_in = state.updated, state.scores
-    pairs = dict(state.pairs)
-    dt = now - updated
-    if dt > 0:
-        updated = float(now)
-        k = 0.5 ** (min(dt, settings.max_idle_decay) / settings.half_life)
+    dt = now - state.updated
+    updated = float(now) if dt > 0 else state.updated
+    owed = _owing(state.owed, dt, settings)
+    matches = obs.matches
+    scores_in = state.scores
+    settling = bool(matches) and owed > 0  # a message that scores applies the decay owed
+    if settling:
+        k = 0.5**owed
         scores_in = _scaled(state.scores, k)
-        _decay_pairs(pairs, k, state.scores, scores_in)
 
     participants = dict(state.participants)
     sender = participant_key(obs.sender)
     me = _seen(participants.get(sender), obs.sender_age, index)
-    matches = obs.matches
     if matches or me.shadow_declared:
         enforced = me.declared | {
             _DECLARES[m.signal] for m in matches if m.signal in _DECLARES and not m.shadow
@@ -227,6 +249,9 @@ def observe(
     for user, key in targets:
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
+    pairs = dict(state.pairs)
+    if settling:
+        _decay_pairs(pairs, k, state.scores, scores_in)
 
     scores: Mapping[str, float] = scores_in
     stages: Mapping[Stage, int] = state.stages
@@ -246,6 +271,7 @@ def observe(
         scores = _added(scores_in, contributions, top, None)
         stages = _staged(state.stages, contributions, index, None)
         any_shadow = any(c[3] for c in contributions)
+        owed = 0.0  # applied above
         for _, target in targets:
             pair = pairs.get((sender, target)) or _NO_PAIR
             pairs[(sender, target)] = PairState(
@@ -274,7 +300,7 @@ def observe(
         participants = _newest(participants, settings.max_participants, _last_seen)
     if len(pairs) > settings.max_pairs:
         pairs = _newest(pairs, settings.max_pairs, _last_on_pair)
-    risk, enforced_risk = risks_of(participants, pairs, settings)
+    risk, enforced_risk = risks_of(participants, pairs, settings, owed)
     return ConversationState(
         updated,
         index + 1,
@@ -289,6 +315,7 @@ def observe(
         enforced_risk,
         state.language,
         state.pending,  # changed by the engine (pending.py), carried here
+        owed,
     )
 
 
@@ -353,7 +380,7 @@ def _added(
     for key, weight, _, is_shadow in contributions:
         if shadow is None or is_shadow is shadow:
             value = float(f"{min(out.get(key, 0.0) + weight, top):.6g}")  # stored
-            if value < _EPSILON:
+            if value < MIN_SCORE:
                 out.pop(key, None)
             else:
                 out[key] = value
@@ -377,7 +404,7 @@ def _scaled(scores: Mapping[str, float], k: float) -> dict[str, float]:
     out = {}
     for key, v in scores.items():
         v = float(f"{v * k:.6g}")  # stored: 6 significant digits
-        if v >= _EPSILON:
+        if v >= MIN_SCORE:
             out[key] = v
     return out
 
@@ -404,7 +431,7 @@ def _newest(items: dict[_V, Any], limit: int, last: Callable[[Any], int]) -> dic
 
 
 def _with_risk(state: ConversationState, settings: RiskSettings) -> ConversationState:
-    risk, enforced = risks_of(state.participants, state.pairs, settings)
+    risk, enforced = risks_of(state.participants, state.pairs, settings, state.owed)
     if risk == state.risk and enforced == state.enforced_risk:
         return state
     return replace(state, risk=risk, enforced_risk=enforced)

@@ -6,6 +6,10 @@ dangerous combinations, the relationship multiplier ``m`` and the stage
 progression bonus ``P``; a conversation's risk is its worst dyad.
 ``risk.observe`` calls ``risks_of`` after every message.
 
+Scores are read as decayed (``state.py``, invariant 5): each stored score
+times ``0.5 ** owed``, and a score that decayed below ``MIN_READ`` is not
+read at all, as if it had been dropped.
+
 Invariants: pure functions of a state and settings (no I/O, no clock); the
 order of the float additions is fixed (it decides the last digit, and the
 stored risk must not change between versions without a reason); every
@@ -22,6 +26,7 @@ from chatguard.policy.model import Signal, Stage
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
     ADULTISH,
+    MIN_READ,
     MINORISH,
     ROOM_AUDIENCE,
     Band,
@@ -76,8 +81,9 @@ def dyad_risks(
 ) -> dict[tuple[str, str], float]:
     """R_D for every dyad (two participant keys, sorted) as of ``state.updated``."""
     dyads = {(x, y) if x < y else (y, x) for x, y in state.pairs}
+    k = 0.5**state.owed
     return {
-        d: _dyad_risk(state.participants, state.pairs, d, settings, include_shadow)
+        d: _dyad_risk(state.participants, state.pairs, d, settings, include_shadow, k)
         for d in sorted(dyads)
     }
 
@@ -85,6 +91,29 @@ def dyad_risks(
 _KINSHIP = Signal.KINSHIP.value
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
+_PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
+
+
+def _decayed(scores: Mapping[str, float], k: float) -> dict[str, float]:
+    """Scores as read: times ``k``, the faded ones left out."""
+    out = {}
+    for key, s in scores.items():
+        s *= k
+        if s >= MIN_READ:
+            out[key] = s
+    return out
+
+
+def _shadow_view(pair: PairState, k: float) -> tuple[dict[str, float], dict[Stage, int]]:
+    """``pair.view(True)`` of the scores as read: enforced and shadow scores
+    decay, and fade, each on their own before they are added."""
+    scores = _decayed(pair.scores, k)
+    for key, v in _decayed(pair.shadow_scores, k).items():
+        scores[key] = scores.get(key, 0.0) + v
+    stages = dict(pair.stages)
+    for st, i in pair.shadow_stages.items():
+        stages[st] = min(stages.get(st, i), i)
+    return scores, stages
 
 
 def _dyad_risk(
@@ -93,53 +122,68 @@ def _dyad_risk(
     dyad: tuple[str, str],
     settings: RiskSettings,
     include_shadow: bool,
+    k: float,
 ) -> float:
     # Runs for every message of a conversation that has any score, so it is
     # written for speed; the arithmetic (and its order, which decides the
-    # float result) is the formula's in the module docstring.
+    # float result) is the formula's in the module docstring. ``k`` is the
+    # decay the stored scores owe.
     a, b = dyad
     pa, pb = participants.get(a) or _NOBODY, participants.get(b) or _NOBODY
     band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
     band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
-    table = settings._factors
-    totals: dict[str, float] = {}
-    stages: Mapping[Stage, int] = _NO_STAGES
-    kin = False
+    # Each direction that holds anything: (scores, stages, toward a minor,
+    # the decay its scores still owe).
+    views: list[tuple[Mapping[str, float], Mapping[Stage, int], bool, float]] = []
     for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
         pair = pairs.get((x, y))
         if pair is None:
             continue
-        scores: Mapping[str, float]
-        pair_stages: Mapping[Stage, int]
         if include_shadow and (pair.shadow_scores or pair.shadow_stages):
-            scores, pair_stages = pair.view(True)
-        else:
-            scores, pair_stages = pair.scores, pair.stages
-        which = 1 if to_minor else 0
-        if _KINSHIP in scores:
-            kin = True
+            views.append((*_shadow_view(pair, k), to_minor, 1.0))
+        elif pair.scores or pair.stages:  # an empty direction adds nothing
+            views.append((pair.scores, pair.stages, to_minor, k))
+    totals: dict[str, float] = {}
+    stages: Mapping[Stage, int] = _NO_STAGES
+    kin = False  # the dyad showed the two are family (a kinship score still read)
+    if len(views) == 1 and _KINSHIP not in views[0][0]:
+        # One direction of people not shown to be family (most dyads): the
+        # sum over directions is the direction itself, capped as it is read.
+        scores, stages, to_minor, owed = views[0]
+        reading = settings._reading[to_minor]
         for key, s in scores.items():
-            f = table[key][which] if key in table else 1.0
-            totals[key] = totals.get(key, 0.0) + f * s
-        if not stages:
-            stages = pair_stages
-        elif pair_stages:
-            merged = dict(stages)
-            for st, i in pair_stages.items():
-                merged[st] = min(merged.get(st, i), i)
-            stages = merged
+            s *= owed
+            if s >= MIN_READ:
+                f, cap = reading.get(key, _PLAIN)
+                v = f * s
+                totals[key] = cap if v > cap else v
+    else:
+        for scores, pair_stages, to_minor, owed in views:
+            reading = settings._reading[to_minor]
+            for key, s in scores.items():
+                s *= owed
+                if s >= MIN_READ:
+                    totals[key] = totals.get(key, 0.0) + reading.get(key, _PLAIN)[0] * s
+                    if key == _KINSHIP:
+                        kin = True
+            if not stages:
+                stages = pair_stages
+            elif pair_stages:
+                merged = dict(stages)
+                for st, i in pair_stages.items():
+                    merged[st] = min(merged.get(st, i), i)
+                stages = merged
+        if kin:
+            for key in settings.kinship_signals:
+                if key in totals:
+                    totals[key] *= settings.kinship_factor
+        caps = settings.signal_caps
+        for key, v in totals.items():
+            limit = caps.get(key)
+            if limit is not None and v > limit:
+                totals[key] = limit
     if not totals:
         return 0.0
-    family = settings.kinship_factor if kin else 1.0
-    if kin:
-        for key in settings.kinship_signals:
-            if key in totals:
-                totals[key] *= family
-    caps = settings.signal_caps
-    for key, v in totals.items():
-        cap = caps.get(key)
-        if cap is not None and v > cap:
-            totals[key] = cap
     total = sum(totals.values())
     # A combination with a missing signal adds c * 0.0, which changes no sum.
     total += sum(
@@ -153,7 +197,7 @@ def _dyad_risk(
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
     if kin:
-        bonus *= family
+        bonus *= settings.kinship_factor
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
@@ -168,14 +212,21 @@ def _max_risk(
     pairs: Mapping[tuple[str, str], PairState],
     settings: RiskSettings,
     include_shadow: bool,
+    k: float,
 ) -> float:
+    if len(pairs) == 1:  # a conversation where one person has spoken to one other
+        ((x, y),) = pairs
+        dyad = (x, y) if x < y else (y, x)
+        risk = _dyad_risk(participants, pairs, dyad, settings, include_shadow, k)
+        return round(max(0.0, risk), 4)
     worst = 0.0
     seen: set[tuple[str, str]] = set()
     for x, y in pairs:
         dyad = (x, y) if x < y else (y, x)
         if dyad not in seen:
             seen.add(dyad)
-            worst = max(worst, _dyad_risk(participants, pairs, dyad, settings, include_shadow))
+            risk = _dyad_risk(participants, pairs, dyad, settings, include_shadow, k)
+            worst = max(worst, risk)
     return round(worst, 4)
 
 
@@ -183,16 +234,18 @@ def conversation_risk(
     state: ConversationState, settings: RiskSettings, *, include_shadow: bool = True
 ) -> float:
     """The conversation's risk as of ``state.updated``: its worst dyad."""
-    return _max_risk(state.participants, state.pairs, settings, include_shadow)
+    return _max_risk(state.participants, state.pairs, settings, include_shadow, 0.5**state.owed)
 
 
 def risks_of(
     participants: Mapping[str, Participant],
     pairs: Mapping[tuple[str, str], PairState],
     settings: RiskSettings,
+    owed: float = 0.0,
 ) -> tuple[float, float]:
-    """(risk, enforced risk). Zero without reading anything when no pair has a
-    score (ordinary chat); one reading when no pair has a shadow score."""
+    """(risk, enforced risk), the pairs' scores owing ``owed`` half-lives of
+    decay. Zero without reading anything when no pair has a score (ordinary
+    chat); one reading when no pair has a shadow score."""
     scored = shadow = False
     for p in pairs.values():
         if p.shadow_scores:
@@ -202,7 +255,8 @@ def risks_of(
             scored = True
     if not scored:
         return 0.0, 0.0
-    risk = _max_risk(participants, pairs, settings, True)
+    k = 0.5**owed
+    risk = _max_risk(participants, pairs, settings, True, k)
     if not shadow:
         return risk, risk
-    return risk, _max_risk(participants, pairs, settings, False)
+    return risk, _max_risk(participants, pairs, settings, False, k)

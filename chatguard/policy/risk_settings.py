@@ -135,21 +135,27 @@ class RiskSettings:
     max_pairs: int = 32
     max_fanout: int = 8
     max_score: float = 1000.0
-    # Derived from the fields above for the risk reading's inner loop: score
-    # key -> (factor, factor toward a minor); keys not in it have factor 1.0.
-    _factors: Mapping[str, tuple[float, float]] = field(
-        init=False, repr=False, compare=False, default_factory=dict
+    # Derived from the fields above for the risk reading's inner loop, one
+    # table per direction (``_reading[toward_a_minor]``): score key ->
+    # (factor, cap), the cap infinite where there is none; a key not in it
+    # has factor 1.0 and no cap.
+    _reading: tuple[Mapping[str, tuple[float, float]], Mapping[str, tuple[float, float]]] = field(
+        init=False, repr=False, compare=False, default=({}, {})
     )
 
     def __post_init__(self) -> None:
-        table = {}
+        caps = self.signal_caps
+        reading: tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]] = ({}, {})
         for key in _SCORE_KEYS_ALL:
             f = self.signal_factors.get(key, 1.0)
-            table[key] = (
-                f,
-                f * self.minor_target_factor if key in self.minor_target_signals else f,
-            )
-        object.__setattr__(self, "_factors", table)
+            to_minor = f * self.minor_target_factor if key in self.minor_target_signals else f
+            cap = caps.get(key, math.inf)
+            reading[0][key] = (f, cap)
+            reading[1][key] = (to_minor, cap)
+        for key, cap in caps.items():  # a cap on a key no rule scores (settings built by hand)
+            for table in reading:
+                table.setdefault(key, (1.0, cap))
+        object.__setattr__(self, "_reading", reading)
 
     def factor(self, key: str) -> float:
         return self.signal_factors.get(key, 1.0)

@@ -18,7 +18,15 @@ Invariants:
    ``risk.observe``; ``from_json`` raises ``ValueError`` for anything else.
 4. The stored format has a version (``VERSION``); changing any JSON code
    means a new one. Optional keys (``l``, ``q``) may be added without one: a
-   reader ignores keys it does not know.
+   reader ignores keys it does not know. Every earlier version is still read
+   (``READABLE``): version 1 stored scores already decayed to ``updated``,
+   which reads as a version 2 state that owes no decay.
+5. Scores decay lazily. The stored scores are as of the last message that
+   scored; ``owed`` counts the half-lives of decay since then (each silence
+   counted up to ``max_idle_decay``). Whoever reads a score multiplies it by
+   ``0.5 ** owed`` and ignores it below ``MIN_READ`` (``risk_formula``);
+   the next message that scores applies the decay, rounds, drops the faded
+   scores and sets ``owed`` back to 0 (``risk.observe``).
 
 Never: read a clock, do I/O, or look at message text.
 """
@@ -33,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import Stage
 from chatguard.policy.risk_settings import (
     AGE_CONTRADICTION,
@@ -41,12 +50,22 @@ from chatguard.policy.risk_settings import (
     RiskSettings,
 )
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # the versions from_json reads
 ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named recipients
 _MAX_ID_BYTES = 64
 MAX_THRESHOLDS = 64
 _MAX_LANGUAGE = 16  # a language code such as "pt-br"
 MAX_PENDING = 8  # pending questions per conversation (pending.py)
+MIN_SCORE = 1e-3  # a score that decayed below it counts as gone, and is dropped
+# The least decayed value that is still read: the least that, stored to 6
+# significant digits, is MIN_SCORE. A score read before its decay is applied
+# then counts exactly as long as it would be kept once the decay is applied.
+MIN_READ = 0.0009999995
+# Decay owed is kept below this many half-lives: after 64 halvings any score
+# up to the largest ``max_score`` (1e9) is below MIN_SCORE, so more changes
+# nothing, and the number stays bounded however long the silence.
+MAX_OWED = 64.0
 
 
 class Band(enum.StrEnum):
@@ -80,6 +99,7 @@ def attested_band(value: str | None) -> Band:
     return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Participant:
     """What is known about one person's age, and when they were last active."""
@@ -110,6 +130,7 @@ class Participant:
         return self.attested is Band.ADULT and Band.MINOR in self.declared
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PairState:
     """One direction sender→recipient: decayed score per signal, first stages."""
@@ -130,9 +151,12 @@ class PairState:
         return scores, stages
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConversationState:
-    """All that is remembered about one conversation. Scores are as of ``updated``."""
+    """All that is remembered about one conversation. Scores (conversation and
+    pairs) are as of the last message that scored and still owe ``owed``
+    half-lives of decay (invariant 5); ``risk`` is as of ``updated``."""
 
     updated: float = 0.0  # the ``now`` of the last message
     messages: int = 0  # messages seen; a message's index is the count before it
@@ -149,6 +173,7 @@ class ConversationState:
     # Questions a recipient's yes would answer (pending.py): participant key ->
     # (signal, last message index it may be answered at, weight, shadow).
     pending: Mapping[str, tuple[str, int, float, bool]] = field(default_factory=dict)
+    owed: float = 0.0  # half-lives of decay the stored scores owe, 0 to MAX_OWED
 
     def participant(self, user: str) -> Participant | None:
         return self.participants.get(participant_key(user))
@@ -188,6 +213,7 @@ class ConversationState:
             "e": self.escalation,
             "r": self.risk,
             "re": self.enforced_risk,
+            "o": self.owed,
         }
         if self.language is not None:
             # Optional: a state without it reads as before, and older readers ignore it.
@@ -205,8 +231,8 @@ class ConversationState:
         may then start afresh: a lost state forgets risk, it never invents it)."""
         try:
             obj = json.loads(data)
-            if obj["v"] != VERSION:
-                raise ValueError(f"version {obj['v']!r}, expected {VERSION}")
+            if obj["v"] not in READABLE:
+                raise ValueError(f"version {obj['v']!r}, expected one of {READABLE}")
             pairs: dict[tuple[str, str], PairState] = {}
             for item in obj["d"]:
                 if len(item) not in (5, 7):
@@ -242,6 +268,7 @@ class ConversationState:
                 enforced_risk=_num(obj["re"]),
                 language=_language(obj.get("l")),
                 pending=_dec_pending(obj.get("q", {})),
+                owed=_owed(obj["o"]) if obj["v"] >= 2 else 0.0,
             )
         except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
             raise ValueError(f"unreadable conversation state: {exc}") from exc
@@ -304,6 +331,13 @@ def _int(v: Any) -> int:
     return v
 
 
+def _owed(v: Any) -> float:
+    owed = _num(v)
+    if not 0.0 <= owed <= MAX_OWED:
+        raise ValueError(f"bad decay owed {owed!r}")
+    return owed
+
+
 def _language(v: Any) -> str | None:
     if v is None:
         return None
@@ -356,6 +390,6 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
     person = key + 1 + 2 + 3 + 5 + 5 + num + 4
     fired = 2 + MAX_THRESHOLDS * 30
-    header = 200 + 4 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
+    header = 200 + 5 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
     header += 8 + MAX_PENDING * (key + 1 + 2 + 4 + 1 + 2 * num + 4)  # "q"
     return header + settings.max_pairs * pair + settings.max_participants * person
