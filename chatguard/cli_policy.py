@@ -151,17 +151,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"normalised: {result['normalised']}")
     print(f"folded:     {result['folded']}")
     print(f"evasions:   {', '.join(result['evasions']) or 'none'}")
-    for found in result["model"]:
-        print(
-            f"model: {found['signal']} (probability {found['probability']:.2f}, "
-            f"weight {found['weight']:g}): {', '.join(found['features'])}"
-        )
     if not result["rules"]:
         print("no rule matched")
     for rule in result["rules"]:
         spans = ", ".join(repr(s["text"]) for s in rule["spans"])
         print(f"{rule['rule']} ({rule['signal']}, weight {rule['weight']}): {spans}")
         print(f"    {rule['description']}  [{rule['file']}]")
+    for found in result["model"]:
+        print(
+            f"model: {found['signal']} (probability {found['probability']:.2f}, "
+            f"weight {found['weight']:g}): {', '.join(found['features'])}"
+        )
     return 0
 
 

@@ -151,7 +151,9 @@ class Engine:
         found = self._learned(msg, norm, matched) if self._model is not None else []
         learned = [m for m, _ in found]
         matches += learned
-        own = _OwnWords(self, msg.text)
+        # What the sender says in their own words, outside quotations: looked
+        # at only when something matched (most messages match nothing).
+        own = _OwnWords(self, msg.text) if matches else _NOTHING_OWN
         if matches and not _minorish(before, msg.sender):
             matches = self._quoted_weigh_less(matches, own)
         yes, pending = answer(before, msg.sender, before.messages, norm.folded)
@@ -352,7 +354,7 @@ class _OwnWords:
 
     __slots__ = ("_engine", "_rules", "_signals", "_text", "_unquoted")
 
-    def __init__(self, engine: Engine, text: str) -> None:
+    def __init__(self, engine: Engine | None, text: str) -> None:
         self._engine = engine
         self._text = text
         self._unquoted: Normalised | bool | None = False  # False: not looked yet
@@ -360,6 +362,8 @@ class _OwnWords:
         self._signals: set[Signal] | None = None
 
     def _norm(self) -> Normalised | None:
+        if self._engine is None:
+            return None
         if self._unquoted is False:
             unquoted = without_quotations(self._text)
             max_chars = self._engine.policy.max_chars
@@ -370,7 +374,7 @@ class _OwnWords:
         """Ids of the rules the own words match; ``None`` when the message
         quotes nothing (everything in it is the sender's own words)."""
         norm = self._norm()
-        if norm is None:
+        if norm is None or self._engine is None:
             return None
         if self._rules is None:
             # Rescanned rather than judged by spans: a pattern anchored at the
@@ -381,12 +385,15 @@ class _OwnWords:
     def signals(self) -> set[Signal]:
         """The signals the model finds in the own words (empty without a model)."""
         norm = self._norm()
-        model = self._engine._model
+        model = self._engine._model if self._engine is not None else None
         if norm is None or model is None:
             return set()
         if self._signals is None:
             self._signals = {signal for signal, _ in model.found(norm.folded)}
         return self._signals
+
+
+_NOTHING_OWN = _OwnWords(None, "")  # for a message that matched nothing: never asked
 
 
 def _minorish(state: ConversationState, user: str) -> bool:

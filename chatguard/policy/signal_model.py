@@ -20,10 +20,10 @@ scores are logits, so ``probability`` is the logistic function of one.
 
 Invariants:
 
-1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words, two
-   dictionary lookups a word (its own features' summed weights, remembered
-   for up to ``MAX_MEMO_WORDS`` words, and its pair with the word before); no
-   numpy at run time, no I/O except ``load``, no global state.
+1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words, one
+   dictionary lookup a word (the summed weights of its own features and its
+   pair with the word before, remembered for up to ``MAX_MEMO_ENTRIES``
+   pairs); no numpy at run time, no I/O except ``load``, no global state.
 2. A model file is JSON with a ``format`` number; a file of another format,
    with unknown signals or malformed weights is refused with a reason
    (``ModelError``), never half-loaded.
@@ -48,7 +48,7 @@ MAX_WORDS = 64  # a long message is read by its first words; signals come early
 STEM = 5  # letters of a word's prefix feature...
 SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
 MAX_FILE_BYTES = 32 * 1024 * 1024  # a larger model file is refused, not read
-MAX_MEMO_WORDS = 50_000  # words whose summed weights a model remembers
+MAX_MEMO_ENTRIES = 100_000  # (word before, word) pairs whose summed weights a model remembers
 
 # Signals the model may learn. ``evasion`` is the normaliser's. ``kinship``
 # lowers risk, so a false one hides grooming; words alone cannot tell "your
@@ -108,39 +108,37 @@ class SignalModel:
     examples_sha256: str = ""  # the examples it was trained on
     quality: Mapping[str, Any] = field(default_factory=dict)  # training's held-out figures
 
-    # Per word, the summed weights of its own features: most messages reuse
-    # words, so scoring looks each word up once. A memo only: scores are the
+    # Per word and the word before it, the summed weights of the word's own
+    # features and of the pair: chat reuses words and pairs, so scoring looks
+    # each word up once and adds one short list. A memo only: scores are the
     # same with or without it, and it is emptied when it reaches its bound.
-    _per_word: dict[str, tuple[tuple[int, float], ...]] = field(
+    _memo: dict[tuple[str, str], tuple[tuple[int, float], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def scores(self, folded: str) -> list[float]:
         """The logit of each of ``signals`` for a message."""
         z = list(self.bias)
-        get = self.weights.get
-        memo = self._per_word
+        memo = self._memo
         prev = "^"
         for w in _words(folded):
-            own = memo.get(w)
-            if own is None:
-                own = self._word_weights(w)
-                if len(memo) >= MAX_MEMO_WORDS:
+            key = (prev, w)
+            ws = memo.get(key)
+            if ws is None:
+                ws = self._weights_after(prev, w)
+                if len(memo) >= MAX_MEMO_ENTRIES:
                     memo.clear()
-                memo[w] = own
-            for i, x in own:
+                memo[key] = ws
+            for i, x in ws:
                 z[i] += x
-            stem = w[:STEM]
-            pair = get("b:" + prev + " " + stem)
-            if pair is not None:
-                for i, x in pair:
-                    z[i] += x
-            prev = stem
+            prev = w[:STEM]
         return z
 
-    def _word_weights(self, w: str) -> tuple[tuple[int, float], ...]:
+    def _weights_after(self, prev: str, w: str) -> tuple[tuple[int, float], ...]:
+        """The summed weights of ``w``'s own features and of its pair with
+        the stem before it, in signal order."""
         summed: dict[int, float] = {}
-        for f in word_features(w):
+        for f in (*word_features(w), "b:" + prev + " " + w[:STEM]):
             for i, x in self.weights.get(f, ()):
                 summed[i] = summed.get(i, 0.0) + x
         return tuple(sorted(summed.items()))
