@@ -89,6 +89,33 @@ def test_features_read_a_bounded_number_of_words() -> None:
     assert features("") == []
 
 
+WORDS = st.sampled_from(
+    ["schick", "mir", "n", "foto", "manda", "send", "pic", "katze", "geritzt", "vielleicht", "13"]
+)
+
+
+@given(st.lists(WORDS, max_size=80))
+def test_found_decides_as_the_exact_scores_do(words: list[str]) -> None:
+    # ``found`` adds packed fixed-point vectors; ``scores`` adds floats. With
+    # weights in hundredths they agree exactly, also past ``MAX_WORDS`` words.
+    model = tiny()
+    text = folded(" ".join(words))
+    scored = zip(model.signals, model.scores(text), model.thresholds, strict=True)
+    exact = {s for s, z, t in scored if z >= t}
+    found = model.found(text)
+    assert {s for s, _ in found} == exact
+    for signal, p in found:
+        i = model.signals.index(signal)
+        assert p == pytest.approx(probability(model.scores(text)[i]))
+
+
+def test_found_is_the_same_with_or_without_its_memo() -> None:
+    model = tiny()
+    first = model.found(folded("schick mir n foto"))
+    model._memo.clear()
+    assert model.found(folded("schick mir n foto")) == first
+
+
 @given(st.text(max_size=300))
 def test_scoring_any_text_never_fails(text: str) -> None:
     model = tiny()
@@ -150,6 +177,8 @@ def good() -> dict[str, Any]:
         (lambda d: d.update(weights=[]), "'weights' must be an object"),
         (lambda d: d["weights"].update({"w:x": [[5, 1.0]]}), "out of range"),
         (lambda d: d["weights"].update({"w:x": [1.0]}), "[index, weight] pairs"),
+        (lambda d: d["weights"].update({"w:x": [[0, 101.0]]}), "at most 100"),
+        (lambda d: d.update(bias=[0, 1e6]), "at most 100"),
     ],
 )
 def test_a_malformed_model_is_refused_with_a_reason(change: Any, reason: str) -> None:

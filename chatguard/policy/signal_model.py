@@ -20,10 +20,13 @@ scores are logits, so ``probability`` is the logistic function of one.
 
 Invariants:
 
-1. Pure and cheap: scoring is one pass over at most ``MAX_WORDS`` words, one
-   dictionary lookup a word (the summed weights of its own features and its
-   pair with the word before, remembered for up to ``MAX_MEMO_ENTRIES``
-   pairs); no numpy at run time, no I/O except ``load``, no global state.
+1. Pure and cheap: ``found`` is one pass over at most ``MAX_WORDS`` words,
+   one dictionary lookup and one integer addition a word (the packed sum of
+   the word's own features and its pair with the word before, remembered for
+   up to ``MAX_MEMO_ENTRIES`` pairs), then one AND for a message that carries
+   no signal; no numpy at run time, no I/O except ``load``, no global state.
+   Decisions use weights rounded to millionths, so a score within a
+   millionth of its threshold may fall either way.
 2. A model file is JSON with a ``format`` number; a file of another format,
    with unknown signals or malformed weights is refused with a reason
    (``ModelError``), never half-loaded.
@@ -49,6 +52,17 @@ STEM = 5  # letters of a word's prefix feature...
 SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
 MAX_FILE_BYTES = 32 * 1024 * 1024  # a larger model file is refused, not read
 MAX_MEMO_ENTRIES = 100_000  # (word before, word) pairs whose summed weights a model remembers
+MAX_WEIGHT = 100.0  # a larger weight, bias or threshold is refused (lanes must not overflow)
+SCALE = 1_000_000  # weights are added in millionths
+LANE = 48  # bits per signal in the packed sum
+_HALF = 1 << (LANE - 1)
+_MASK = (1 << LANE) - 1
+_TOPS = [sum(_HALF << (LANE * i) for i in range(n)) for n in range(len(Signal) + 1)]
+
+
+def _fixed(x: float) -> int:
+    return round(x * SCALE)
+
 
 # Signals the model may learn. ``evasion`` is the normaliser's. ``kinship``
 # lowers risk, so a false one hides grooming; words alone cannot tell "your
@@ -108,28 +122,42 @@ class SignalModel:
     examples_sha256: str = ""  # the examples it was trained on
     quality: Mapping[str, Any] = field(default_factory=dict)  # training's held-out figures
 
-    # Per word and the word before it, the summed weights of the word's own
-    # features and of the pair: chat reuses words and pairs, so scoring looks
-    # each word up once and adds one short list. A memo only: scores are the
-    # same with or without it, and it is emptied when it reaches its bound.
-    _memo: dict[tuple[str, str], tuple[tuple[int, float], ...]] = field(
+    # Scoring adds whole vectors as one integer: each signal's weight, in
+    # millionths, in a lane of ``LANE`` bits, every lane offset by half its
+    # range so that it never borrows from the next. The lanes of a message's
+    # sum minus its thresholds have their top bit set exactly where a score
+    # reaches its threshold, so most messages (no signal) cost one addition
+    # per word and one AND. Weights, bias and thresholds are bounded
+    # (``MAX_WEIGHT``), so no lane overflows within ``MAX_WORDS`` words.
+    # Per (word before, word) the packed sum of the word's own features and
+    # the pair is memoised: chat reuses words and pairs. A memo only: the
+    # result is the same with or without it, and it is emptied at its bound.
+    _memo: dict[tuple[str, str], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _reach: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if any(not abs(v) <= MAX_WEIGHT for v in (*self.bias, *self.thresholds)) or any(
+            not abs(x) <= MAX_WEIGHT for ws in self.weights.values() for _, x in ws
+        ):
+            raise ModelError(f"weights, bias and thresholds must be at most {MAX_WEIGHT:g}")
+        # Lane i starts at half + bias - threshold: after the words' weights
+        # are added it is at least half (top bit set) iff the score of signal
+        # i reaches its threshold.
+        reach = sum(
+            (_HALF + _fixed(b) - _fixed(t)) << (LANE * i)
+            for i, (b, t) in enumerate(zip(self.bias, self.thresholds, strict=True))
+        )
+        object.__setattr__(self, "_reach", reach)
 
     def scores(self, folded: str) -> list[float]:
-        """The logit of each of ``signals`` for a message."""
+        """The logit of each of ``signals`` for a message (exact, unmemoised:
+        for explanations and tests; ``found`` decides)."""
         z = list(self.bias)
-        memo = self._memo
         prev = "^"
         for w in _words(folded):
-            key = (prev, w)
-            ws = memo.get(key)
-            if ws is None:
-                ws = self._weights_after(prev, w)
-                if len(memo) >= MAX_MEMO_ENTRIES:
-                    memo.clear()
-                memo[key] = ws
-            for i, x in ws:
+            for i, x in self._weights_after(prev, w):
                 z[i] += x
             prev = w[:STEM]
         return z
@@ -143,13 +171,34 @@ class SignalModel:
                 summed[i] = summed.get(i, 0.0) + x
         return tuple(sorted(summed.items()))
 
+    def _packed_after(self, prev: str, w: str) -> int:
+        return sum(_fixed(x) << (LANE * i) for i, x in self._weights_after(prev, w))
+
     def found(self, folded: str) -> list[tuple[Signal, float]]:
         """The signals a message carries, each with its probability."""
-        return [
-            (self.signals[i], probability(z))
-            for i, z in enumerate(self.scores(folded))
-            if z >= self.thresholds[i]
-        ]
+        total = self._reach
+        memo = self._memo
+        prev = "^"
+        for w in _words(folded):
+            key = (prev, w)
+            packed = memo.get(key)
+            if packed is None:
+                packed = self._packed_after(prev, w)
+                if len(memo) >= MAX_MEMO_ENTRIES:
+                    memo.clear()
+                memo[key] = packed
+            total += packed
+            prev = w[:STEM]
+        if not total & _TOPS[len(self.signals)]:
+            return []
+        out = []
+        for i, signal in enumerate(self.signals):
+            lane = (total >> (LANE * i)) & _MASK
+            if lane >= _HALF:
+                # The lane holds score - threshold + half: recover the score.
+                z = (lane - _HALF) / SCALE + self.thresholds[i]
+                out.append((signal, probability(z)))
+        return out
 
     def reasons(self, folded: str, signal: Signal, top: int = 5) -> list[tuple[str, float]]:
         """The features that weigh most toward ``signal`` in a message, for
@@ -204,8 +253,11 @@ def from_json(data: Any) -> SignalModel:
             pairs = tuple((int(i), float(w)) for i, w in ws)
         except (TypeError, ValueError):
             raise ModelError(f"weights of {f!r} must be [index, weight] pairs") from None
-        if any(not 0 <= i < n or not math.isfinite(w) for i, w in pairs):
-            raise ModelError(f"weights of {f!r} name a signal out of range or are not finite")
+        if any(not 0 <= i < n or not abs(w) <= MAX_WEIGHT for i, w in pairs):
+            raise ModelError(
+                f"weights of {f!r} name a signal out of range or are not finite numbers "
+                f"of at most {MAX_WEIGHT:g}"
+            )
         weights[str(f)] = pairs
     quality = data.get("quality")
     return SignalModel(
@@ -225,8 +277,8 @@ def _floats(value: Any, n: int, name: str) -> tuple[float, ...]:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         raise ModelError(f"'{name}' must hold numbers") from None
-    if not all(math.isfinite(v) for v in out):
-        raise ModelError(f"'{name}' must hold finite numbers")
+    if not all(abs(v) <= MAX_WEIGHT for v in out):
+        raise ModelError(f"'{name}' must hold finite numbers of at most {MAX_WEIGHT:g}")
     return out
 
 
