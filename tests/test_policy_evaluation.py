@@ -10,6 +10,8 @@ import yaml
 from chatguard.policy.engine import Engine
 from chatguard.policy.evaluation import Label, LabelError, evaluate, parse_labels
 from chatguard.policy.matcher import build_matcher
+from chatguard.policy.model import Signal
+from chatguard.policy.normalise import normalise
 from chatguard.policy.replay import ConversationSummary, replay, summarise
 from chatguard.policy.rules import load_policy
 from chatguard.transcript import read
@@ -110,3 +112,21 @@ def test_the_default_pack_meets_its_targets_on_the_evaluation_set() -> None:
     assert overall.recall >= 0.9, report.misses
     assert overall.median_delay is not None
     assert overall.median_delay <= 2
+
+
+def test_the_family_rules_never_take_a_stranger_for_family() -> None:
+    """Kinship lowers risk, so a false one hides grooming: on 300 messages with
+    family words that do not show a family ("ask your mum", "call me daddy",
+    "think of me as your second dad", a child's "no mum works late"), no
+    family rule matches; and the rules find at least 45% of 420 that do."""
+    policy = load_policy(ROOT / "policies")
+    matcher = build_matcher([r for r in policy.rules if r.signal is Signal.KINSHIP])
+    examples = yaml.safe_load((EVAL / "kinship.yaml").read_text(encoding="utf-8"))["examples"]
+
+    def family(text: str) -> bool:
+        return bool(matcher.scan(normalise(text)))
+
+    strangers = [t for t in examples["none"] if family(t)]
+    assert strangers == []
+    found = sum(family(t) for t in examples["kinship"])
+    assert found >= 0.45 * len(examples["kinship"])
