@@ -118,10 +118,11 @@ def test_verify_log_checkpoint_hold_and_purge(
 def test_a_damaged_log_fails_verify_log(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     segment = data_dir / "evidence" / "segments" / "seg-000000000000.log"
     raw = bytearray(segment.read_bytes())
-    # Swap two signature characters inside record 0 and fix nothing else: the
-    # frame checksum now fails, and record 0 is not the tail, so it is damage.
+    # Change one signature character inside record 0 (to another one: two
+    # neighbours swapped may be equal) and fix nothing else: the frame
+    # checksum now fails, and record 0 is not the tail, so it is damage.
     at = raw.index(b'"sig":"') + 8
-    raw[at], raw[at + 1] = raw[at + 1], raw[at]
+    raw[at] = ord("A") if raw[at] != ord("A") else ord("B")
     segment.write_bytes(bytes(raw))
     code, _, err = run(capsys, "evidence", "verify-log", "--data-dir", str(data_dir))
     assert code == 1
