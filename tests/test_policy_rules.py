@@ -535,8 +535,8 @@ def test_readme_example_loads(tmp_path: Path) -> None:
 # --- The signal model in a pack ------------------------------------------------------
 
 MODEL = (
-    '{"format": 1, "signals": ["image_request"], "bias": [-1.0], "thresholds": [0.0], '
-    '"weights": {"w:foto": [[0, 2.0]]}}\n'
+    '{"format": 1, "features": 1, "signals": ["image_request"], "bias": [-1.0], '
+    '"thresholds": [0.0], "weights": {"w:foto": [[0, 2.0]]}}\n'
 )
 
 

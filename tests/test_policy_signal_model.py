@@ -168,6 +168,7 @@ def good() -> dict[str, Any]:
     ("change", "reason"),
     [
         (lambda d: d.update(format=99), "model format 99 is not 1"),
+        (lambda d: d.update(features=0), "trained on features version 0"),
         (lambda d: d.update(signals=["image_request", "nonsense"]), "bad 'signals'"),
         (lambda d: d.update(signals=["image_request", "evasion"]), "learnable signals once"),
         (lambda d: d.update(signals=["image_request", "image_request"]), "once each"),

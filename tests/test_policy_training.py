@@ -97,3 +97,13 @@ def test_a_signal_with_too_few_examples_cannot_be_trained(tmp_path: Path) -> Non
     )
     with pytest.raises(ValueError, match="meeting: 1 examples, at least 5"):
         train(read_examples(tmp_path), "d")
+
+
+@pytest.mark.slow
+def test_the_shipped_model_is_what_its_examples_train_to() -> None:
+    # The model file in policies/ must be what `chatguard policy train` makes
+    # of the examples beside it with this code (about 20 s).
+    root = Path(__file__).parent.parent / "policies"
+    examples_dir = root / "signal_model" / "examples"
+    model = train(read_examples(examples_dir), examples_digest(examples_dir))
+    assert dumps(model) == (root / "signal_model" / "model.json").read_text(encoding="utf-8")

@@ -27,7 +27,8 @@ Invariants:
    no signal; no numpy at run time, no I/O except ``load``, no global state.
    Decisions use weights rounded to millionths, so a score within a
    millionth of its threshold may fall either way.
-2. A model file is JSON with a ``format`` number; a file of another format,
+2. A model file is JSON with a ``format`` number and the ``features``
+   version it was trained on; a file of another format or features version,
    with unknown signals or malformed weights is refused with a reason
    (``ModelError``), never half-loaded.
 3. ``features`` is the one definition of the features, shared by training
@@ -47,6 +48,10 @@ from typing import Any
 from chatguard.policy.model import Signal
 
 FORMAT = 1
+# The version of ``features``: a model trained on other features would add
+# weights to the wrong things, so it is refused (retrain it). Raise this
+# whenever ``features`` or ``word_features`` changes what they return.
+FEATURES = 1
 MAX_WORDS = 64  # a long message is read by its first words; signals come early
 STEM = 5  # letters of a word's prefix feature...
 SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
@@ -214,6 +219,7 @@ class SignalModel:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
+            "features": FEATURES,
             "signals": [s.value for s in self.signals],
             "bias": list(self.bias),
             "thresholds": list(self.thresholds),
@@ -235,6 +241,11 @@ def from_json(data: Any) -> SignalModel:
         raise ModelError("a model file must hold a JSON object")
     if data.get("format") != FORMAT:
         raise ModelError(f"model format {data.get('format')!r} is not {FORMAT}")
+    if data.get("features") != FEATURES:
+        raise ModelError(
+            f"the model was trained on features version {data.get('features')!r}, "
+            f"this ChatGuard reads version {FEATURES}: run chatguard policy train"
+        )
     try:
         signals = tuple(Signal(s) for s in data["signals"])
     except (KeyError, TypeError, ValueError) as e:
