@@ -145,3 +145,39 @@ def test_no_progression_bonus_between_minors() -> None:
     assert teens.risk < strangers.risk
     # Strangers get the stage bonus (x1.75) and no damping between minors (x0.6).
     assert strangers.risk == pytest.approx(teens.risk / 0.6 * 1.75, abs=1e-3)
+
+
+# --- Families and parents brought in -----------------------------------------------
+
+FAMILY_DAY = [
+    ("mum", S.RISK_CHECK),  # "are you home alone rn?"
+    ("kid", S.KINSHIP),  # "ya. ok mum"
+    ("mum", S.MEETING),  # "I'll pick you up at 5:40"
+    ("mum", S.SECRECY),  # "don't tell your sister about the chips"
+]
+
+
+def test_a_family_dyad_counts_its_ordinary_signals_at_a_quarter() -> None:
+    ages = {"mum": "adult", "kid": "minor"}
+    family = _run(ages, FAMILY_DAY)
+    stranger = _run(ages, [step for step in FAMILY_DAY if step[1] is not S.KINSHIP])
+    assert family.risk < stranger.risk / 4  # a quarter, and no adult-and-child x2
+
+
+def test_sexual_content_counts_in_full_in_any_family() -> None:
+    ages = {"dad": "adult", "kid": "minor"}
+    family = _run(ages, [("kid", S.KINSHIP), ("dad", S.SEXUAL)])
+    alone = _run(ages, [("dad", S.SEXUAL)])
+    # The multiplier is 1 (not 2) in a family, the sexual score itself is not lowered.
+    assert family.risk == pytest.approx(alone.risk / DEFAULT_SETTINGS.adult_to_minor)
+
+
+def test_parents_brought_in_halve_the_ordinary_signals_unless_secrecy_was_asked() -> None:
+    ages = {"tutor": "adult", "kid": "minor"}
+    script = [("tutor", S.IMAGE_REQUEST), ("tutor", S.RISK_CHECK)]
+    plain = _run(ages, script)
+    open_ = _run(ages, [*script, ("tutor", S.OPENNESS)])
+    assert open_.risk == pytest.approx(plain.risk * DEFAULT_SETTINGS.openness_factor, rel=0.02)
+    secret = _run(ages, [*script, ("tutor", S.OPENNESS), ("tutor", S.SECRECY)])
+    plain_secret = _run(ages, [*script, ("tutor", S.SECRECY)])
+    assert secret.risk == pytest.approx(plain_secret.risk, rel=0.02)

@@ -291,7 +291,7 @@ def test_all_errors_of_all_files_in_one_error(tmp_path: Path) -> None:
         f"{tmp_path}/a.yaml:5: unknown signal 'nope' (allowed: age_probe, minor_self_declared, "
         "adult_self_declared, flattery, exclusivity, secrecy, risk_assessment, isolation, "
         "pi_request, pi_share, image_request, sexual, gift_lure, meeting, sextortion, "
-        "safeguarding, kinship)",
+        "safeguarding, kinship, openness)",
         f"{tmp_path}/b/c.yaml:10: unknown mode 'x' (allowed: enforce, shadow)",
     ]
 

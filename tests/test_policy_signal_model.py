@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from chatguard.policy.engine import MODEL_RULE_PREFIX, Engine, MessageContext
 from chatguard.policy.matcher import build_matcher
-from chatguard.policy.model import ActionType, Mode, ModelUse, Policy, Signal, Where
+from chatguard.policy.model import ActionType, Mode, ModelUse, Policy, Rule, Signal, Where
 from chatguard.policy.normalise import normalise
+from chatguard.policy.rules import regex_pattern
 from chatguard.policy.signal_model import (
     MAX_FILE_BYTES,
     MAX_WORDS,
@@ -302,3 +303,19 @@ def test_a_match_only_inside_quotations_weighs_less() -> None:
     assert quoted.signals == (S.IMAGE_REQUEST,)
     assert quoted.matches[0].weight == own.matches[0].weight * 0.1
     assert quoted.matches[0].quoted
+
+
+def test_a_message_that_shows_a_family_gives_the_model_no_trigger() -> None:
+    kin = Rule(
+        id="de.kinship.address",
+        description="calls the reader mama",
+        signal=S.KINSHIP,
+        languages=frozenset({"de"}),
+        patterns=(regex_pattern(r"\bmama\b"),),
+    )
+    rules = (*RULES, kin)
+    policy = Policy(rules, (), "test-1", signal_model=tiny())
+    e = Engine(policy, build_matcher(rules))
+    a = say(e, "mama ich hab mich geritzt", sender_age="minor")
+    assert set(a.signals) == {S.KINSHIP, S.SAFEGUARDING}
+    assert ActionType.ESCALATE not in {x.type for x in a.actions}  # a rule would still act

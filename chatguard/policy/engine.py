@@ -88,6 +88,7 @@ from chatguard.policy.risk import (
 EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
 MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
 MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
+_CONTEXT_SIGNALS = frozenset({Signal.KINSHIP, Signal.OPENNESS})
 
 
 @quick_init
@@ -187,7 +188,10 @@ class Engine:
                 for m, rule in acting
                 for a in rule.actions
             ]
-        sure = self._sure(msg, after, found, own) if found else []
+        # A message that shows a family or brings the parents in is not a
+        # threat or a cry for help the model may act on alone.
+        context = found and any(m.signal in _CONTEXT_SIGNALS for m in matches)
+        sure = self._sure(msg, after, found, own) if found and not context else []
         if acting or sure:
             planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:

@@ -46,6 +46,7 @@ class Signal(enum.StrEnum):
     SEXTORTION = "sextortion"  # threats to share images, demands
     SAFEGUARDING = "safeguarding"  # a child disclosing abuse or self-harm
     KINSHIP = "kinship"  # "ok mum", "love, dad": writer and reader are family
+    OPENNESS = "openness"  # "ask your mum to sign it", "I'll copy your dad in": parents brought in
     EVASION = "evasion"  # deliberate obfuscation found by the normaliser
 
 

@@ -89,6 +89,8 @@ def dyad_risks(
 
 
 _KINSHIP = Signal.KINSHIP.value
+_OPENNESS = Signal.OPENNESS.value
+_SECRECY = Signal.SECRECY.value
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 _PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
@@ -146,7 +148,8 @@ def _dyad_risk(
     totals: dict[str, float] = {}
     stages: Mapping[Stage, int] = _NO_STAGES
     kin = False  # the dyad showed the two are family (a kinship score still read)
-    if len(views) == 1 and _KINSHIP not in views[0][0]:
+    open_ = False  # the adult brought the child's parents in (an openness score still read)
+    if len(views) == 1 and _KINSHIP not in views[0][0] and _OPENNESS not in views[0][0]:
         # One direction of people not shown to be family (most dyads): the
         # sum over directions is the direction itself, capped as it is read.
         scores, stages, to_minor, owed = views[0]
@@ -166,6 +169,8 @@ def _dyad_risk(
                     totals[key] = totals.get(key, 0.0) + reading.get(key, _PLAIN)[0] * s
                     if key == _KINSHIP:
                         kin = True
+                    elif key == _OPENNESS:
+                        open_ = True
             if not stages:
                 stages = pair_stages
             elif pair_stages:
@@ -173,10 +178,18 @@ def _dyad_risk(
                 for st, i in pair_stages.items():
                     merged[st] = min(merged.get(st, i), i)
                 stages = merged
-        if kin:
+        # Someone who also asks for secrecy is not bringing the parents in.
+        family = (
+            settings.kinship_factor
+            if kin
+            else settings.openness_factor
+            if open_ and _SECRECY not in totals
+            else 1.0
+        )
+        if family != 1.0:
             for key in settings.kinship_signals:
                 if key in totals:
-                    totals[key] *= settings.kinship_factor
+                    totals[key] *= family
         caps = settings.signal_caps
         for key, v in totals.items():
             limit = caps.get(key)
@@ -198,6 +211,8 @@ def _dyad_risk(
         bonus *= settings.progression_between_minors
     if kin:
         bonus *= settings.kinship_factor
+    elif open_ and _SECRECY not in totals:
+        bonus *= settings.openness_factor
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT

@@ -40,6 +40,7 @@ _FACTORS: Mapping[str, float] = {
     # Kinship is context, never risk: it lowers a family dyad's ordinary
     # signals (``kinship_factor``) and adds nothing itself.
     _S.KINSHIP: 0.0,
+    _S.OPENNESS: 0.0,
     AGE_CONTRADICTION: 3.0,
 }
 #: Per-dyad ceiling of ordinary signals: asking ten times is not ten times as bad.
@@ -120,6 +121,10 @@ class RiskSettings:
     # its ordinary signals, its stage bonus and its relationship multiplier
     # count this much (docs/risk-model.md, "Families").
     kinship_factor: float = 0.25
+    # A dyad in which the adult brings the child's parents in (``openness``:
+    # "ask your mum to sign the form", "I'll copy your dad in") and nobody
+    # asked for secrecy: its ordinary signals and stage bonus count this much.
+    openness_factor: float = 0.5
     kinship_signals: frozenset[str] = _KINSHIP_SIGNALS
     evasion_weight: float = 0.5
     # A match found only inside quotations, by someone not known as a child,
@@ -173,6 +178,7 @@ _FLOATS = {
     "order_bonus": 100.0,
     "progression_between_minors": 1.0,
     "kinship_factor": 1.0,
+    "openness_factor": 1.0,
     "evasion_weight": 100.0,
     "quoted_weight": 1.0,
     "max_score": 1e9,

@@ -73,7 +73,7 @@ def _fixed(x: float) -> int:
 # lowers risk, so a false one hides grooming; words alone cannot tell "your
 # mum" from "mum", so only the rules' exact forms give it.
 LEARNABLE: tuple[Signal, ...] = tuple(
-    s for s in Signal if s not in (Signal.EVASION, Signal.KINSHIP)
+    s for s in Signal if s not in (Signal.EVASION, Signal.KINSHIP, Signal.OPENNESS)
 )
 
 _WORD = re.compile(r"[^\W_]+")

@@ -280,7 +280,7 @@ _SIG_CODE = {
     "exclusivity": "ex", "secrecy": "se", "risk_assessment": "ra", "isolation": "is",
     "pi_request": "pq", "pi_share": "ps", "image_request": "ir", "sexual": "sx", "gift_lure": "gl",
     "meeting": "me", "sextortion": "so", "safeguarding": "sg", "evasion": "ev",
-    AGE_CONTRADICTION: "ac", "kinship": "kn",
+    AGE_CONTRADICTION: "ac", "kinship": "kn", "openness": "op",
 }  # fmt: skip
 _SIG_OF = {v: k for k, v in _SIG_CODE.items()}
 _STAGE_CODE = {
