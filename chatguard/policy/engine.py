@@ -188,10 +188,7 @@ class Engine:
                 for m, rule in acting
                 for a in rule.actions
             ]
-        # A message that shows a family or brings the parents in is not a
-        # threat or a cry for help the model may act on alone.
-        context = found and any(m.signal in _CONTEXT_SIGNALS for m in matches)
-        sure = self._sure(msg, after, found, own) if found and not context else []
+        sure = self._sure(msg, after, found, matches, own) if found else []
         if acting or sure:
             planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
@@ -288,14 +285,18 @@ class Engine:
         msg: MessageContext,
         state: ConversationState,
         found: list[tuple[Match, float]],
+        matches: list[Match],
         own: _OwnWords,
     ) -> list[Match]:
         """The learned matches that may trigger at once: the pack lets them,
-        the model is at least ``trigger_at`` sure, and, as in ``_acting``, the
-        signal is not found only inside a quotation by someone not known as a
-        child."""
+        the model is at least ``trigger_at`` sure, the message shows no family
+        and brings no parents in (that is not a threat or a cry for help the
+        model may act on alone), and, as in ``_acting``, the signal is not
+        found only inside a quotation by someone not known as a child."""
         use = self.policy.model_use
-        sure = [m for m, p in found if use.triggers and p >= use.trigger_at]
+        if not use.triggers or any(m.signal in _CONTEXT_SIGNALS for m in matches):
+            return []
+        sure = [m for m, p in found if p >= use.trigger_at]
         if not sure or _minorish(state, msg.sender) or own.rules() is None:
             return sure
         still = own.signals()

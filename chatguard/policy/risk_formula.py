@@ -149,6 +149,7 @@ def _dyad_risk(
     stages: Mapping[Stage, int] = _NO_STAGES
     kin = False  # the dyad showed the two are family (a kinship score still read)
     open_ = False  # the adult brought the child's parents in (an openness score still read)
+    family = 1.0  # the share of their weight ordinary signals keep in this dyad
     if len(views) == 1 and _KINSHIP not in views[0][0] and _OPENNESS not in views[0][0]:
         # One direction of people not shown to be family (most dyads): the
         # sum over directions is the direction itself, capped as it is read.
@@ -209,10 +210,7 @@ def _dyad_risk(
     bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
-    if kin:
-        bonus *= settings.kinship_factor
-    elif open_ and _SECRECY not in totals:
-        bonus *= settings.openness_factor
+    bonus *= family
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
