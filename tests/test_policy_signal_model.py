@@ -85,6 +85,38 @@ def test_features_are_words_prefixes_pairs_and_age_brackets() -> None:
     assert "p:schic" in features("schick mir")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "7 x 8 = 56",
+        "fica 9/12 + 4/12 = 13/12",
+        "treino as 6:30",
+        "lend me $20",
+        "20% off",
+        "we won 12-10",
+        "1.5 km",
+        "7 × 8",
+    ],
+)
+def test_a_number_in_a_sum_time_date_score_or_price_has_no_age(text: str) -> None:
+    found = features(folded(text))
+    assert not [f for f in found if f.startswith("n:")]
+    assert any(f.startswith("w:#") for f in found)
+
+
+@pytest.mark.parametrize(
+    "text", ["im 13.", "11, 12 en mayo", "tengo 12 años", "12 kkkk", "i'm 12 x"]
+)
+def test_a_number_on_its_own_keeps_its_age_bracket(text: str) -> None:
+    assert "n:minor" in features(folded(text))
+
+
+def test_a_feature_counts_as_often_as_it_occurs() -> None:
+    # Training counts features as scoring adds them: a repeated word is
+    # scored (and was trained) twice.
+    assert features("snap snap").count("w:snap") == 2
+
+
 def test_features_read_a_bounded_number_of_words() -> None:
     assert len(features("wörter " * 100_000)) <= 4 * MAX_WORDS
     assert features("") == []

@@ -11,7 +11,10 @@ leetspeak, look-alike letters and split letters are already undone):
   a stem), and each pair of neighbouring words by their first five letters
   (``b:manda foto``);
 - for a number, its age bracket (``n:minor`` for 5 to 17, ``n:adult`` for 18
-  to 99): "im 11" and "tengo 12" teach one thing.
+  to 99): "im 11" and "tengo 12" teach one thing. A number that is part of a
+  sum, a time, a date, a fraction, a score or a price ("7 x 8 = 56",
+  "9/12", "6:30", "$20", "3-1") is a quantity, not an age: it is read as
+  ``#`` and its digits (``w:#12``), with no bracket.
 
 A message carries a signal when its score (the sum of its features' weights
 and the signal's bias) reaches the signal's threshold. Training
@@ -51,7 +54,7 @@ FORMAT = 1
 # The version of ``features``: a model trained on other features would add
 # weights to the wrong things, so it is refused (retrain it). Raise this
 # whenever ``features`` or ``word_features`` changes what they return.
-FEATURES = 1
+FEATURES = 2
 MAX_WORDS = 64  # a long message is read by its first words; signals come early
 STEM = 5  # letters of a word's prefix feature...
 SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
@@ -83,8 +86,46 @@ class ModelError(ValueError):
     """A model file that cannot be used, and why."""
 
 
+# Beside a number, what makes it a quantity rather than an age: joined to
+# another number by a decimal point, colon, slash or dash ("1.5", "6:30",
+# "9/12", "3-1"), or next to an operator or a currency or percent sign, with
+# or without a space ("7 x 8", "= 56", "$20", "20 %").
+_JOINED = ".,:/-"
+_OPERATOR_BEFORE = "+×*=÷$€£#"
+_OPERATOR_AFTER = "+×*=÷%€$£"
+
+
+def _is_quantity(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before and before in _JOINED and start >= 2 and text[start - 2].isdigit():
+        return True
+    if after and after in _JOINED and end + 1 < len(text) and text[end + 1].isdigit():
+        return True
+    left = text[max(0, start - 3) : start].rstrip()
+    right = text[end : end + 4].lstrip()
+    if left and (left[-1] in _OPERATOR_BEFORE or (left[-1] == "x" and left[-2:-1] in (" ", ""))):
+        return True
+    return bool(right) and (
+        right[0] in _OPERATOR_AFTER
+        or (right[0] == "x" and right[1:2] in (" ", "") and right[1:].lstrip()[:1].isdigit())
+    )
+
+
 def _words(folded: str) -> list[str]:
-    return _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+    words = _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+    if not any(w[0].isdigit() for w in words):
+        return words
+    # Rare: a message with a number. Mark the ones that are quantities.
+    out = []
+    for m in _WORD.finditer(folded, 0, 8 * 1024):
+        if len(out) == MAX_WORDS:
+            break
+        w = m.group()
+        if w.isdigit() and _is_quantity(folded, m.start(), m.end()):
+            w = "#" + w
+        out.append(w)
+    return out
 
 
 def word_features(w: str) -> list[str]:

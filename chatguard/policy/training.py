@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,14 +167,20 @@ def train(examples: Sequence[Example], digest: str, settings: Settings = Setting
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    rows = [sorted(set(features(normalise(e.text).folded))) for e in examples]
-    vocab = {f: i for i, f in enumerate(sorted({f for row in rows for f in row}))}
-    indptr, indices = [0], []
+    # A feature counts as often as it occurs, as scoring adds it each time.
+    rows = [sorted(Counter(features(normalise(e.text).folded)).items()) for e in examples]
+    vocab = {f: i for i, f in enumerate(sorted({f for row in rows for f, _ in row}))}
+    indptr, indices, counts = [0], [], []
     for row in rows:
-        indices += [vocab[f] for f in row]
+        indices += [vocab[f] for f, _ in row]
+        counts += [n for _, n in row]
         indptr.append(len(indices))
     x = csr_matrix(
-        (np.ones(len(indices)), np.array(indices, dtype=np.int64), np.array(indptr)),
+        (
+            np.array(counts, dtype=np.float64),
+            np.array(indices, dtype=np.int64),
+            np.array(indptr),
+        ),
         shape=(len(rows), len(vocab)),
     )
     names = sorted(vocab, key=vocab.__getitem__)
