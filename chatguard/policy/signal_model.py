@@ -117,7 +117,7 @@ def _words(folded: str) -> list[str]:
     if not any(w[0].isdigit() for w in words):
         return words
     # Rare: a message with a number. Mark the ones that are quantities.
-    out = []
+    out: list[str] = []
     for m in _WORD.finditer(folded, 0, 8 * 1024):
         if len(out) == MAX_WORDS:
             break
