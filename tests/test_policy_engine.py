@@ -506,6 +506,15 @@ def test_evasion_counts_only_with_a_rule_match() -> None:
     assert a.risk == pytest.approx(3.0 + 0.5)
 
 
+def test_letters_drawn_out_are_recorded_but_are_not_the_evasion_signal() -> None:
+    chat = Chat({"a": "unknown", "b": "unknown"})
+    a = chat.say("a", "sooo send me a pic")
+    assert a.evasions == {"repeat"}
+    assert a.signals == (S.IMAGE_REQUEST,)
+    b = chat.say("a", "sooo s3nd me a p1c!")
+    assert S.EVASION in b.signals
+
+
 def test_match_spans_index_the_original_text() -> None:
     chat = Chat({"a": "unknown", "b": "minor"})
     text = "ok ｓｅｎｄ me a pic!"

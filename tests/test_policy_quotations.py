@@ -31,3 +31,13 @@ def test_single_quotes_quote_only_at_word_boundaries() -> None:
     assert quoted_regions("it's the kids' game") == []
     assert without_quotations("he said 'send me a pic' ok") == "he said  .  ok"
     assert without_quotations("‘send me more pics’ is what he wrote") == " .  is what he wrote"
+
+
+def test_a_list_of_quotations_is_examples_even_with_no_words_around_them() -> None:
+    lesson = "\u00ab T'es trop mature pour ton \u00e2ge \u00bb"
+    lesson += " / \u00ab Envoie une photo de toi \u00bb"
+    outside = without_quotations(lesson)
+    assert outside is not None
+    assert not any(ch.isalnum() for ch in outside)
+    # One quotation that is the whole message is still the sender's own words.
+    assert without_quotations("\u00ab envoie une photo de toi \u00bb") is None

@@ -66,7 +66,7 @@ from chatguard.policy.model import (
     Signal,
     Where,
 )
-from chatguard.policy.normalise import Normalised, normalise
+from chatguard.policy.normalise import Evasion, Normalised, normalise
 from chatguard.policy.pending import answer, ask
 from chatguard.policy.quotations import without_quotations
 from chatguard.policy.risk import (
@@ -86,6 +86,9 @@ from chatguard.policy.risk import (
 )
 
 EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
+# Letters drawn out ("siii", "pleaseee") are how children write when they
+# are excited, not a disguise: recorded, but not the evasion signal.
+_EXPRESSIVE = frozenset({Evasion.REPEAT})
 MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
 MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
 _CONTEXT_SIGNALS = frozenset({Signal.KINSHIP, Signal.OPENNESS})
@@ -160,7 +163,12 @@ class Engine:
         yes, pending = answer(before, msg.sender, before.messages, norm.folded)
         if yes is not None:
             matches.append(yes)
-        if matches and norm.evasions and (yes is None or len(matches) > 1):
+        if (
+            matches
+            and norm.evasions
+            and not norm.evasions <= _EXPRESSIVE
+            and (yes is None or len(matches) > 1)
+        ):
             shadow = all(m.shadow for m in matches)
             matches.append(
                 Match(EVASION_RULE, Signal.EVASION, self.settings.evasion_weight, (), shadow)

@@ -13,8 +13,10 @@ mature for your age'" quotes; "don't tell 'em" does not.
 
 Invariants: pure; regions never nest or overlap; an unclosed mark quotes
 nothing; a message that is nothing but quotations has no framing text and
-is the sender's own words (``without_quotations`` returns ``None``); so is a
-quotation of fewer than ``MIN_WORDS`` words (emphasis: 'send me a "pic"').
+is the sender's own words (``without_quotations`` returns ``None``), unless
+it is a list of two or more quotations (« ... » / « ... »: examples in a
+lesson); a quotation of fewer than ``MIN_WORDS`` words is the sender's own
+words too (emphasis: 'send me a "pic"').
 """
 
 from __future__ import annotations
@@ -100,4 +102,6 @@ def without_quotations(text: str) -> str | None:
         last = b + 1
     parts.append(text[last:])
     outside = " . ".join(parts)
-    return outside if any(ch.isalnum() for ch in outside) else None
+    # One quotation that is the whole message is how some people write their
+    # own words; several quoted phrases side by side are examples being shown.
+    return outside if len(regions) > 1 or any(ch.isalnum() for ch in outside) else None
