@@ -337,7 +337,7 @@ def test_a_match_only_inside_quotations_weighs_less() -> None:
     assert quoted.matches[0].quoted
 
 
-def test_a_message_that_shows_a_family_gives_the_model_no_trigger() -> None:
+def test_the_model_finds_nothing_in_a_message_that_shows_a_family() -> None:
     kin = Rule(
         id="de.kinship.address",
         description="calls the reader mama",
@@ -348,6 +348,9 @@ def test_a_message_that_shows_a_family_gives_the_model_no_trigger() -> None:
     rules = (*RULES, kin)
     policy = Policy(rules, (), "test-1", signal_model=tiny())
     e = Engine(policy, build_matcher(rules))
+    # The model reads words, not relations: what it would find beside a
+    # family (or parents brought in) is not its to say. A rule would still act.
     a = say(e, "mama ich hab mich geritzt", sender_age="minor")
-    assert set(a.signals) == {S.KINSHIP, S.SAFEGUARDING}
-    assert ActionType.ESCALATE not in {x.type for x in a.actions}  # a rule would still act
+    assert a.signals == (S.KINSHIP,)
+    assert ActionType.ESCALATE not in {x.type for x in a.actions}
+    assert S.SAFEGUARDING in say(e, "ich hab mich geritzt", sender_age="minor").signals

@@ -196,7 +196,7 @@ class Engine:
                 for m, rule in acting
                 for a in rule.actions
             ]
-        sure = self._sure(msg, after, found, matches, own) if found else []
+        sure = self._sure(msg, after, found, own) if found else []
         if acting or sure:
             planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
         if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
@@ -251,7 +251,10 @@ class Engine:
         """The signals only the signal model found, with its probability: a
         signal a rule matched (in any language) is the rule's, a signal the
         rules' ``unless`` guards say is only talked about ("if anyone asks
-        you to...") is dropped, and a moderator's message is not scored."""
+        you to...") is dropped, and a moderator's message is not scored. In
+        a message that shows a family or brings the parents in, the model,
+        which reads words and not relations, finds nothing: "I'll call your
+        mum to organise it, otherwise..." is a nurse, not a threat."""
         assert self._model is not None
         if msg.sender_roles and MODEL_EXEMPT_ROLES & msg.sender_roles:
             return []
@@ -259,6 +262,8 @@ class Engine:
         if not found:
             return []
         ruled = {m.signal for m, _ in matched}
+        if not ruled.isdisjoint(_CONTEXT_SIGNALS):
+            return []
         found = [(s, p) for s, p in found if s not in ruled]
         if found:
             about = self._matcher.talked_about(norm, [s for s, _ in found])
@@ -293,16 +298,15 @@ class Engine:
         msg: MessageContext,
         state: ConversationState,
         found: list[tuple[Match, float]],
-        matches: list[Match],
         own: _OwnWords,
     ) -> list[Match]:
         """The learned matches that may trigger at once: the pack lets them,
-        the model is at least ``trigger_at`` sure, the message shows no family
-        and brings no parents in (that is not a threat or a cry for help the
-        model may act on alone), and, as in ``_acting``, the signal is not
-        found only inside a quotation by someone not known as a child."""
+        the model is at least ``trigger_at`` sure (it found nothing in a
+        message that shows a family or brings the parents in), and, as in
+        ``_acting``, the signal is not found only inside a quotation by
+        someone not known as a child."""
         use = self.policy.model_use
-        if not use.triggers or any(m.signal in _CONTEXT_SIGNALS for m in matches):
+        if not use.triggers:
             return []
         sure = [m for m, p in found if p >= use.trigger_at]
         if not sure or _minorish(state, msg.sender) or own.rules() is None:
