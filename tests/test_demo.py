@@ -36,7 +36,9 @@ async def test_scripted_demo_runs_and_stops_cleanly(tmp_path) -> None:
     assert proc.stdout is not None
     try:
         banner = ""
-        async with asyncio.timeout(unit(20)):
+        # A first start with a new data directory judges every rule regex of
+        # the pack (safety_cache.py): seconds, many more on a busy machine.
+        async with asyncio.timeout(unit(90)):
             while "Ctrl-C" not in banner:
                 line = await proc.stdout.readline()
                 assert line, "demo exited early"

@@ -16,6 +16,7 @@ from chatguard.policy.rules import (
     load_rule_file,
     regex_pattern,
 )
+from chatguard.policy.signal_model import FEATURES
 
 RULE = """\
 language: en
@@ -535,7 +536,7 @@ def test_readme_example_loads(tmp_path: Path) -> None:
 # --- The signal model in a pack ------------------------------------------------------
 
 MODEL = (
-    '{"format": 1, "features": 1, "signals": ["image_request"], "bias": [-1.0], '
+    f'{{"format": 1, "features": {FEATURES}, "signals": ["image_request"], "bias": [-1.0], '
     '"thresholds": [0.0], "weights": {"w:foto": [[0, 2.0]]}}\n'
 )
 
