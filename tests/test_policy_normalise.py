@@ -42,6 +42,10 @@ TECHNIQUES: list[tuple[str, str, set[Evasion]]] = [
     ("s/n/a/p", "snap", {E.SPLIT}),
     ("s . n . a . p", "snap", {E.SPLIT}),
     ("add me on s n a p c h a t", "add me on snapchat", {E.SPLIT}),
+    # a wider gap ends one spelled-out word and starts the next
+    ("c o m e  a l o n e", "come alone", {E.SPLIT}),
+    ("d o n t \t t e l l   h e r yet", "dont tell her yet", {E.SPLIT}),
+    ("ok  i  am  here", "ok i am here", set()),
     ("s 3 x", "sex", {E.SPLIT, E.LEET}),
     ("p.1.c.s", "pics", {E.SPLIT, E.LEET}),
     # repeated letters
@@ -211,6 +215,15 @@ def test_word_maps_back_to_what_was_typed(raw: str, word: str, typed: str) -> No
     a, b = n.span_to_original(start, start + len(word))
     assert raw[a:b] == typed
     assert n.offsets[start] == a
+
+
+def test_words_spelled_out_with_a_wider_gap_map_to_their_letters() -> None:
+    text = "c o m e  a l o n e"
+    n = normalise(text)
+    assert n.text == "come alone"
+    start = n.text.index("alone")
+    a, b = n.span_to_original(start, start + len("alone"))
+    assert text[a:b] == "a l o n e"
 
 
 def test_part_of_a_split_word_maps_to_its_letters() -> None:
