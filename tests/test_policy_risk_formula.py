@@ -76,13 +76,13 @@ def test_a_dangerous_combination_adds_a_bonus() -> None:
     meeting = say(EMPTY, "a", "b", match(S.MEETING, 2.0))  # 2 x 0.5
     secrecy = say(EMPTY, "a", "b", match(S.SECRECY, 2.0))
     both = say(meeting, "a", "b", match(S.SECRECY, 2.0))
-    assert both.risk == meeting.risk + secrecy.risk + 2.0 * min(1.0, 2.0)  # a secret meeting
+    assert both.risk == meeting.risk + secrecy.risk + 3.0 * min(1.0, 2.0)  # a secret meeting
 
 
 def test_combinations_span_both_directions_of_a_dyad() -> None:
     state = say(EMPTY, "a", "b", match(S.MEETING, 2.0))
     state = say(state, "b", "a", match(S.SECRECY, 2.0))
-    assert state.risk == 1.0 + 2.0 + 2.0 * 1.0
+    assert state.risk == 1.0 + 2.0 + 3.0 * 1.0
 
 
 # --- Stage progression ---------------------------------------------------------------

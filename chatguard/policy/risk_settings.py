@@ -65,7 +65,7 @@ _KINSHIP_SIGNALS = frozenset(
     }
 )  # fmt: skip
 _COMBINATIONS: tuple[tuple[str, str, float], ...] = (
-    (_S.MEETING, _S.SECRECY, 2.0),  # a secret meeting with a child is the classic case
+    (_S.MEETING, _S.SECRECY, 3.0),  # a secret meeting with a child is the classic case
     (_S.IMAGE_REQUEST, _S.SECRECY, 1.0),
     (_S.ISOLATION, _S.SECRECY, 0.5),
     (_S.RISK_CHECK, _S.MEETING, 0.5),
