@@ -25,9 +25,9 @@ plain ASCII chat that needs none of them is only lowercased.
    superscripts and fractions, a few symbols (™, №) and fullwidth forms in
    CJK text.
 6. Case folding ("ß" becomes "ss", "ς" becomes "σ").
-7. Whitespace runs become one space; the ends are trimmed. A wider gap
-   between two lone letters stays two spaces until step 8 has joined split
-   words: it is where one spelled-out word ends and the next begins
+7. Whitespace runs become one space; the ends are trimmed. Words spelled
+   out with single spaces are joined (step 8) before a wider gap between
+   them is squashed: the gap is where one word ends and the next begins
    ("c o m e  a l o n e" reads "come alone", not "comealone").
 8. Split words: three or more single letters joined by one repeated
    separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
@@ -310,10 +310,12 @@ def _normalise_slow(original: str, s: str, truncated: bool) -> Normalised:
     s, st, en = _compat(s, st, en, evasions)
     s, st, en = _casefold(s, st, en)
     s, st, en = _recompose(s, st, en)
-    s, st, en = _squash_whitespace(s, st, en, keep_word_gaps=True)
+    if " ".join(s.split()) != s:
+        # Words spelled out with one space, with a wider gap between them
+        # ("c o m e  a l o n e"): join each before the gap is squashed.
+        s, st, en = _join_split_words(s, st, en, evasions)
+        s, st, en = _squash_whitespace(s, st, en)
     s, st, en = _join_split_words(s, st, en, evasions)
-    if "  " in s:
-        s, st, en = _squash_whitespace(s, st, en, keep_word_gaps=False)
     s = _read_leet(s, evasions)
     # Look-alikes fold after leet so that the Latin letters leet produces
     # count as Latin ("$α" reads "sα", a mixed word).
@@ -516,10 +518,7 @@ def _fold_lookalikes(s: str, evasions: set[Evasion]) -> str:
     return "".join(parts)
 
 
-def _squash_whitespace(s: str, st: list[int], en: list[int], *, keep_word_gaps: bool) -> _Map:
-    """One space for each run of whitespace, none at the ends; with
-    ``keep_word_gaps``, two for a wide gap between two lone letters (the
-    gap between two spelled-out words, for step 8)."""
+def _squash_whitespace(s: str, st: list[int], en: list[int]) -> _Map:
     if " ".join(s.split()) == s:
         return s, st, en
     edits: list[_Edit] = []
@@ -527,19 +526,9 @@ def _squash_whitespace(s: str, st: list[int], en: list[int], *, keep_word_gaps: 
         a, b = m.span()
         if a == 0 or b == len(s):
             edits.append((a, b, "", ()))
-        elif b - a > 1 and keep_word_gaps and _lone(s, a - 1, -1) and _lone(s, b, 1):
-            if s[a:b] != "  ":
-                edits.append((a, b, "  ", ((a, a + 1), (b - 1, b))))
         elif b - a > 1 or s[a] != " ":
             edits.append((a, b, " ", ((a, b),)))
     return _rebuild(s, st, en, edits)
-
-
-def _lone(s: str, i: int, step: int) -> bool:
-    """Whether ``s[i]`` is a letter standing alone on the side away from the
-    gap (``step`` points away from it): a letter of a spelled-out word."""
-    j = i + step
-    return s[i].isalnum() and (j < 0 or j >= len(s) or s[j] == " ")
 
 
 def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
