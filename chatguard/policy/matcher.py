@@ -135,6 +135,7 @@ class _Unit:
         self._budget = -1
         self._within = -1
         self._beyond = 1 << 62
+        self._work: regex_work.Memo = {}  # what the bound reads once from the tree
 
     def untimed(self, n: int, timeout: float) -> bool:
         """Whether confirming this unit on a text of ``n`` characters cannot
@@ -150,7 +151,7 @@ class _Unit:
             return False
         size = 1 << max(n - 1, 0).bit_length()  # the least power of two >= n
         tree = self.tree
-        if tree is not None and regex_work.search_steps(tree, size) <= budget:
+        if tree is not None and regex_work.search_steps(tree, size, self._work) <= budget:
             self._within = size
             return True
         # Longer texts than ``size`` need the timeout too (the bound grows

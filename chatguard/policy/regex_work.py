@@ -41,6 +41,8 @@ regex, or read a clock.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from chatguard.policy.regex_tree import Alt, Assert, CharSet, Look, Node, Repeat, Seq, min_width
 
 #: Bounds are clamped here: past it a text is long enough to need the
@@ -48,23 +50,24 @@ from chatguard.policy.regex_tree import Alt, Assert, CharSet, Look, Node, Repeat
 CAP = 1 << 62
 
 _Cost = tuple[int, int]  # (steps to try every way at one position, most ways to succeed)
-# What does not depend on the text's length, per node (by id, while the tree
-# lives): an alternation's longest chain of plain strings and which of its
-# branches are not plain strings; a repeat's body's shortest width.
-_Memo = dict[int, tuple[int, tuple[bool, ...]] | int]
+#: What does not depend on the text's length, per node (by id: valid while
+#: the tree lives): an alternation's longest chain of plain strings and which
+#: of its branches are not plain strings; a repeat's body's shortest width.
+Memo = dict[int, tuple[int, tuple[bool, ...]] | int]
 _ANCHORS = (Assert("^"), Assert("\\A"))
 
 
-def search_steps(node: Node, n: int) -> int:
+def search_steps(node: Node, n: int, memo: Memo | None = None) -> int:
     """An upper bound on the steps to find every match of ``node`` in a text
-    of ``n`` characters (``CAP`` at most)."""
-    return _search(node, n, {})
+    of ``n`` characters (``CAP`` at most). ``memo``, kept by the caller with
+    the tree, saves reading the tree's alternations again for another ``n``."""
+    return _search(node, n, {} if memo is None else memo)
 
 
 def longest_text(node: Node, budget: int, limit: int) -> int:
     """The longest text, up to ``limit`` characters, on which ``node``'s
     search takes at most ``budget`` steps; -1 when not even the empty text."""
-    memo: _Memo = {}
+    memo: Memo = {}
     if _search(node, 0, memo) > budget:
         return -1
     lo, hi = 0, limit  # lo is within the budget; find the last n that is
@@ -77,14 +80,14 @@ def longest_text(node: Node, budget: int, limit: int) -> int:
     return lo
 
 
-def _search(node: Node, n: int, memo: _Memo) -> int:
+def _search(node: Node, n: int, memo: Memo) -> int:
     cost, ways = _cost(node, n, memo)
     if isinstance(node, Seq) and node.items[:1] and node.items[0] in _ANCHORS:
         return min(n + 1 + cost + ways, CAP)  # other positions fail at the anchor
     return min((n + 1) * (cost + ways), CAP)
 
 
-def _cost(node: Node, n: int, memo: _Memo) -> _Cost:
+def _cost(node: Node, n: int, memo: Memo) -> _Cost:
     match node:
         case CharSet() | Assert():
             return 1, 1
@@ -155,4 +158,5 @@ def _string(node: Node) -> str | None:
 def _longest_chain(strings: list[str]) -> int:
     """Most of ``strings`` (counted with repeats) that can all match at one
     position: each a prefix of the longest of them."""
-    return max(sum(1 for t in strings if s.startswith(t)) for s in strings)
+    counts = Counter(strings)
+    return max(sum(counts.get(s[:i], 0) for i in range(1, len(s) + 1)) for s in counts)
