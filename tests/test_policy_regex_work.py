@@ -81,7 +81,7 @@ class Search:
 
 
 ATOMS = ["a", "b", "é", " ", "[ab]", "[^a]", r"\w", r"\d", r"\s", ".", r"\b", "^", "$"]
-ATOMS += ["(?=a)", "(?<!b)", "(?=a|ab)", "ab", "(?:a|ab|abc)", "(?:ab|ab)"]
+ATOMS += ["(?=a)", "(?<!b)", "(?=a|ab)", "ab", "(?:a|ab|abc)", "(?:ab|ab)", "(?:|a|)"]
 
 
 @st.composite

@@ -159,4 +159,4 @@ def _longest_chain(strings: list[str]) -> int:
     """Most of ``strings`` (counted with repeats) that can all match at one
     position: each a prefix of the longest of them."""
     counts = Counter(strings)
-    return max(sum(counts.get(s[:i], 0) for i in range(1, len(s) + 1)) for s in counts)
+    return max(sum(counts.get(s[:i], 0) for i in range(len(s) + 1)) for s in counts)
