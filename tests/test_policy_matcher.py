@@ -141,6 +141,34 @@ def test_timeout_counts_as_no_match(backend: str) -> None:
     assert m.timeouts == 1
 
 
+def test_the_timeout_still_fires_where_the_work_bound_allows_a_long_run(backend: str) -> None:
+    # Sequential repeats: quick on a chat message, slow on a long text (about
+    # 0.1 s for 4,000 characters). Built past the loader, which would refuse it.
+    source = r"[ab]{0,20}[ab]{0,20}[ab]{0,20}[cd]"
+    slow = Pattern(PatternKind.REGEX, "slow", source)
+    rules = [Rule("slow", "d", Signal.SEXUAL, frozenset({"en"}), (slow,)), rule("ok", "word:ab")]
+    m = build_matcher(rules, backend=backend, timeout=0.005)
+    (unit,) = [u for u in m._units if u.pattern is slow]
+    assert unit.untimed(8, m.timeout)
+    assert not unit.untimed(4000, m.timeout)
+    assert matched(m, "abababac") == [("slow", ["abababac"])]
+    assert m.timeouts == 0
+    assert matched(m, "ab " + "ab" * 2000 + " d") == [("ok", ["ab"])]
+    assert m.timeouts == 1
+    # What the bound decided is kept per length, for the same timeout.
+    assert unit.untimed(8, m.timeout)
+    assert not unit.untimed(5000, m.timeout)
+    assert not unit.untimed(8, 1e-9)
+
+
+def test_a_fuzzy_unit_always_runs_with_the_timeout(backend: str) -> None:
+    m = build_matcher([rule("f", "fuzzy1:snapchat")], backend=backend)
+    (unit,) = m._units
+    assert unit.tree is None
+    assert not unit.untimed(1, m.timeout)
+    assert matched(m, "add me on snpchat") == [("f", ["snpchat"])]
+
+
 def test_expressions_outside_the_prefilters(backend: str) -> None:
     # Built by hand, past the loader: one the parser refuses, one Hyperscan
     # refuses (it can match the empty string). Both are run on every message.

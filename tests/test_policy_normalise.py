@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatguard.policy import normalise as normalise_module
 from chatguard.policy.normalise import DEFAULT_MAX_CHARS, Evasion, Feature, Normalised, normalise
 
 E = Evasion
@@ -407,6 +408,35 @@ def test_ascii_shortcut_agrees_with_the_full_pipeline(raw: str) -> None:
     # A trailing zero-width space changes nothing but forces the full pipeline.
     quick, full = normalise(raw), normalise(raw + "\u200b")
     assert (quick.text, quick.evasions, quick.offsets) == (full.text, full.evasions, full.offsets)
+
+
+def _everything(n: Normalised) -> tuple[object, ...]:
+    spans = [n.span_to_original(i, i + 1) for i in range(len(n.text))]
+    folded = [n.folded_span_to_original(i, i + 1) for i in range(len(n.folded))]
+    return (n.text, n.folded, n.evasions, n.features, n.truncated, spans, folded)
+
+
+# Printable text in many scripts, and the characters the steps look for.
+other_scripts = st.text(
+    st.characters(categories=("L", "M", "N", "P", "S"), include_characters=" "), max_size=40
+)
+step_triggers = st.text(alphabet="aąbćeéßﬁİΣσςΰΐйёѕо 013@$!|._-😂👋🍆ＡⅠ", max_size=30)
+
+
+@settings(max_examples=500)
+@given(st.one_of(other_scripts, step_triggers))
+def test_the_shortcut_for_other_scripts_agrees_with_the_full_pipeline(raw: str) -> None:
+    quick = normalise(raw)
+    assert _everything(quick) == _everything(normalise_module._normalise_slow(raw, raw, False))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["Cześć! Jak się masz?", "Привет, как дела?", "¿Qué tal el partido?", "ΚΑΛΗΜΕΡΑ σας", "日本語"],
+)
+def test_plain_text_in_other_scripts_takes_the_shortcut(raw: str) -> None:
+    assert normalise(raw).offsets == tuple(range(len(raw)))
+    assert normalise_module._plain(raw) is not None
 
 
 # --- Split words never cross a word boundary ----------------------------------------------------

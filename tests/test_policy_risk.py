@@ -30,6 +30,7 @@ from chatguard.policy.risk import (
     observe,
     parse_settings,
     record_escalation,
+    threshold_key,
 )
 from chatguard.policy.state import MAX_OWED
 
@@ -278,6 +279,16 @@ def test_each_threshold_fires_once() -> None:
     state, crossed = cross_thresholds(state, thresholds)
     assert crossed == []
     assert state.fired == {"2", "8"}
+
+
+def test_a_state_with_nothing_new_to_fire_comes_back_as_it_was() -> None:
+    thresholds = (Threshold(2.0, (BANNER,)), Threshold(8.0, (ESCALATE,)))
+    state = say(EMPTY, "a", "b", match(S.SECRECY, 3.0))
+    state, _ = cross_thresholds(state, thresholds)
+    again = say(state, "a", "b", now=1.0)  # 3 > risk >= 2: only "2" is reachable, and fired
+    assert cross_thresholds(again, thresholds) == (again, [])
+    assert threshold_key(thresholds[0]) == "2"
+    assert threshold_key(Threshold(2.5, (), require_minor=True)) == "2.5m"
 
 
 def test_a_threshold_that_requires_a_minor_waits_for_one() -> None:

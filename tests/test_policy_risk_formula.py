@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from chatguard.policy import risk_formula
 from chatguard.policy.model import Signal, Stage
 from chatguard.policy.risk import Band, ConversationState, multiplier
-from chatguard.policy.risk_formula import in_grooming_order, progression
-from chatguard.policy.risk_settings import DEFAULT_SETTINGS
+from chatguard.policy.risk_formula import conversation_risk, in_grooming_order, progression
+from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings, parse_settings
 from tests.test_policy_risk import EMPTY, match, say
 
 S = Signal
@@ -181,3 +182,37 @@ def test_parents_brought_in_halve_the_ordinary_signals_unless_secrecy_was_asked(
     secret = _run(ages, [*script, ("tutor", S.OPENNESS), ("tutor", S.SECRECY)])
     plain_secret = _run(ages, [*script, ("tutor", S.SECRECY)])
     assert secret.risk == pytest.approx(plain_secret.risk, rel=0.02)
+
+
+# --- A direction's static reading is remembered ------------------------------------------
+
+
+def _groomed(risk_settings: RiskSettings = DEFAULT_SETTINGS) -> ConversationState:
+    ages = {"adult": "adult", "kid": "minor"}
+    state = EMPTY
+    for i, signal in enumerate([S.FLATTERY, S.SECRECY, S.IMAGE_REQUEST, S.MEETING]):
+        state = say(
+            state, "adult", "kid", match(signal, 2.0), now=60.0 * i, ages=ages,
+            risk_settings=risk_settings,
+        )  # fmt: skip
+    return state
+
+
+def test_a_remembered_reading_is_the_reading_worked_out_afresh() -> None:
+    state = _groomed()
+    first = conversation_risk(state, DEFAULT_SETTINGS)
+    remembered = conversation_risk(state, DEFAULT_SETTINGS)
+    risk_formula._STATICS.clear()
+    assert first == remembered == conversation_risk(state, DEFAULT_SETTINGS) == state.risk
+    # The same maps under other settings are read with those settings.
+    other = parse_settings({"risk": {"stage_bonus": 0.5}})
+    assert conversation_risk(state, other) == conversation_risk(_groomed(other), other)
+    assert conversation_risk(state, other) > first
+
+
+def test_the_remembered_readings_are_bounded() -> None:
+    risk_formula._STATICS.clear()
+    state = _groomed()
+    for i in range(risk_formula._MAX_STATICS + 10):
+        say(state, "adult", "kid", match(S.FLATTERY, 1.0), now=300.0 + i)
+    assert len(risk_formula._STATICS) <= risk_formula._MAX_STATICS

@@ -13,7 +13,11 @@ Every distinct pattern expression is a *unit*. A scan has two steps:
 2. **Confirmation.** Each candidate unit is run with the `regex` module
    (``safety.FLAGS``) on the folded text, with a timeout; its matches give
    the spans. A timeout counts as no match and adds one to
-   ``Matcher.timeouts``.
+   ``Matcher.timeouts``. The timeout reads the process's CPU clock at least
+   twice a call, which on a short message costs more than the match itself;
+   so a unit whose work bound (``regex_work.search_steps``) on a text of that
+   length, counted at ``STEP_SECONDS`` a step, stays within the timeout is run
+   without it: it cannot run longer than the timeout would let it.
 
 What Hyperscan is given for each unit (``Probe``):
 
@@ -33,7 +37,9 @@ nothing (the unit is then confirmed on every message).
 Invariants: a prefilter may over-report but never miss, so both backends
 return identical hits. A rule whose ``unless`` patterns match the same
 message is not returned. No per-message state outlives a scan; `regex`
-expressions are compiled on first use.
+expressions are compiled on first use, and each unit's work bound is worked
+out on first use for a few text lengths (powers of two). No confirmation runs
+without a bound on its time: the timeout, or a work bound within it.
 
 The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
 there and loaded on the next build of the same units, keyed by a hash of
@@ -59,7 +65,7 @@ from typing import Any, Protocol
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
 
-from chatguard.policy import prefilter, regex_tree, safety
+from chatguard.policy import prefilter, regex_tree, regex_work, safety
 from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import Pattern, Rule, Signal
 from chatguard.policy.normalise import Normalised
@@ -80,6 +86,10 @@ except ImportError:  # pragma: no cover - platforms without a wheel
     HAVE_HYPERSCAN = False
 
 DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
+#: What one step of the `regex` module's search is assumed to cost when a
+#: confirmation may skip the timeout: measured at 1 to 2 ns; a hundred times
+#: that leaves room for a slow or busy machine and for steps that cost more.
+STEP_SECONDS = 1e-7
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 
 
@@ -120,6 +130,45 @@ class _Unit:
         self.index = index
         self.pattern = pattern
         self.compiled: Any = None  # regex.Pattern, on first confirmation
+        # What ``untimed`` found so far, for one step budget: texts up to
+        # ``_within`` characters need no timeout, from ``_beyond`` on they do.
+        self._budget = -1
+        self._within = -1
+        self._beyond = 1 << 62
+        self._work: regex_work.Memo = {}  # what the bound reads once from the tree
+
+    def untimed(self, n: int, timeout: float) -> bool:
+        """Whether confirming this unit on a text of ``n`` characters cannot
+        run for ``timeout`` seconds even at ``STEP_SECONDS`` a step, by its
+        work bound on texts of ``n`` rounded up to a power of two (so a
+        unit's bound is worked out a few times, not once per message)."""
+        budget = int(timeout / STEP_SECONDS)
+        if budget != self._budget:
+            self._budget, self._within, self._beyond = budget, -1, 1 << 62
+        if n <= self._within:
+            return True
+        if n >= self._beyond:
+            return False
+        size = 1 << max(n - 1, 0).bit_length()  # the least power of two >= n
+        tree = self.tree
+        if tree is not None and regex_work.search_steps(tree, size, self._work) <= budget:
+            self._within = size
+            return True
+        # Longer texts than ``size`` need the timeout too (the bound grows
+        # with the text); shorter ones may not: they are asked on their own.
+        self._beyond = min(self._beyond, 0 if tree is None else size // 2 + 1)
+        return False
+
+    @functools.cached_property
+    def tree(self) -> safety.Node | None:
+        """The tree of the unit's expression, literal or regex (None when the
+        parser refuses it, as fuzzy ones: those always run with the timeout)."""
+        if self.pattern.literal is None:
+            return self.root
+        try:
+            return safety.parse(self.pattern.expression)
+        except safety.RegexRefused:
+            return None
 
     @functools.cached_property
     def root(self) -> safety.Node | None:
@@ -446,8 +495,11 @@ class Matcher:
             unit = self._units[u]
             if unit.compiled is None:
                 unit.compiled = regex.compile(unit.pattern.expression, safety.FLAGS)
+            timeout: float | None = self.timeout
+            if timeout is not None and unit.untimed(len(text), timeout):
+                timeout = None  # bounded without it (see the module docstring)
             try:
-                for m in unit.compiled.finditer(text, timeout=self.timeout):
+                for m in unit.compiled.finditer(text, timeout=timeout):
                     if m.end() > m.start():
                         spans.append(m.span())
             except TimeoutError:

@@ -6,8 +6,11 @@ match can be highlighted or redacted in the original), and the set of
 evasion techniques that were undone. Evasion is a signal, but a weak one on
 its own: every technique below also turns up in ordinary chat.
 
-Steps, in order; each is skipped unless a cheap check says it applies, and
-plain ASCII chat that needs none of them is only lowercased.
+Steps, in order; each is skipped unless a cheap check says it applies.
+Plain ASCII chat that needs none of them is only lowercased, and plain text
+in other scripts that needs none but case folding (one character for one)
+is only case-folded and, for ``folded``, stripped of its diacritics; both
+keep the identity map.
 
 1. Only the first ``max_chars`` characters are read (``truncated``).
 2. Lone surrogates become U+FFFD; C0/C1 controls other than tab and newline
@@ -237,6 +240,10 @@ _SPLIT_PAIR_RE = re.compile(
     rf"(?<![\w@$]|[{_SPLIT_SEPS}]){_SPLIT_EL}(?P<sep>[{_SPLIT_SEPS}]){_SPLIT_EL}"
     rf"(?![\w@$]|[{_SPLIT_SEPS}][\w@$])"
 )
+# What every split run holds: its second letter, with a separator or a
+# space on each side. A plain class test, much cheaper than _SPLIT_RE's
+# lookbehind and backreference, that most messages fail.
+_SPLIT_GATE_RE = re.compile(rf"[{_SPLIT_SEPS} ]{_SPLIT_EL}[{_SPLIT_SEPS} ]")
 _SEP_SET = frozenset(t.SPLIT_SEPARATORS)
 _EL_RE = re.compile(_SPLIT_EL)
 _LEET_CHARS = re.escape("".join(t.LEET))
@@ -290,10 +297,46 @@ def normalise(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> Normalised:
             and low[-1:] != " "
             and not (_LEET_CHAR_RE.search(low) and _ASCII_LEET_GATE.search(low))
             and not (_TRIPLE_RE.search(low) and _ASCII_REPEAT_RE.search(low))
-            and not _SPLIT_RE.search(low)
+            and not (_SPLIT_GATE_RE.search(low) and _SPLIT_RE.search(low))
         ):
             return Normalised(text, low, low, truncated=truncated)
+    elif src.isprintable():
+        plain = _plain(src)
+        if plain is not None:
+            return Normalised(text, plain[0], plain[1], truncated=truncated)
     return _normalise_slow(text, src, truncated)
+
+
+def _plain(s: str) -> tuple[str, str] | None:
+    """``(text, folded)`` of printable text in any script that no step but
+    case folding and diacritics changes, one character for one (most chat
+    that is not English); None when some step may apply.
+
+    Each check is the test ``_normalise_slow`` makes before that step (or a
+    cheap superset of it), in the same order, so that both give the same
+    text with the identity map. Printable text holds no control, invisible
+    or white space character but the space, and no lone surrogate."""
+    if _SPECIAL_BMP_RE.search(s) or (_ASTRAL_RE.search(s) and not _SPECIAL_ASTRAL.isdisjoint(s)):
+        return None
+    if not unicodedata.is_normalized("NFKC", s):
+        return None  # _compat
+    low = s.casefold()
+    if len(low) != len(s) or not unicodedata.is_normalized("NFKC", low):
+        return None  # _casefold changes offsets, or _recompose has work
+    if "  " in low or low[:1] == " " or low[-1:] == " ":
+        return None  # _squash_whitespace
+    if _SPLIT_GATE_RE.search(low) and _SPLIT_RE.search(low):
+        return None  # _join_split_words
+    if _LEET_CHAR_RE.search(low) and _LEET_GATE.search(low):
+        return None  # _read_leet
+    evasions: set[Evasion] = set()
+    if _fold_lookalikes(low, evasions) != low or evasions or _TRIPLE_RE.search(low):
+        return None  # _fold_lookalikes, _squeeze
+    if low.isascii() or not _FOLD_RE.search(low):
+        return low, low
+    if _FOLD_UNEVEN_RE.search(low):
+        return None  # _fold_diacritics changes offsets
+    return low, low.translate(_FOLD_TABLE)
 
 
 _Map = tuple[str, list[int], list[int]]  # text, and for each character its start and end
@@ -540,6 +583,8 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
     ("m.e") are common in ordinary text ("i.e", "u.s"), so they are joined
     only when the same message spells a longer word with the same separator.
     """
+    if not _SPLIT_GATE_RE.search(s):
+        return s, st, en
     edits: list[_Edit] = []
     seps: set[str] = set()
     pos = 0

@@ -441,7 +441,20 @@ def _with_risk(state: ConversationState, settings: RiskSettings) -> Conversation
 
 
 def threshold_key(threshold: Threshold) -> str:
-    return f"{threshold.at:g}{'m' if threshold.require_minor else ''}"
+    key = (threshold.at, threshold.require_minor)
+    text = _THRESHOLD_KEYS.get(key)
+    if text is None:
+        text = f"{threshold.at:g}{'m' if threshold.require_minor else ''}"
+        if len(_THRESHOLD_KEYS) < _MAX_THRESHOLD_KEYS:
+            _THRESHOLD_KEYS[key] = text
+    return text
+
+
+# Formatting a float is most of the cost of reading the thresholds, which
+# happens for every message of a conversation above the lowest one. Bounded:
+# a pack has at most MAX_THRESHOLDS, and only reloads add more.
+_THRESHOLD_KEYS: dict[tuple[float, bool], str] = {}
+_MAX_THRESHOLD_KEYS = 1024
 
 
 def has_minor(state: ConversationState, *, include_shadow: bool = False) -> bool:
@@ -456,14 +469,21 @@ def cross_thresholds(
     conversation; one fired in shadow can still fire for real later."""
     ordered = sorted(thresholds, key=lambda t: t.at)[:MAX_THRESHOLDS]
     crossed: list[tuple[Threshold, bool]] = []
-    if not ordered or max(state.risk, state.enforced_risk) < ordered[0].at:
+    top = max(state.risk, state.enforced_risk)
+    if not ordered or top < ordered[0].at:
         return state, crossed  # below every threshold: most messages
-    fired, fired_shadow = set(state.fired), set(state.fired_shadow)
+    # Read-only until something fires: in a conversation above its
+    # thresholds most messages fire nothing new.
+    fired: frozenset[str] | set[str] = state.fired
+    fired_shadow: frozenset[str] | set[str] = state.fired_shadow
     for th in ordered:
+        if th.at > top:
+            break  # in order: neither risk reaches this one or any after it
         key = threshold_key(th)
         if key in fired:
             continue
         if state.enforced_risk >= th.at and (not th.require_minor or has_minor(state)):
+            fired, fired_shadow = set(fired), set(fired_shadow)
             fired.add(key)
             fired_shadow.discard(key)
             crossed.append((th, False))
@@ -472,6 +492,7 @@ def cross_thresholds(
             and state.risk >= th.at
             and (not th.require_minor or has_minor(state, include_shadow=True))
         ):
+            fired, fired_shadow = set(fired), set(fired_shadow)
             fired_shadow.add(key)
             crossed.append((th, True))
     if not crossed:

@@ -13,7 +13,12 @@ read at all, as if it had been dropped.
 Invariants: pure functions of a state and settings (no I/O, no clock); the
 order of the float additions is fixed (it decides the last digit, and the
 stored risk must not change between versions without a reason); every
-reading of the same state gives the same number.
+reading of the same state gives the same number. What a direction's reading
+needs besides its decay (each score's factor and cap, the combinations it
+can form, its stage bonus) is remembered for its score and stage maps, which
+are never changed and are shared by the states of a conversation until a
+message scores (``_static``): a bounded memo, keyed by those very objects,
+that changes no result.
 Never: change a state.
 """
 
@@ -135,34 +140,39 @@ def _dyad_risk(
     band_a = Band.UNKNOWN if a == ROOM_AUDIENCE else pa.band(include_shadow)
     band_b = Band.UNKNOWN if b == ROOM_AUDIENCE else pb.band(include_shadow)
     # Each direction that holds anything: (scores, stages, toward a minor,
-    # the decay its scores still owe).
-    views: list[tuple[Mapping[str, float], Mapping[Stage, int], bool, float]] = []
+    # the decay its scores still owe, whether they are the stored maps).
+    views: list[tuple[Mapping[str, float], Mapping[Stage, int], bool, float, bool]] = []
     for x, y, to_minor in ((a, b, band_b in MINORISH), (b, a, band_a in MINORISH)):
         pair = pairs.get((x, y))
         if pair is None:
             continue
         if include_shadow and (pair.shadow_scores or pair.shadow_stages):
-            views.append((*_shadow_view(pair, k), to_minor, 1.0))
+            views.append((*_shadow_view(pair, k), to_minor, 1.0, False))
         elif pair.scores or pair.stages:  # an empty direction adds nothing
-            views.append((pair.scores, pair.stages, to_minor, k))
+            views.append((pair.scores, pair.stages, to_minor, k, True))
     totals: dict[str, float] = {}
     stages: Mapping[Stage, int] = _NO_STAGES
     kin = False  # the dyad showed the two are family (a kinship score still read)
     open_ = False  # the adult brought the child's parents in (an openness score still read)
     family = 1.0  # the share of their weight ordinary signals keep in this dyad
+    combinations = settings.combinations
+    bonus: float | None = None  # the stage bonus, when already known
     if len(views) == 1 and _KINSHIP not in views[0][0] and _OPENNESS not in views[0][0]:
         # One direction of people not shown to be family (most dyads): the
         # sum over directions is the direction itself, capped as it is read.
-        scores, stages, to_minor, owed = views[0]
-        reading = settings._reading[to_minor]
-        for key, s in scores.items():
+        scores, stages, to_minor, owed, stored = views[0]
+        if stored:
+            items, combinations, bonus = _static(scores, stages, to_minor, settings)
+        else:
+            reading = settings._reading[to_minor]
+            items = tuple((key, s, *reading.get(key, _PLAIN)) for key, s in scores.items())
+        for key, s, f, cap in items:
             s *= owed
             if s >= MIN_READ:
-                f, cap = reading.get(key, _PLAIN)
                 v = f * s
                 totals[key] = cap if v > cap else v
     else:
-        for scores, pair_stages, to_minor, owed in views:
+        for scores, pair_stages, to_minor, owed, _ in views:
             reading = settings._reading[to_minor]
             for key, s in scores.items():
                 s *= owed
@@ -201,13 +211,10 @@ def _dyad_risk(
     total = sum(totals.values())
     # A combination with a missing signal adds c * 0.0, which changes no sum.
     total += sum(
-        [
-            c * min(totals[x], totals[y])
-            for x, y, c in settings.combinations
-            if x in totals and y in totals
-        ]
+        [c * min(totals[x], totals[y]) for x, y, c in combinations if x in totals and y in totals]
     )
-    bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+    if bonus is None:
+        bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
     bonus *= family
@@ -218,6 +225,44 @@ def _dyad_risk(
         if kin and m > 1.0:
             m = 1.0  # a parent and their child are not a stranger and a child
     return m * total * (1.0 + bonus)
+
+
+_Item = tuple[str, float, float, float]  # (score key, stored score, factor, cap)
+_Static = tuple[
+    Mapping[str, float],
+    Mapping[Stage, int],
+    RiskSettings,
+    tuple[_Item, ...],
+    tuple[tuple[str, str, float], ...],
+    float,
+]
+# Keyed by the identities of the maps and settings, which each entry holds,
+# so that no identity is reused while its entry lives. Cleared when full:
+# it only saves work, and a conversation's maps are read again at once.
+_STATICS: dict[tuple[int, int, bool, int], _Static] = {}
+_MAX_STATICS = 4096
+
+
+def _static(
+    scores: Mapping[str, float], stages: Mapping[Stage, int], to_minor: bool, settings: RiskSettings
+) -> tuple[tuple[_Item, ...], tuple[tuple[str, str, float], ...], float]:
+    """What reading one direction's stored maps takes besides the decay: each
+    score with its factor and cap (in the maps' order, which the sums keep),
+    the combinations both of whose signals it holds (in the settings'
+    order), and the stage bonus. Remembered per maps (see the docstring)."""
+    key = (id(scores), id(stages), to_minor, id(settings))
+    got = _STATICS.get(key)
+    if got is None or got[0] is not scores or got[1] is not stages or got[2] is not settings:
+        reading = settings._reading[to_minor]
+        items = tuple((k, s, *reading.get(k, _PLAIN)) for k, s in scores.items())
+        combinations = tuple(
+            (x, y, c) for x, y, c in settings.combinations if x in scores and y in scores
+        )
+        bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+        if len(_STATICS) >= _MAX_STATICS:
+            _STATICS.clear()
+        got = _STATICS[key] = (scores, stages, settings, items, combinations, bonus)
+    return got[3], got[4], got[5]
 
 
 def _max_risk(
