@@ -472,32 +472,33 @@ def cross_thresholds(
     top = max(state.risk, state.enforced_risk)
     if not ordered or top < ordered[0].at:
         return state, crossed  # below every threshold: most messages
-    # Read-only until something fires: in a conversation above its
-    # thresholds most messages fire nothing new.
-    fired: frozenset[str] | set[str] = state.fired
-    fired_shadow: frozenset[str] | set[str] = state.fired_shadow
+    # The state's sets are only read: in a conversation above its
+    # thresholds most messages fire nothing new, and need no copies.
+    fired, fired_shadow = state.fired, state.fired_shadow
+    new: set[str] = set()  # fired for real by this message
+    new_shadow: set[str] = set()  # fired in shadow by this message
     for th in ordered:
         if th.at > top:
             break  # in order: neither risk reaches this one or any after it
         key = threshold_key(th)
-        if key in fired:
+        if key in fired or key in new:
             continue
         if state.enforced_risk >= th.at and (not th.require_minor or has_minor(state)):
-            fired, fired_shadow = set(fired), set(fired_shadow)
-            fired.add(key)
-            fired_shadow.discard(key)
+            new.add(key)
             crossed.append((th, False))
         elif (
             key not in fired_shadow
+            and key not in new_shadow
             and state.risk >= th.at
             and (not th.require_minor or has_minor(state, include_shadow=True))
         ):
-            fired, fired_shadow = set(fired), set(fired_shadow)
-            fired_shadow.add(key)
+            new_shadow.add(key)
             crossed.append((th, True))
     if not crossed:
         return state, crossed
-    return replace(state, fired=frozenset(fired), fired_shadow=frozenset(fired_shadow)), crossed
+    return replace(
+        state, fired=fired | new, fired_shadow=(fired_shadow | new_shadow) - new
+    ), crossed
 
 
 def severity_rank(severity: str) -> int:
