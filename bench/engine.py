@@ -491,13 +491,14 @@ def load_pack(name: str) -> tuple[list[Rule], Policy | None] | None:
 BASELINE_STAGES = ("normalise+scan", "engine (normalise+scan+risk)", PACK_POLICY)
 
 
-def checkout(rev: str, into: Path) -> Path:
+def checkout(rev: str, into: Path, packs: Sequence[str] = ()) -> Path:
     """The ``chatguard`` package as of ``rev`` under ``into``, next to a link to
     this ``bench`` folder, so a worker started there imports the old engine
-    with today's benchmark."""
+    with today's benchmark; and, as of ``rev`` too, each of ``packs`` that is a
+    folder of this repository (the old engine may not read today's pack)."""
     root = Path(__file__).resolve().parent.parent
     archive = subprocess.run(
-        ["git", "-C", str(root), "archive", "--format=tar", rev, "chatguard"],
+        ["git", "-C", str(root), "archive", "--format=tar", rev, "chatguard", *packs],
         check=True,
         capture_output=True,
     ).stdout
@@ -521,21 +522,62 @@ def worker(tree: Path, args: list[str]) -> dict[str, dict[str, list[float]]]:
     return result
 
 
-def compare(rev: str, packs: Sequence[str], backends: Sequence[str], runs: int, count: int) -> None:
+def _pack_arg(pack: str, root: Path, tree: Path, own: Sequence[str]) -> list[str]:
+    """``--packs`` for a worker run from ``tree``: a named pack as it is, a
+    folder as an absolute path, inside ``tree`` when it is one of ``own``."""
+    path = Path(pack).resolve()
+    if not path.is_dir():
+        return ["--packs", pack]
+    if path.is_relative_to(root) and str(path.relative_to(root)) in own:
+        path = tree / path.relative_to(root)
+    return ["--packs", str(path)]
+
+
+def _own_folders(packs: Sequence[str], root: Path) -> list[str]:
+    """The packs that are folders of this repository, relative to its root."""
+    out = []
+    for pack in packs:
+        path = Path(pack).resolve()
+        if path.is_dir() and path.is_relative_to(root):
+            out.append(str(path.relative_to(root)))
+    return out
+
+
+def compare(
+    rev: str,
+    packs: Sequence[str],
+    backends: Sequence[str],
+    runs: int,
+    count: int,
+    *,
+    same_pack: bool = False,
+) -> None:
     """The engine stages at ``rev`` and now, in alternating worker processes
-    (old, new, new, old; each with half the runs), medians of all runs."""
+    (old, new, new, old; each with half the runs), medians of all runs. A
+    pack folder of this repository is read as of ``rev`` on the old side
+    (old code with its own pack), unless ``same_pack``: then both sides read
+    today's (a comparison of code alone, for code that reads it)."""
     root = Path(__file__).resolve().parent.parent
+    own = [] if same_pack else _own_folders(packs, root)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
-        old = checkout(rev, Path(tmp))
-        print(f"baseline {rev} vs the working tree; CPU µs per message, medians of {runs} runs")
+        old = checkout(rev, Path(tmp), own)
+        which = "today's packs on both sides" if not own else "each side its own pack"
+        print(
+            f"baseline {rev} vs the working tree ({which}); "
+            f"CPU µs per message, medians of {runs} runs"
+        )
         for pack in packs:
-            target = str(Path(pack).resolve()) if Path(pack).is_dir() else pack
             for backend in backends:
-                args = ["--packs", target, "--backends", backend, "--count", str(count)]
+                sides = {
+                    "old": _pack_arg(pack, root, old, own),
+                    "new": _pack_arg(pack, root, root, own),
+                }
+                args = ["--backends", backend, "--count", str(count)]
                 args += ["--runs", str(max(1, runs // 2)), "--cache", cache]
                 got: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
                 for side in ("old", "new", "new", "old"):
-                    result = worker(old if side == "old" else root, args)
+                    tree = old if side == "old" else root
+                    result = worker(tree, [*sides[side], *args])
                     for stage, values in result.get(backend, {}).items():
                         got[side].setdefault(stage, []).extend(values)
                 print(f"\n{pack}, {backend}:")
@@ -562,6 +604,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="REV", help="compare the engine stages with git revision REV"
     )
+    parser.add_argument(
+        "--same-pack",
+        action="store_true",
+        help="with --baseline: both sides read today's pack folders (compare code alone)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -569,7 +616,7 @@ def main() -> None:
     backends = args.backends.split(",")
     packs = args.packs.split(",")
     if args.baseline:
-        compare(args.baseline, packs, backends, runs, count)
+        compare(args.baseline, packs, backends, runs, count, same_pack=args.same_pack)
         return
     data = messages(random.Random(2024), count)
     results = {}
@@ -593,8 +640,8 @@ def main() -> None:
             )
     if args.worker:
         print(json.dumps(results))
-    else:
-        print(f"\nmedian of {runs} runs; CPU time of one thread; Python {sys.version.split()[0]}")
+        return
+    print(f"\nmedian of {runs} runs; CPU time of one thread; Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":
