@@ -105,6 +105,7 @@ EMOJI: list[tuple[str, str]] = [
     ("don't tell 🤫", "don't tell emoji_shush"),
     ("☎️ me", "emoji_phone me"),
     ("💰🏽 gift 🎁", "emoji_money gift emoji_gift"),
+    ("one in ur 🩱 or 🩲", "one in ur emoji_bikini or emoji_bikini"),  # one word for swimwear
 ]
 
 

@@ -191,6 +191,9 @@ EMOJI_WORDS: Final[dict[str, str]] = {
     "😈": "emoji_devil",
     "🥵": "emoji_hot",
     "👙": "emoji_bikini",
+    # One word for swimwear and underwear: every language's rules name it.
+    "🩱": "emoji_bikini",
+    "🩲": "emoji_bikini",
     "🛏": "emoji_bed",
     "🚿": "emoji_shower",
     "🔞": "emoji_18plus",
