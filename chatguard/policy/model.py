@@ -174,6 +174,13 @@ class Threshold:
     at: float
     actions: tuple[Action, ...]
     require_minor: bool = False  # only when a minor takes part
+    # How a conversation's state records that this threshold fired ("8",
+    # "4m"): formatted once here, since it is read for every message of a
+    # conversation above its lowest threshold.
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.at:g}{'m' if self.require_minor else ''}")
 
 
 @dataclass(frozen=True, slots=True)

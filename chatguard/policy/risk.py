@@ -441,20 +441,7 @@ def _with_risk(state: ConversationState, settings: RiskSettings) -> Conversation
 
 
 def threshold_key(threshold: Threshold) -> str:
-    key = (threshold.at, threshold.require_minor)
-    text = _THRESHOLD_KEYS.get(key)
-    if text is None:
-        text = f"{threshold.at:g}{'m' if threshold.require_minor else ''}"
-        if len(_THRESHOLD_KEYS) < _MAX_THRESHOLD_KEYS:
-            _THRESHOLD_KEYS[key] = text
-    return text
-
-
-# Formatting a float is most of the cost of reading the thresholds, which
-# happens for every message of a conversation above the lowest one. Bounded:
-# a pack has at most MAX_THRESHOLDS, and only reloads add more.
-_THRESHOLD_KEYS: dict[tuple[float, bool], str] = {}
-_MAX_THRESHOLD_KEYS = 1024
+    return threshold.key
 
 
 def has_minor(state: ConversationState, *, include_shadow: bool = False) -> bool:

@@ -164,8 +164,7 @@ def _dyad_risk(
         if stored:
             items, combinations, bonus = _static(scores, stages, to_minor, settings)
         else:
-            reading = settings._reading[to_minor]
-            items = tuple((key, s, *reading.get(key, _PLAIN)) for key, s in scores.items())
+            items = _read(scores, settings._reading[to_minor])
         for key, s, f, cap in items:
             s *= owed
             if s >= MIN_READ:
@@ -214,7 +213,7 @@ def _dyad_risk(
         [c * min(totals[x], totals[y]) for x, y, c in combinations if x in totals and y in totals]
     )
     if bonus is None:
-        bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+        bonus = _stage_bonus(stages, settings)
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
     bonus *= family
@@ -243,6 +242,17 @@ _STATICS: dict[tuple[int, int, bool, int], _Static] = {}
 _MAX_STATICS = 4096
 
 
+def _read(
+    scores: Mapping[str, float], reading: Mapping[str, tuple[float, float]]
+) -> tuple[_Item, ...]:
+    """Each score with its factor and cap, in the map's order."""
+    return tuple((k, s, *reading.get(k, _PLAIN)) for k, s in scores.items())
+
+
+def _stage_bonus(stages: Mapping[Stage, int], settings: RiskSettings) -> float:
+    return progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+
+
 def _static(
     scores: Mapping[str, float], stages: Mapping[Stage, int], to_minor: bool, settings: RiskSettings
 ) -> tuple[tuple[_Item, ...], tuple[tuple[str, str, float], ...], float]:
@@ -253,12 +263,11 @@ def _static(
     key = (id(scores), id(stages), to_minor, id(settings))
     got = _STATICS.get(key)
     if got is None or got[0] is not scores or got[1] is not stages or got[2] is not settings:
-        reading = settings._reading[to_minor]
-        items = tuple((k, s, *reading.get(k, _PLAIN)) for k, s in scores.items())
+        items = _read(scores, settings._reading[to_minor])
         combinations = tuple(
             (x, y, c) for x, y, c in settings.combinations if x in scores and y in scores
         )
-        bonus = progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
+        bonus = _stage_bonus(stages, settings)
         if len(_STATICS) >= _MAX_STATICS:
             _STATICS.clear()
         got = _STATICS[key] = (scores, stages, settings, items, combinations, bonus)
