@@ -24,6 +24,7 @@ from chatguard.policy.signal_model import (
     MAX_WORDS,
     ModelError,
     SignalModel,
+    _words,
     dumps,
     features,
     from_json,
@@ -109,6 +110,20 @@ def test_a_number_in_a_sum_time_date_score_or_price_has_no_age(text: str) -> Non
 )
 def test_a_number_on_its_own_keeps_its_age_bracket(text: str) -> None:
     assert "n:minor" in features(folded(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("b2b deals", ["b2b", "deals"]),  # a digit inside a word: no quantity
+        ("b2b 5 x 3", ["b2b", "#5", "x", "#3"]),
+        ("ich bin 12", ["ich", "bin", "12"]),
+        ("café 5 x 3", ["café", "#5", "x", "#3"]),  # not ASCII: every word looked at
+        ("x² café", ["x²", "café"]),
+    ],
+)
+def test_words_mark_quantities_in_ascii_and_other_text(text: str, words: list[str]) -> None:
+    assert _words(text) == words
 
 
 def test_a_feature_counts_as_often_as_it_occurs() -> None:

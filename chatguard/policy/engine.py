@@ -70,6 +70,7 @@ from chatguard.policy.normalise import Evasion, Normalised, normalise
 from chatguard.policy.pending import answer, ask
 from chatguard.policy.quotations import without_quotations
 from chatguard.policy.risk import (
+    MAX_THRESHOLDS,
     Band,
     ConversationState,
     Observation,
@@ -137,6 +138,8 @@ class Engine:
         self.settings: RiskSettings = parse_settings(policy.settings, half_life=policy.half_life)
         self._matcher = matcher
         self._thresholds = tuple(sorted(policy.thresholds, key=lambda t: t.at))
+        # Once every threshold has fired for real, no message can fire one.
+        self._every_threshold = frozenset(t.key for t in self._thresholds[:MAX_THRESHOLDS])
         use = policy.model_use
         self._model = policy.signal_model if use.enabled else None
         self._model_shadow = policy.mode is Mode.SHADOW or use.mode is Mode.SHADOW
@@ -199,7 +202,11 @@ class Engine:
         sure = self._sure(msg, after, found, own) if found else []
         if acting or sure:
             planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
-        if self._thresholds and max(after.risk, after.enforced_risk) >= self._thresholds[0].at:
+        if (
+            self._thresholds
+            and max(after.risk, after.enforced_risk) >= self._thresholds[0].at
+            and not self._every_threshold <= after.fired
+        ):
             after, crossed = cross_thresholds(after, self._thresholds)
             for th, shadow in crossed:
                 reason = f"risk>={th.at:g}"

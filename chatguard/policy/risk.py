@@ -97,6 +97,7 @@ from chatguard.policy.state import (
 __all__ = [
     "AGE_CONTRADICTION",
     "DEFAULT_SETTINGS",
+    "MAX_THRESHOLDS",
     "ROOM_AUDIENCE",
     "SEVERITIES",
     "VERSION",

@@ -80,6 +80,9 @@ LEARNABLE: tuple[Signal, ...] = tuple(
 )
 
 _WORD = re.compile(r"[^\W_]+")
+# In ASCII text a word starts with a digit only if the text has one: a
+# cheaper test than looking at every word's first character.
+_ASCII_DIGIT = re.compile(r"[0-9]")
 
 
 class ModelError(ValueError):
@@ -114,7 +117,11 @@ def _is_quantity(text: str, start: int, end: int) -> bool:
 
 def _words(folded: str) -> list[str]:
     words = _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
-    if not any(w[0].isdigit() for w in words):
+    if (
+        not _ASCII_DIGIT.search(folded, 0, 8 * 1024)
+        if folded.isascii()
+        else not any(w[0].isdigit() for w in words)
+    ):
         return words
     # Rare: a message with a number. Mark the ones that are quantities.
     out: list[str] = []
