@@ -8,7 +8,15 @@ from chatguard.policy.engine import Engine, MessageContext
 from chatguard.policy.matcher import build_matcher
 from chatguard.policy.model import Match, Policy, Rule, Signal, Threshold, Where
 from chatguard.policy.normalise import normalise
-from chatguard.policy.pending import ANSWER_RULE, answer, ask, is_yes
+from chatguard.policy.pending import (
+    ANSWER_RULE,
+    SAME_PREFIX,
+    SAME_RULE,
+    answer,
+    ask,
+    is_same,
+    is_yes,
+)
 from chatguard.policy.rules import regex_pattern
 from chatguard.policy.state import MAX_PENDING, Band, ConversationState
 
@@ -42,6 +50,14 @@ GUESS = Rule(
     weight=1.0,
     yes_means=S.MINOR_SELF,
 )
+AGE = Rule(
+    id="t.age",
+    description="says their own age",
+    signal=S.MINOR_SELF,
+    languages=frozenset({"en"}),
+    patterns=(regex_pattern(r"^1[0-7]\b|\bim 1[0-7]\b"),),
+    weight=1.0,
+)
 LURE = Rule(
     id="t.lure",
     description="offers a gift",
@@ -54,7 +70,7 @@ LURE = Rule(
 
 def engine(window: int = 4) -> Engine:
     policy = Policy(
-        (GUESS, LURE),
+        (GUESS, AGE, LURE),
         (Threshold(3.0, ()),),
         "t",
         settings={"risk": {"answer_window": window}},
@@ -127,3 +143,54 @@ def test_pending_questions_are_bounded_and_survive_storage() -> None:
     found, left = answer(ConversationState(pending=pending), "p0", 0, "yes")
     assert found is None
     assert left == pending
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["same", "same lol, im at holloway", "SAMEEE", "me too!", "me 2", "yo también jaja",
+     "moi aussi", "pareil mdr", "ich auch", "eu tb kkk", "ja też"],
+)  # fmt: skip
+def test_a_same_in_six_languages(text: str) -> None:
+    assert is_same(normalise(text).folded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "yea", "not the same", "same thing happened to my cousin when she was at the "
+     "park with her friends last summer", "the same", "too"],
+)  # fmt: skip
+def test_anything_else_is_not_a_same(text: str) -> None:
+    assert not is_same(normalise(text).folded)
+
+
+def test_a_same_to_an_age_declares_the_same_age() -> None:
+    """Two teenagers telling each other their ages are two minors."""
+    state = run([("x", "how old r u"), ("kid", "16, year 11"), ("x", "same lol, im at holloway")])
+    assert state.bands("x") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    assert state.pending == {}  # answered once
+
+
+def test_a_same_is_a_match_of_the_declared_signal() -> None:
+    eng = engine()
+    state = run([("kid", "im 13")], eng)
+    assert SAME_PREFIX + "x" in state.pending
+    msg = MessageContext("me too", "c", "x", ("kid",), Where.DIRECT)
+    assessment, _ = eng.assess(msg, state, 1.7e9 + 60)
+    assert [(m.rule_id, m.signal) for m in assessment.matches] == [(SAME_RULE, S.MINOR_SELF)]
+
+
+def test_a_yes_to_an_age_or_a_same_to_a_guess_declares_nothing() -> None:
+    assert run([("kid", "im 13"), ("x", "yea")]).bands("x")[1] is Band.UNKNOWN
+    assert run([("x", "ur 12 right?"), ("kid", "same")]).bands("kid")[1] is Band.UNKNOWN
+    late = [("kid", "im 13")] + [("x", "hm"), ("kid", "?")] * 3 + [("x", "same")]
+    assert run(late).bands("x")[1] is Band.UNKNOWN
+
+
+def test_a_same_answers_only_a_message_to_one_person() -> None:
+    """In a room "same" answers whoever spoke last: no question is left."""
+    m = Match("t.age", S.MINOR_SELF, 1.0, ())
+    assert ask({}, [(m, AGE)], ["a", "b"], 0, 4, [m]) == {}
+    one = ask({}, [(m, AGE)], ["a"], 0, 4, [m])
+    assert one == {SAME_PREFIX + "a": ("minor_self_declared", 4, 1.0, False)}
+    state = ConversationState(pending=one)
+    assert ConversationState.from_json(state.to_json()) == state

@@ -182,7 +182,12 @@ class Engine:
         )
         after = observe(before, obs, self.settings, now)
         pending = ask(
-            pending, matched, msg.recipients, before.messages, self.settings.answer_window
+            pending,
+            matched,
+            msg.recipients,
+            before.messages,
+            self.settings.answer_window,
+            matches,
         )
         if pending is not after.pending:
             after = replace(after, pending=pending)

@@ -10,11 +10,21 @@ bare yes, the yes counts as if they had said it themselves: a match of the
 rule's ``yes_means`` signal with the rule's weight. A child who confirms an
 age guess with "yea" is then protected as a self-declared child.
 
+A "same" works alike for an age someone gives of themselves: when a
+message to one person declares the sender's age ("16, year 11 at st
+aidans"), that person's "same lol, im at holloway" or "me too" within the
+window declares the same of them (teenagers telling each other their ages
+are then two teenagers, not an unknown person and a child). Only for a
+message to one person: in a room, "same" answers whoever spoke last. A
+same-question is kept under the recipient's key with ``SAME_PREFIX``,
+which no participant key starts with.
+
 Invariants: pure (state and text in, matches and a new pending map out); at
 most ``MAX_PENDING`` questions are remembered per conversation (the oldest
 are dropped first); a question is answered at most once, and expires when
 the window has passed; only a whole message that is a yes counts ("yes but
-im 19" does not).
+im 19" does not); a "same" counts at the start of a short message (at most
+``MAX_SAME_WORDS`` words).
 """
 
 from __future__ import annotations
@@ -26,6 +36,12 @@ from chatguard.policy.model import Match, Rule, Signal
 from chatguard.policy.state import MAX_PENDING, ConversationState, participant_key
 
 ANSWER_RULE = "engine.yes_means"  # the rule id of a match made by a yes
+SAME_RULE = "engine.same_means"  # the rule id of a match made by a "same"
+# Participant keys are user ids that never start with "#", or "#" and a hex
+# digest (``participant_key``): "#=" starts neither.
+SAME_PREFIX = "#="
+MAX_SAME_WORDS = 8
+_DECLARATIONS = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
 
 # A pending question: (signal a yes means, last message index it may be
 # answered at, weight, shadow).
@@ -63,6 +79,24 @@ _WORD = re.compile(r"[^\W_]+|👍")
 _REPEAT = re.compile(r"(.)\1+")
 
 
+# "Me too" at the start of a reply, written squeezed as compared ("sameee"
+# -> "same", "too" -> "to", "aussi" -> "ausi").
+_SAME = (
+    ("same",), ("me", "to"), ("me", "2"), ("yo", "tambien"), ("yo", "igual"),
+    ("igual",), ("moi", "ausi"), ("pareil",), ("ich", "auch"), ("eu", "tambem"), ("eu", "tb"),
+    ("ja", "tez"), ("tez",),
+)  # fmt: skip
+
+
+def is_same(folded: str) -> bool:
+    """The message starts with "same" or "me too" and is short ("same lol,
+    im at holloway", "yo también jaja", "ich auch")."""
+    words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(folded.lower(), 0, 200)]
+    if not words or len(words) > MAX_SAME_WORDS:
+        return False
+    return any(tuple(words[: len(same)]) == same for same in _SAME)
+
+
 def is_yes(folded: str) -> bool:
     """The whole message is a yes ("yea", "Sí!!", "ouais lol", "👍", "ja und du?"):
     a yes first, then at most four filler words, nothing else."""
@@ -83,12 +117,16 @@ def answer(
         return None, pending
     kept = {k: p for k, p in pending.items() if p[1] >= index}
     key = participant_key(sender)
-    asked = kept.get(key)
-    if asked is None or not is_yes(folded):
-        return None, kept if len(kept) != len(pending) else pending
-    del kept[key]
-    signal, _, weight, shadow = asked
-    return Match(ANSWER_RULE, Signal(signal), weight, (), shadow), kept
+    for asked_key, rule_id, answers in (
+        (key, ANSWER_RULE, is_yes),
+        (SAME_PREFIX + key, SAME_RULE, is_same),
+    ):
+        asked = kept.get(asked_key)
+        if asked is not None and answers(folded):
+            del kept[asked_key]
+            signal, _, weight, shadow = asked
+            return Match(rule_id, Signal(signal), weight, (), shadow), kept
+    return None, kept if len(kept) != len(pending) else pending
 
 
 def ask(
@@ -97,19 +135,36 @@ def ask(
     recipients: Iterable[str],
     index: int,
     window: int,
+    declared: Iterable[Match] = (),
 ) -> Mapping[str, Pending]:
     """Leave a pending question for each recipient of a message whose
-    matched rules have ``yes_means``."""
-    asking = [(m, r) for m, r in matched if r.yes_means is not None]
-    if not asking:
+    matched rules have ``yes_means``; and, when the message goes to one
+    person, a same-question for each of ``declared``, the matches (of rules
+    or of the signal model) by which the sender declares their own age."""
+    if not matched and not declared:
+        return pending  # most messages
+    to = list(dict.fromkeys(recipients))
+    questions: list[tuple[str, Pending]] = [
+        (participant_key(user), (r.yes_means.value, index + window, r.weight, m.shadow))
+        for m, r in matched
+        if r.yes_means is not None
+        for user in to
+    ]
+    if len(to) == 1:
+        questions += [
+            (
+                SAME_PREFIX + participant_key(to[0]),
+                (m.signal.value, index + window, m.weight, m.shadow),
+            )
+            for m in declared
+            if m.signal in _DECLARATIONS and m.rule_id not in (ANSWER_RULE, SAME_RULE)
+        ]
+    if not questions:
         return pending
     out = dict(pending)
-    for m, r in asking:
-        assert r.yes_means is not None
-        for recipient in recipients:
-            key = participant_key(recipient)
-            out.pop(key, None)  # re-asked: the newest question counts, and is newest
-            out[key] = (r.yes_means.value, index + window, r.weight, m.shadow)
+    for key, question in questions:
+        out.pop(key, None)  # re-asked: the newest question counts, and is newest
+        out[key] = question
     while len(out) > MAX_PENDING:
         del out[next(iter(out))]
     return out

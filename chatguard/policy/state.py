@@ -391,5 +391,5 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     person = key + 1 + 2 + 3 + 5 + 5 + num + 4
     fired = 2 + MAX_THRESHOLDS * 30
     header = 200 + 5 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
-    header += 8 + MAX_PENDING * (key + 1 + 2 + 4 + 1 + 2 * num + 4)  # "q"
+    header += 8 + MAX_PENDING * (key + 2 + 1 + 2 + 4 + 1 + 2 * num + 4)  # "q", "#=" keys
     return header + settings.max_pairs * pair + settings.max_participants * person
