@@ -592,6 +592,19 @@ def compare(
                     )
 
 
+def baseline_arguments(parser: argparse.ArgumentParser, baseline_help: str) -> None:
+    """``--baseline``, ``--same-pack`` and the worker's own options, as the
+    engine benchmarks take them."""
+    parser.add_argument("--baseline", metavar="REV", help=baseline_help)
+    parser.add_argument(
+        "--same-pack",
+        action="store_true",
+        help="with --baseline: both sides read today's pack folders (compare code alone)",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run, 2,000 messages")
@@ -601,16 +614,7 @@ def main() -> None:
     parser.add_argument("--backends", default="hyperscan,fallback", help="matcher backends")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per stage (median)")
     parser.add_argument("--count", type=int, default=MESSAGES, help="messages per run")
-    parser.add_argument(
-        "--baseline", metavar="REV", help="compare the engine stages with git revision REV"
-    )
-    parser.add_argument(
-        "--same-pack",
-        action="store_true",
-        help="with --baseline: both sides read today's pack folders (compare code alone)",
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    baseline_arguments(parser, "compare the engine stages with git revision REV")
     args = parser.parse_args()
     runs, count = (1, 2000) if args.quick else (args.runs, args.count)
     backends = args.backends.split(",")

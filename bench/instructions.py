@@ -41,7 +41,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.engine import _own_folders, _pack_arg, checkout, messages, whole_engine
+from bench.engine import (
+    _own_folders,
+    _pack_arg,
+    baseline_arguments,
+    checkout,
+    messages,
+    whole_engine,
+)
 
 STAGES = ("normalise+scan", "engine", "policy")
 _COLLECTED = re.compile(rb"Collected : (\d+)")
@@ -114,14 +121,7 @@ def main() -> None:
     parser.add_argument("--stage", choices=STAGES, default="policy", help="what one message runs")
     parser.add_argument("--count", type=int, default=2000, help="messages counted")
     parser.add_argument("--warm", type=int, default=1000, help="messages run before counting")
-    parser.add_argument("--baseline", metavar="REV", help="count git revision REV beside")
-    parser.add_argument(
-        "--same-pack",
-        action="store_true",
-        help="with --baseline: both sides read today's pack folders (compare code alone)",
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    baseline_arguments(parser, "count git revision REV beside")
     args = parser.parse_args()
     if args.worker:
         assert args.cache is not None

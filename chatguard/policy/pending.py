@@ -43,8 +43,9 @@ SAME_PREFIX = "#="
 MAX_SAME_WORDS = 8
 _DECLARATIONS = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
 
-# A pending question: (signal a yes means, last message index it may be
-# answered at, weight, shadow).
+# A pending question: (signal its answer means, last message index it may be
+# answered at, weight, shadow); under the recipient's key for a yes, under
+# ``SAME_PREFIX`` and the key for a "same".
 Pending = tuple[str, int, float, bool]
 
 # Bare affirmations, written squeezed as they are compared ("yesss" -> "yes",
