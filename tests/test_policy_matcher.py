@@ -13,7 +13,13 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatguard.policy.matcher import Matcher, RuleHit, _hs_version, build_matcher
+from chatguard.policy.matcher import (
+    Matcher,
+    RuleHit,
+    build_matcher,
+    exact_hyperscan,
+    exact_library,
+)
 from chatguard.policy.model import Pattern, PatternKind, Rule, Signal
 from chatguard.policy.normalise import Normalised, normalise
 from chatguard.policy.rules import literal_pattern, load_policy, regex_pattern
@@ -326,16 +332,29 @@ SHIPPED = Path(__file__).resolve().parent.parent / "policies"
 EVAL = Path(__file__).resolve().parent / "eval"
 
 
-def intel_hyperscan() -> bool:
-    """Whether the hyperscan package bundles Intel Hyperscan 5.4.2 (not Vectorscan)."""
-    try:
-        return "Version: 5.4.2 " in _hs_version()
-    except Exception:  # no hyperscan on this platform
-        return False
+@pytest.mark.parametrize(
+    ("version", "exact"),
+    [
+        ("0.6.0 Version: 5.4.2 Features: AVX2 Mode: BLOCK", True),
+        ("0.4.0 Version: 5.4.0 Features: AVX2 Mode: BLOCK", True),
+        ("0.9.1 Version: 5.4.12 Features:  Mode: BLOCK", False),
+        ("0.7.8 Version: 5.4.11 Features:  Mode: BLOCK", False),
+        ("? garbled", False),
+    ],
+)
+def test_only_intel_hyperscan_counts_as_exact(version: str, exact: bool) -> None:
+    assert exact_library(version) is exact
+
+
+def test_auto_takes_hyperscan_only_when_it_is_exact() -> None:
+    rules = [rule("r", "word:snap")]
+    expected = "hyperscan" if exact_hyperscan() else "fallback"
+    assert build_matcher(rules, backend="auto").backend == expected
+    assert build_matcher(rules, backend="fallback").backend == "fallback"
 
 
 @pytest.mark.xfail(
-    not intel_hyperscan(),
+    not exact_hyperscan(),
     reason="no hyperscan here, or a package that bundles Vectorscan, which misses some matches",
 )
 def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ The library: on x86-64 the project installs the ``hyperscan`` package that
 bundles Intel Hyperscan 5.4.2. Later packages bundle Vectorscan 5.4.12,
 which misses matches of some of the pack's expressions ("im in 9th" by an
 expression with optional groups); a test compares both backends on every
-message of the evaluation set.
+message of the evaluation set. ``auto`` takes Hyperscan only when it is
+Intel's (``exact_hyperscan``); ``hyperscan`` takes whatever is installed.
 
 Invariants: a prefilter may over-report but never miss, so both backends
 return identical hits. A rule whose ``unless`` patterns match the same
@@ -364,6 +365,24 @@ def _hs_version() -> str:
     return f"{getattr(hyperscan, '__version__', '?')} {library}"
 
 
+# Intel Hyperscan's last release. Vectorscan, which later hyperscan packages
+# bundle, numbers its releases after it (5.4.9 and on) and misses matches.
+_LAST_INTEL = (5, 4, 2)
+
+
+def exact_library(version: str) -> bool:
+    """Whether a library that describes itself as ``version`` (``_hs_version``)
+    is Intel Hyperscan, whose matches the fallback's agree with."""
+    found = regex.search(r"Version: (\d+)\.(\d+)\.(\d+)", version)
+    return found is not None and tuple(map(int, found.groups())) <= _LAST_INTEL
+
+
+@functools.lru_cache(maxsize=1)
+def exact_hyperscan() -> bool:
+    """Whether the installed hyperscan package bundles Intel Hyperscan."""
+    return HAVE_HYPERSCAN and exact_library(_hs_version())
+
+
 def _load(path: Path) -> tuple[Any, list[Probe]] | None:
     try:
         data = path.read_bytes()
@@ -523,12 +542,14 @@ def build_matcher(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Matcher:
     """A matcher for ``rules``. ``backend`` is ``hyperscan``, ``fallback``
-    (pyahocorasick) or ``auto`` (Hyperscan when it can be imported)."""
+    (pyahocorasick) or ``auto``: Hyperscan when the installed package bundles
+    Intel Hyperscan, the fallback otherwise (Vectorscan misses matches, and a
+    missed match is worse than the fallback's cost)."""
     if backend not in ("auto", "hyperscan", "fallback"):
         raise ValueError(f"unknown matcher backend {backend!r}")
     if backend == "hyperscan" and not HAVE_HYPERSCAN:
         raise RuntimeError("the hyperscan package is not installed")
-    use_hyperscan = backend != "fallback" and HAVE_HYPERSCAN
+    use_hyperscan = backend == "hyperscan" or (backend == "auto" and exact_hyperscan())
     patterns: dict[str, Pattern] = {}
     for rule in rules:
         for pattern in (*rule.patterns, *rule.unless):
