@@ -265,7 +265,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--backend",
             choices=("auto", "hyperscan", "fallback"),
             default="auto",
-            help="matcher backend (default: hyperscan where available)",
+            help="matcher backend (default: Intel Hyperscan where installed, else the fallback)",
         )
 
     test = psub.add_parser("test", help="load the pack and check every rule's examples")

@@ -186,7 +186,7 @@ class PolicyConfig:
     watch: bool = _doc("Reload the pack when its files change (SIGHUP always reloads).", True)
     watch_interval: float = _doc("Seconds between checks for changed policy files.", 2.0)
     backend: Literal["auto", "hyperscan", "fallback"] = _doc(
-        "Matcher: hyperscan where available (auto), or the portable fallback.", "auto"
+        "Matcher: Intel Hyperscan where installed (auto), else the portable fallback.", "auto"
     )
     state_ttl: float = _doc(
         "Seconds a conversation's risk state is kept after its last message.", 604_800.0
