@@ -213,7 +213,7 @@ def _dyad_risk(
         [c * min(totals[x], totals[y]) for x, y, c in combinations if x in totals and y in totals]
     )
     if bonus is None:
-        bonus = _stage_bonus(stages, settings)
+        bonus = progression(stages, settings)
     if bonus and band_a.minorish and band_b.minorish:
         bonus *= settings.progression_between_minors
     bonus *= family
@@ -249,10 +249,6 @@ def _read(
     return tuple((k, s, *reading.get(k, _PLAIN)) for k, s in scores.items())
 
 
-def _stage_bonus(stages: Mapping[Stage, int], settings: RiskSettings) -> float:
-    return progression(stages, settings) if len(stages) >= settings.min_stages else 0.0
-
-
 def _static(
     scores: Mapping[str, float], stages: Mapping[Stage, int], to_minor: bool, settings: RiskSettings
 ) -> tuple[tuple[_Item, ...], tuple[tuple[str, str, float], ...], float]:
@@ -267,7 +263,7 @@ def _static(
         combinations = tuple(
             (x, y, c) for x, y, c in settings.combinations if x in scores and y in scores
         )
-        bonus = _stage_bonus(stages, settings)
+        bonus = progression(stages, settings)
         if len(_STATICS) >= _MAX_STATICS:
             _STATICS.clear()
         got = _STATICS[key] = (scores, stages, settings, items, combinations, bonus)
