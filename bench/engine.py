@@ -507,13 +507,18 @@ def checkout(rev: str, into: Path, packs: Sequence[str] = ()) -> Path:
     return into
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a worker run from another tree: without PYTHONPATH,
+    so that it imports the ``chatguard`` of the tree it runs from."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def worker(tree: Path, args: list[str]) -> dict[str, dict[str, list[float]]]:
     """One benchmark process run from ``tree``; its JSON result."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
         [sys.executable, "-m", "bench.engine", "--worker", *args],
         cwd=tree,
-        env=env,
+        env=worker_env(),
         check=True,
         capture_output=True,
         text=True,

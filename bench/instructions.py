@@ -30,7 +30,6 @@ minutes per side; ``--stage`` picks ``normalise+scan``, ``engine`` or
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import shutil
@@ -48,6 +47,7 @@ from bench.engine import (
     checkout,
     messages,
     whole_engine,
+    worker_env,
 )
 
 STAGES = ("normalise+scan", "engine", "policy")
@@ -74,21 +74,20 @@ def run_worker(stage: str, pack: str, cache: Path, warm: int, count: int) -> Non
         run(text)
 
 
+def _worker(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "bench.instructions", "--worker", *args]
+
+
 def instructions(tree: Path, args: list[str]) -> int:
     """Instructions callgrind counts for one worker run from ``tree``."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONHASHSEED"] = "0"
+    env = {**worker_env(), "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as out:
         done = subprocess.run(
             [
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}/callgrind.out",
-                sys.executable,
-                "-m",
-                "bench.instructions",
-                "--worker",
-                *args,
+                *_worker(args),
             ],
             cwd=tree,
             env=env,
@@ -106,9 +105,7 @@ def per_message(tree: Path, args: list[str], count: int) -> float:
     """Instructions per message: runs with no messages and with ``count``,
     after a run outside callgrind has filled the caches (compiling a pack
     under callgrind would take many minutes)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-m", "bench.instructions", "--worker", *args]
-    subprocess.run([*command, "--count", "0"], cwd=tree, env=env, check=True)
+    subprocess.run(_worker([*args, "--count", "0"]), cwd=tree, env=worker_env(), check=True)
     with ThreadPoolExecutor(2) as pool:
         empty = pool.submit(instructions, tree, [*args, "--count", "0"])
         full = pool.submit(instructions, tree, [*args, "--count", str(count)])
