@@ -34,7 +34,9 @@ matcher, from scratch and from the Hyperscan cache.
 
 Run from the repository root: ``.venv/bin/python -m bench.engine``
 (``--quick``: one run, 2,000 messages; ``--packs default,10k``;
-``--backends fallback``).
+``--backends fallback``). Side by side in one run: ``--baseline REV`` (the
+engine at a git revision and now) and ``--compiled`` (the working tree pure
+and as the compiled build, ``chatguard.native``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import regex
 
 from bench.corpus import sample
 from bench.timing import Timing, per_item
+from chatguard import native
 from chatguard.policy.engine import Engine, MessageContext
 from chatguard.policy.matcher import Matcher, build_matcher
 from chatguard.policy.model import Policy, Rule, Where
@@ -564,24 +567,53 @@ def compare(
     today's (a comparison of code alone, for code that reads it)."""
     root = Path(__file__).resolve().parent.parent
     own = [] if same_pack else _own_folders(packs, root)
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as tmp:
         old = checkout(rev, Path(tmp), own)
         which = "today's packs on both sides" if not own else "each side its own pack"
         print(
             f"baseline {rev} vs the working tree ({which}); "
             f"CPU µs per message, medians of {runs} runs"
         )
+        side_by_side(old, root, packs, backends, runs, count, own)
+
+
+def compare_compiled(packs: Sequence[str], backends: Sequence[str], runs: int, count: int) -> None:
+    """The working tree pure and compiled (``chatguard.native``), as ``compare``
+    sets them side by side, both reading the same packs."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        built = native.build_copy(root, Path(tmp))
+        (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+        print(f"pure vs compiled, the working tree; CPU µs per message, medians of {runs} runs")
+        side_by_side(root, built, packs, backends, runs, count, [])
+
+
+def side_by_side(
+    old: Path,
+    new: Path,
+    packs: Sequence[str],
+    backends: Sequence[str],
+    runs: int,
+    count: int,
+    own: Sequence[str],
+) -> None:
+    """Each pack and backend run from the trees ``old`` and ``new`` in
+    alternating worker processes (old, new, new, old; each with half the
+    runs); the medians of all runs and their ratio. ``own``: the pack folders
+    each tree reads from itself."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as cache:
         for pack in packs:
             for backend in backends:
                 sides = {
                     "old": _pack_arg(pack, root, old, own),
-                    "new": _pack_arg(pack, root, root, own),
+                    "new": _pack_arg(pack, root, new, own),
                 }
                 args = ["--backends", backend, "--count", str(count)]
                 args += ["--runs", str(max(1, runs // 2)), "--cache", cache]
                 got: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
                 for side in ("old", "new", "new", "old"):
-                    tree = old if side == "old" else root
+                    tree = old if side == "old" else new
                     result = worker(tree, [*sides[side], *args])
                     for stage, values in result.get(backend, {}).items():
                         got[side].setdefault(stage, []).extend(values)
@@ -620,12 +652,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per stage (median)")
     parser.add_argument("--count", type=int, default=MESSAGES, help="messages per run")
     baseline_arguments(parser, "compare the engine stages with git revision REV")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="compare the working tree pure and compiled (chatguard.native; needs a C compiler)",
+    )
     args = parser.parse_args()
     runs, count = (1, 2000) if args.quick else (args.runs, args.count)
     backends = args.backends.split(",")
     packs = args.packs.split(",")
     if args.baseline:
         compare(args.baseline, packs, backends, runs, count, same_pack=args.same_pack)
+        return
+    if args.compiled:
+        compare_compiled(packs, backends, runs, count)
         return
     data = messages(random.Random(2024), count)
     results = {}

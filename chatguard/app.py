@@ -22,6 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import native
 from .admin import admin_app
 from .audit import AuditSink, MemoryAudit
 from .banner_history import BannerHistory
@@ -503,10 +504,11 @@ class ChatGuard:
                 loop.add_signal_handler(signal.SIGHUP, on_hup)
         await self.start()
         log.info(
-            "relay on %s -> %s; admin on %s",
+            "relay on %s -> %s; admin on %s; policy engine %s",
             self.relay_url,
             self.config.upstream.url,
             self.admin_url if self.admin_address else "off",
+            "compiled" if native.compiled() else "pure Python",
         )
         try:
             await stop.wait()

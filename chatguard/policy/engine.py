@@ -462,22 +462,25 @@ def one_language(
     matched. Matches of the other languages are dropped here; their rules'
     own actions still apply (``Engine.assess`` takes those from all matches).
     """
-    by_signal: dict[Signal, list[tuple[Match, Rule]]] = {}
-    for pair in matched:
-        by_signal.setdefault(pair[0].signal, []).append(pair)
+    # Positions in ``matched``, not the pairs' identities: a compiled build
+    # may hand out a new tuple object each time a pair is read.
+    by_signal: dict[Signal, list[int]] = {}
+    for i, (m, _) in enumerate(matched):
+        by_signal.setdefault(m.signal, []).append(i)
     drop: set[int] = set()
     for group in by_signal.values():
-        if len({rule.languages for _, rule in group}) < 2:
+        if len({matched[i][1].languages for i in group}) < 2:
             continue
         weight: dict[str, float] = {}
-        for m, rule in group:
+        for i in group:
+            m, rule = matched[i]
             for language in sorted(rule.languages):
                 weight[language] = weight.get(language, 0.0) + m.weight
         best = max(weight.values())
         tied = [language for language, w in weight.items() if w == best]
         winner = hint if hint in tied else tied[0]
-        drop.update(id(pair) for pair in group if winner not in pair[1].languages)
-    return [pair for pair in matched if id(pair) not in drop] if drop else list(matched)
+        drop.update(i for i in group if winner not in matched[i][1].languages)
+    return [pair for i, pair in enumerate(matched) if i not in drop] if drop else list(matched)
 
 
 def _language_of(counted: Sequence[tuple[Match, Rule]]) -> str | None:

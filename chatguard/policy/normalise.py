@@ -211,7 +211,8 @@ _EMOJI_RE = re.compile(_class(t.EMOJI_RANGES))
 _FULLWIDTH_RE = re.compile(_class(t.FULLWIDTH_RANGES))
 _CJK_RE = re.compile(_class(t.CJK_RANGES))
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Built with chr(): a compiled build cannot hold a lone surrogate in a literal.
+_SURROGATE_RE = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
 
 _LATIN_LETTERS = _letters(t.LATIN_LETTER_RANGES)
 _CG_LETTERS = _letters(t.CYRILLIC_GREEK_RANGES)

@@ -207,10 +207,13 @@ def _dyad_risk(
                 totals[key] = limit
     if not totals:
         return 0.0
-    total = sum(totals.values())
+    # Sums start at 0.0, not sum()'s int 0 (the same value), so that they
+    # are floats to the type checker and to a compiled build alike.
+    total = sum(totals.values(), 0.0)
     # A combination with a missing signal adds c * 0.0, which changes no sum.
     total += sum(
-        [c * min(totals[x], totals[y]) for x, y, c in combinations if x in totals and y in totals]
+        [c * min(totals[x], totals[y]) for x, y, c in combinations if x in totals and y in totals],
+        0.0,
     )
     if bonus is None:
         bonus = progression(stages, settings)
