@@ -9,11 +9,15 @@ from chatguard.policy.matcher import build_matcher
 from chatguard.policy.model import Match, Policy, Rule, Signal, Threshold, Where
 from chatguard.policy.normalise import normalise
 from chatguard.policy.pending import (
+    AGE_PREFIX,
+    AGE_RULE,
     ANSWER_RULE,
     SAME_PREFIX,
     SAME_RULE,
+    age_of,
     answer,
     ask,
+    asks_back,
     is_same,
     is_yes,
 )
@@ -58,6 +62,14 @@ AGE = Rule(
     patterns=(regex_pattern(r"^1[0-7]\b|\bim 1[0-7]\b"),),
     weight=1.0,
 )
+HOW_OLD = Rule(
+    id="t.how_old",
+    description="asks someone's age",
+    signal=S.AGE_PROBE,
+    languages=frozenset({"en"}),
+    patterns=(regex_pattern(r"\bhow old\b|\bile masz lat\b"),),
+    weight=0.5,
+)
 LURE = Rule(
     id="t.lure",
     description="offers a gift",
@@ -70,7 +82,7 @@ LURE = Rule(
 
 def engine(window: int = 4) -> Engine:
     policy = Policy(
-        (GUESS, AGE, LURE),
+        (GUESS, AGE, HOW_OLD, LURE),
         (Threshold(3.0, ()),),
         "t",
         settings={"risk": {"answer_window": window}},
@@ -194,3 +206,70 @@ def test_a_same_answers_only_a_message_to_one_person() -> None:
     assert one == {SAME_PREFIX + "a": ("minor_self_declared", 4, 1.0, False)}
     state = ConversationState(pending=one)
     assert ConversationState.from_json(state.to_json()) == state
+
+
+@pytest.mark.parametrize(
+    ("text", "signal"),
+    [("13 a co", S.MINOR_SELF), ("10.", S.MINOR_SELF), ("9 aber bald 10", S.MINOR_SELF),
+     ("12!! sério??", S.MINOR_SELF), ("14 in june. y", S.MINOR_SELF),
+     ("też 16. to może jutro na długiej przerwie rewanż?", S.MINOR_SELF),
+     ("15, é meu primeiro emprego de férias, minha tia é dona", S.MINOR_SELF),
+     ("im 14 lol", S.MINOR_SELF), ("34. you?", S.ADULT_SELF), ("31 e vc?", S.ADULT_SELF)],
+)  # fmt: skip
+def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
+    assert age_of(normalise(text).folded) is signal
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "lol 13", "why do u ask", "5 min", "2 km away", "10 mins and im there", "100",
+     "3", "idk like 13 or 14 people came to the party yesterday", "the 13th"],
+)  # fmt: skip
+def test_anything_else_gives_no_age(text: str) -> None:
+    assert age_of(normalise(text).folded) is None
+
+
+def test_a_bare_number_answers_an_age_question() -> None:
+    # (The test pack's own rule reads 10 to 17 at the start: these are below.)
+    state = run([("x", "how old r u"), ("kid", "9 a co")])
+    assert state.bands("kid") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    assert AGE_PREFIX + "kid" not in state.pending  # answered once
+    adult = run([("kid", "how old r u"), ("x", "34")])
+    assert adult.bands("x") == (Band.UNKNOWN, Band.LIKELY_ADULT)
+
+
+def test_a_number_answers_only_the_asked_person_within_the_window() -> None:
+    assert run([("x", "how old r u"), ("x", "9")]).bands("kid")[1] is Band.UNKNOWN
+    assert run([("kid", "9")]).bands("kid")[1] is Band.UNKNOWN  # nothing was asked
+    late = [("x", "how old r u")] + [("kid", "hm"), ("x", "?")] * 3 + [("kid", "9")]
+    assert run(late).bands("kid")[1] is Band.UNKNOWN
+    assert run([("x", "how old r u"), ("kid", "5 min, brb")]).bands("kid")[1] is Band.UNKNOWN
+
+
+def test_an_answer_that_asks_back_is_answered_in_turn() -> None:
+    """Two teenagers trading ages are two teenagers, not a stranger and a child."""
+    assert asks_back("16 w marcu 17 ty")
+    assert not asks_back("16 w marcu 17")
+    state = run([("x", "ile masz lat?"), ("kid", "9, w marcu 10. ty?"), ("x", "też 9. rewanż?")])
+    assert state.bands("kid")[1] is Band.LIKELY_MINOR
+    assert state.bands("x")[1] is Band.LIKELY_MINOR
+    unasked = run([("x", "ile masz lat?"), ("kid", "9, w marcu 10"), ("x", "9 razy wygrałem")])
+    assert unasked.bands("x")[1] is Band.UNKNOWN
+
+
+def test_an_age_answer_is_a_match_with_the_questions_weight_and_leaves_a_same() -> None:
+    eng = engine()
+    state = run([("x", "how old r u")], eng)
+    assert state.pending == {AGE_PREFIX + "kid": ("age_probe", 4, 0.5, False)}
+    msg = MessageContext("9", "c", "kid", ("x",), Where.DIRECT)
+    assessment, after = eng.assess(msg, state, 1.7e9 + 60)
+    assert [(m.rule_id, m.signal, m.weight) for m in assessment.matches] == [
+        (AGE_RULE, S.MINOR_SELF, 0.5)
+    ]
+    assert SAME_PREFIX + "x" in after.pending  # "same age lol" would declare x
+    assert ConversationState.from_json(after.to_json()) == after
+
+
+def test_a_same_may_be_the_first_clause_of_a_longer_message() -> None:
+    assert is_same(normalise("same age lol. send me a pic from the top, my phone died").folded)
+    assert not is_same(normalise("ok so the same thing happened to my cousin last week").folded)

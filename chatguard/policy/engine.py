@@ -188,6 +188,7 @@ class Engine:
             before.messages,
             self.settings.answer_window,
             matches,
+            norm.folded,
         )
         if pending is not after.pending:
             after = replace(after, pending=pending)

@@ -19,12 +19,25 @@ message to one person: in a room, "same" answers whoever spoke last. A
 same-question is kept under the recipient's key with ``SAME_PREFIX``,
 which no participant key starts with.
 
+An age question works alike for a bare number: when a message to one
+person asks their age or school year (a match of an ``age_probe`` rule),
+that person's next message whose first clause is short and starts with a
+number ("13 a co", "10.", "34. you?", "9 aber bald 10", "też 16. to może
+jutro...") declares them a minor (5 to 17) or an adult (18 to 99): a child
+who answers "how old r u" with "13" has said it as
+plainly as "im 13". A number followed by a unit ("5 min", "2 km") is not an
+age. When the answer asks back ("34 et toi ?", "14 u?"), the asker's own
+bare number answers in turn, so that two teenagers trading ages are two
+teenagers. Age questions are kept under ``AGE_PREFIX`` and the recipient's
+key.
+
 Invariants: pure (state and text in, matches and a new pending map out); at
 most ``MAX_PENDING`` questions are remembered per conversation (the oldest
 are dropped first); a question is answered at most once, and expires when
 the window has passed; only a whole message that is a yes counts ("yes but
 im 19" does not); a "same" counts at the start of a short message (at most
-``MAX_SAME_WORDS`` words).
+``MAX_SAME_WORDS`` words), a number at the start of a first clause of at
+most ``MAX_AGE_WORDS`` words.
 """
 
 from __future__ import annotations
@@ -40,8 +53,12 @@ SAME_RULE = "engine.same_means"  # the rule id of a match made by a "same"
 # Participant keys are user ids that never start with "#", or "#" and a hex
 # digest (``participant_key``): "#=" starts neither.
 SAME_PREFIX = "#="
+AGE_RULE = "engine.age_answer"  # the rule id of a match made by a bare age
+AGE_PREFIX = "#?"  # likewise: no participant key starts with it
 MAX_SAME_WORDS = 8
+MAX_AGE_WORDS = 6
 _DECLARATIONS = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
+_ENGINE_RULES = (ANSWER_RULE, SAME_RULE)  # their declarations leave no same-question
 
 # A pending question: (signal its answer means, last message index it may be
 # answered at, weight, shadow); under the recipient's key for a yes, under
@@ -78,6 +95,7 @@ _FILLER = frozenset(
 )  # fmt: skip
 _WORD = re.compile(r"[^\W_]+|👍")
 _REPEAT = re.compile(r"(.)\1+")
+_CLAUSE = re.compile(r"[^.!?,;:\n]+")  # a message's first clause
 
 
 # "Me too" at the start of a reply, written squeezed as compared ("sameee"
@@ -89,10 +107,74 @@ _SAME = (
 )  # fmt: skip
 
 
+# After a number, words that make it a quantity, not an age ("5 min", "2 km").
+_UNITS = frozenset(
+    {
+        "s", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hr",
+        "hrs", "hour", "hours", "day", "days", "km", "m", "cm", "mi", "kg", "k", "x", "pm", "am",
+        "euro", "euros", "dollars", "bucks", "pounds", "quid", "minuto", "minutos",
+        "segundos", "horas", "dias", "pesos", "reais", "minuten", "sekunden", "stunden",
+        "tage", "minut", "minuty", "godzin", "sekund", "dni", "zl", "heures", "jours",
+    }
+)  # fmt: skip
+# A reply that ends asking back ("34. you?", "14 et toi ?", "13 a ty?").
+_ASKED_BACK = frozenset(
+    {
+        "u", "you", "wbu", "hbu", "urs", "yours", "tu", "vos", "usted", "toi", "vous", "du",
+        "sie", "vc", "voce", "ty", "wy", "pan", "pani",
+    }
+)  # fmt: skip
+# Words that may come before the number ("same, 16", "też 16", "im 14", "j'ai 12").
+_LEAD_IN = frozenset(
+    {
+        "same", "too", "also", "me", "to", "im", "i", "am", "just", "turned", "tambien", "yo",
+        "tengo", "igual", "moi", "aussi", "je", "j", "ai", "pareil", "ich", "auch", "bin",
+        "eu", "tambem", "tenho", "tb", "ja", "tez", "mam", "jestem", "only", "like",
+    }
+)  # fmt: skip
+_DIGITS = re.compile(r"[0-9]{1,2}")
+
+
+def age_of(folded: str) -> Signal | None:
+    """The age a reply's first clause gives, as a declaration
+    (``minor_self_declared`` for 5 to 17, ``adult_self_declared`` for 18 to
+    99), or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
+    among its first three, after nothing but lead-ins ("13 a co", "10.",
+    "też 16. to może jutro...", "same, 16"); a number followed by a unit is
+    a quantity ("5 min")."""
+    clause = _CLAUSE.search(folded, 0, 200)
+    if clause is None:
+        return None
+    words = [
+        w if w.isdigit() else _REPEAT.sub(r"\1", w) for w in _WORD.findall(clause.group().lower())
+    ]
+    if not words or len(words) > MAX_AGE_WORDS:
+        return None
+    at = next((i for i, w in enumerate(words[:3]) if _DIGITS.fullmatch(w)), None)
+    if at is None or not all(w in _LEAD_IN for w in words[:at]):
+        return None
+    if at + 1 < len(words) and words[at + 1] in _UNITS:
+        return None
+    age = int(words[at])
+    if 5 <= age <= 17:
+        return Signal.MINOR_SELF
+    return Signal.ADULT_SELF if age >= 18 else None
+
+
+def asks_back(folded: str) -> bool:
+    """The reply ends by asking the same of the other person."""
+    words = _WORD.findall(folded.lower(), 0, 200)
+    return bool(words) and words[-1] in _ASKED_BACK
+
+
 def is_same(folded: str) -> bool:
-    """The message starts with "same" or "me too" and is short ("same lol,
-    im at holloway", "yo también jaja", "ich auch")."""
+    """The message starts with "same" or "me too" and is short, or its first
+    clause is ("same lol, im at holloway", "yo también jaja", "ich auch",
+    "same age lol. send me a pic from the top")."""
     words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(folded.lower(), 0, 200)]
+    clause = _CLAUSE.search(folded, 0, 200) if len(words) > MAX_SAME_WORDS else None
+    if clause is not None:
+        words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(clause.group().lower())]
     if not words or len(words) > MAX_SAME_WORDS:
         return False
     return any(tuple(words[: len(same)]) == same for same in _SAME)
@@ -125,8 +207,16 @@ def answer(
         asked = kept.get(asked_key)
         if asked is not None and answers(folded):
             del kept[asked_key]
+            kept.pop(AGE_PREFIX + key, None)  # the same question, answered
             signal, _, weight, shadow = asked
             return Match(rule_id, Signal(signal), weight, (), shadow), kept
+    asked = kept.get(AGE_PREFIX + key)
+    if asked is not None:
+        declared = age_of(folded)
+        if declared is not None:
+            del kept[AGE_PREFIX + key]
+            _, _, weight, shadow = asked
+            return Match(AGE_RULE, declared, weight, (), shadow), kept
     return None, kept if len(kept) != len(pending) else pending
 
 
@@ -137,11 +227,14 @@ def ask(
     index: int,
     window: int,
     declared: Iterable[Match] = (),
+    folded: str = "",
 ) -> Mapping[str, Pending]:
     """Leave a pending question for each recipient of a message whose
     matched rules have ``yes_means``; and, when the message goes to one
     person, a same-question for each of ``declared``, the matches (of rules
-    or of the signal model) by which the sender declares their own age."""
+    or of the signal model) by which the sender declares their own age, and
+    an age question when it asks their age (an ``age_probe`` match) or
+    answers one and asks back (``folded``: the message, for that)."""
     if not matched and not declared:
         return pending  # most messages
     to = list(dict.fromkeys(recipients))
@@ -152,13 +245,17 @@ def ask(
         for user in to
     ]
     if len(to) == 1:
+        them = participant_key(to[0])
         questions += [
-            (
-                SAME_PREFIX + participant_key(to[0]),
-                (m.signal.value, index + window, m.weight, m.shadow),
-            )
+            (SAME_PREFIX + them, (m.signal.value, index + window, m.weight, m.shadow))
             for m in declared
-            if m.signal in _DECLARATIONS and m.rule_id not in (ANSWER_RULE, SAME_RULE)
+            if m.signal in _DECLARATIONS and m.rule_id not in _ENGINE_RULES
+        ]
+        probes = [m for m, _ in matched if m.signal is Signal.AGE_PROBE]
+        probes += [m for m in declared if m.rule_id == AGE_RULE and asks_back(folded)]
+        questions += [
+            (AGE_PREFIX + them, (Signal.AGE_PROBE.value, index + window, m.weight, m.shadow))
+            for m in probes[:1]
         ]
     if not questions:
         return pending
