@@ -5,7 +5,9 @@ of machine instructions a message costs does not. This benchmark runs the
 engine's workload (``bench.engine``: the same seeded messages, an adult
 writing to a child in 50 conversations) under ``valgrind --tool=callgrind``
 and reports instructions per message, for the working tree and, with
-``--baseline REV``, for git revision ``REV`` beside it, with their ratio.
+``--baseline REV``, for git revision ``REV`` beside it, with their ratio;
+with ``--compiled``, for the working tree as the compiled build
+(``chatguard.native``) beside it.
 
 How it counts. A worker process loads the pack, builds the matcher (from a
 shared cache, filled by a first run outside callgrind), runs ``--warm``
@@ -49,6 +51,7 @@ from bench.engine import (
     whole_engine,
     worker_env,
 )
+from chatguard import native
 
 STAGES = ("normalise+scan", "engine", "policy")
 _COLLECTED = re.compile(rb"Collected : (\d+)")
@@ -119,6 +122,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="messages counted")
     parser.add_argument("--warm", type=int, default=1000, help="messages run before counting")
     baseline_arguments(parser, "count git revision REV beside")
+    parser.add_argument(
+        "--compiled", action="store_true", help="count the compiled build beside (needs cc)"
+    )
     args = parser.parse_args()
     if args.worker:
         assert args.cache is not None
@@ -130,11 +136,16 @@ def main() -> None:
         raise SystemExit("--count must be at least 1 and --warm at least 0")
     root = Path(__file__).resolve().parent.parent
     packs = args.packs.split(",")
-    own = [] if args.same_pack else _own_folders(packs, root)
+    # The compiled copy has no pack folders: both sides read the working tree's.
+    own = [] if args.same_pack or args.compiled else _own_folders(packs, root)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
         trees = {"working tree": root}
         if args.baseline:
             trees = {args.baseline: checkout(args.baseline, Path(tmp), own), **trees}
+        elif args.compiled:
+            built = native.build_copy(root, Path(tmp))
+            (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+            trees["compiled"] = built
         print(f"instructions per message, stage {args.stage!r}, {args.count:,} messages")
         for pack in packs:
             counted: dict[str, float] = {}
@@ -146,6 +157,9 @@ def main() -> None:
             if args.baseline:
                 old, new = counted[args.baseline], counted["working tree"]
                 print(f"  {pack:12} {'old / new':24} {old / new:>12.3f}x")
+            elif args.compiled:
+                pure, built_ = counted["working tree"], counted["compiled"]
+                print(f"  {pack:12} {'pure / compiled':24} {pure / built_:>12.3f}x")
 
 
 if __name__ == "__main__":
