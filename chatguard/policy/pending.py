@@ -24,12 +24,11 @@ person asks their age or school year (a match of an ``age_probe`` rule),
 that person's next message whose first clause is short and starts with a
 number ("13 a co", "10.", "34. you?", "9 aber bald 10", "też 16. to może
 jutro...") declares them a minor (5 to 17) or an adult (18 to 99): a child
-who answers "how old r u" with "13" has said it as
-plainly as "im 13". A number followed by a unit ("5 min", "2 km") is not an
-age. When the answer asks back ("34 et toi ?", "14 u?"), the asker's own
-bare number answers in turn, so that two teenagers trading ages are two
-teenagers. Age questions are kept under ``AGE_PREFIX`` and the recipient's
-key.
+who answers "how old r u" with "13" has said it as plainly as "im 13". A
+number followed by a unit ("5 min", "2 km") is not an age. When the
+answer asks back ("34 et toi ?", "14 u?"), the asker's own bare number
+answers in turn, so that two teenagers trading ages are two teenagers. Age
+questions are kept under ``AGE_PREFIX`` and the recipient's key.
 
 Invariants: pure (state and text in, matches and a new pending map out); at
 most ``MAX_PENDING`` questions are remembered per conversation (the oldest
@@ -124,7 +123,7 @@ _ASKED_BACK = frozenset(
         "sie", "vc", "voce", "ty", "wy", "pan", "pani",
     }
 )  # fmt: skip
-# Words that may come before the number ("same, 16", "też 16", "im 14", "j'ai 12").
+# Words that may come before the number ("też 16", "same 16", "im 14", "j'ai 12").
 _LEAD_IN = frozenset(
     {
         "same", "too", "also", "me", "to", "im", "i", "am", "just", "turned", "tambien", "yo",
@@ -140,7 +139,7 @@ def age_of(folded: str) -> Signal | None:
     (``minor_self_declared`` for 5 to 17, ``adult_self_declared`` for 18 to
     99), or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
     among its first three, after nothing but lead-ins ("13 a co", "10.",
-    "też 16. to może jutro...", "same, 16"); a number followed by a unit is
+    "też 16. to może jutro...", "im 14 lol"); a number followed by a unit is
     a quantity ("5 min")."""
     clause = _CLAUSE.search(folded, 0, 200)
     if clause is None:
