@@ -582,10 +582,20 @@ def compare_compiled(packs: Sequence[str], backends: Sequence[str], runs: int, c
     sets them side by side, both reading the same packs."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
-        built = native.build_copy(root, Path(tmp))
-        (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+        built = compiled_tree(Path(tmp))
         print(f"pure vs compiled, the working tree; CPU µs per message, medians of {runs} runs")
         side_by_side(root, built, packs, backends, runs, count, [])
+
+
+def compiled_tree(into: Path) -> Path:
+    """This working tree built compiled under ``into`` (``native.build_copy``),
+    next to a link to this ``bench`` folder, as ``checkout`` leaves an old
+    revision: a worker started there runs today's benchmark on the compiled
+    engine. It has no pack folders: workers read the working tree's."""
+    root = Path(__file__).resolve().parent.parent
+    built = native.build_copy(root, into)
+    (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+    return built
 
 
 def side_by_side(

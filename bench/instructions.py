@@ -47,11 +47,11 @@ from bench.engine import (
     _pack_arg,
     baseline_arguments,
     checkout,
+    compiled_tree,
     messages,
     whole_engine,
     worker_env,
 )
-from chatguard import native
 
 STAGES = ("normalise+scan", "engine", "policy")
 _COLLECTED = re.compile(rb"Collected : (\d+)")
@@ -143,9 +143,7 @@ def main() -> None:
         if args.baseline:
             trees = {args.baseline: checkout(args.baseline, Path(tmp), own), **trees}
         elif args.compiled:
-            built = native.build_copy(root, Path(tmp))
-            (built / "bench").symlink_to(root / "bench", target_is_directory=True)
-            trees["compiled"] = built
+            trees["compiled"] = compiled_tree(Path(tmp))
         print(f"instructions per message, stage {args.stage!r}, {args.count:,} messages")
         for pack in packs:
             counted: dict[str, float] = {}
