@@ -130,3 +130,18 @@ def test_the_family_rules_never_take_a_stranger_for_family() -> None:
     assert strangers == []
     found = sum(family(t) for t in examples["kinship"])
     assert found >= 0.45 * len(examples["kinship"])
+
+
+def test_every_participant_of_the_evaluation_set_is_in_one_conversation() -> None:
+    """Replay keeps a user's attested band across a whole transcript, so a
+    name used in two conversations would carry one into the other
+    (tests/eval/README.md)."""
+    seen: dict[str, str] = {}
+    shared = set()
+    for path in sorted(EVAL.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            for event in read(handle, str(path)):
+                for user in (event.sender, *event.recipients):
+                    if seen.setdefault(user, event.conversation) != event.conversation:
+                        shared.add((user, seen[user], event.conversation))
+    assert not shared, sorted(shared)
