@@ -356,6 +356,82 @@ def test_both_matcher_backends_replay_the_same(
     assert outputs[0]
 
 
+# -- policy evaluate -----------------------------------------------------------------
+
+
+def labels(tmp_path: Path, other_escalates: bool = False) -> Path:
+    """Labels for ``TRANSCRIPT``: amy and bob's conversation should be escalated
+    at its third event; ``c-3`` too when ``other_escalates``."""
+    path = tmp_path / "labels.yaml"
+    other = "true\n  category: sextortion\n  escalate_at: 0" if other_escalates else "false"
+    path.write_text(
+        "dm:cat:dan:\n  escalate: false\n  slices: [adults]\n"
+        "dm:amy:bob:\n  escalate: true\n  category: grooming\n  escalate_at: 2\n"
+        "  slices: [attested]\n"
+        f"c-3:\n  escalate: {other}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_evaluate_prints_the_figures_as_json(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path, tmp_path: Path
+) -> None:
+    argv = ["policy", "evaluate", str(transcript), "--policy", str(test_pack[0]), "--json"]
+    code, out, _ = run(capsys, *argv, "--labels", str(labels(tmp_path)))
+    assert code == 0
+    report = json.loads(out)
+    overall = report["overall"]
+    assert (overall["tp"], overall["fp"], overall["fn"], overall["tn"]) == (1, 0, 0, 2)
+    assert overall["precision"] == overall["recall"] == 1.0
+    assert overall["median_delay"] == 0
+    assert report["by_category"]["grooming"]["tp"] == 1
+    assert report["misses"] == []
+    code, out, _ = run(capsys, *argv, "--labels", str(labels(tmp_path, other_escalates=True)))
+    assert code == 0
+    report = json.loads(out)
+    assert report["overall"]["recall"] == 0.5
+    assert report["misses"] == ["c-3: missed"]
+
+
+def test_evaluate_in_plain_text(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path, tmp_path: Path
+) -> None:
+    argv = ["policy", "evaluate", str(transcript), "--policy", str(test_pack[0])]
+    code, out, _ = run(capsys, *argv, "--labels", str(labels(tmp_path, other_escalates=True)))
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].split() == [
+        "group",
+        "n",
+        "precision",
+        "recall",
+        "false",
+        "alarms",
+        "median",
+        "delay",
+    ]
+    assert rows[1].split() == ["all", "3", "1.00", "0.50", "0.00", "0.00"]
+    assert "category: grooming" in out
+    assert "slice: attested" in out
+    assert rows[-1] == "  c-3: missed"
+
+
+def test_evaluate_with_bad_or_missing_labels_exits_1(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, transcript: Path, tmp_path: Path
+) -> None:
+    argv = ["policy", "evaluate", str(transcript), "--policy", str(test_pack[0]), "--json"]
+    unlabelled = tmp_path / "partial.yaml"
+    unlabelled.write_text("dm:cat:dan:\n  escalate: false\n", encoding="utf-8")
+    code, out, _ = run(capsys, *argv, "--labels", str(unlabelled))
+    assert code == 1
+    assert failed_json(out)
+    code, out, err = run(capsys, *argv, "--labels", str(tmp_path / "missing.yaml"))
+    assert code == 1
+    assert failed_json(out)
+    assert "missing.yaml" in err
+
+
 # -- usage ---------------------------------------------------------------------------
 
 
