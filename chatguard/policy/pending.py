@@ -97,6 +97,18 @@ _REPEAT = re.compile(r"(.)\1+")
 _CLAUSE = re.compile(r"[^.!?,;:\n]+")  # a message's first clause
 
 
+def _squeezed(text: str, end: int = 1 << 62) -> list[str]:
+    """The words of ``text`` (of its first ``end`` characters), lower-cased,
+    each run of one character squeezed ("yesss" -> "yes", "stimmt" -> "stimt")."""
+    return [_REPEAT.sub(r"\1", w) for w in _WORD.findall(text.lower(), 0, end)]
+
+
+def _first_clause(folded: str) -> str:
+    """The message up to its first stop or comma ("same age lol" of "same age lol. send...")."""
+    clause = _CLAUSE.search(folded, 0, 200)
+    return clause.group() if clause is not None else ""
+
+
 # "Me too" at the start of a reply, written squeezed as compared ("sameee"
 # -> "same", "too" -> "to", "aussi" -> "ausi").
 _SAME = (
@@ -141,11 +153,10 @@ def age_of(folded: str) -> Signal | None:
     among its first three, after nothing but lead-ins ("13 a co", "10.",
     "też 16. to może jutro...", "im 14 lol"); a number followed by a unit is
     a quantity ("5 min")."""
-    clause = _CLAUSE.search(folded, 0, 200)
-    if clause is None:
-        return None
+    # Squeezed as everywhere here, but not a number's digits ("11" stays 11).
     words = [
-        w if w.isdigit() else _REPEAT.sub(r"\1", w) for w in _WORD.findall(clause.group().lower())
+        w if w.isdigit() else _REPEAT.sub(r"\1", w)
+        for w in _WORD.findall(_first_clause(folded).lower())
     ]
     if not words or len(words) > MAX_AGE_WORDS:
         return None
@@ -170,10 +181,9 @@ def is_same(folded: str) -> bool:
     """The message starts with "same" or "me too" and is short, or its first
     clause is ("same lol, im at holloway", "yo también jaja", "ich auch",
     "same age lol. send me a pic from the top")."""
-    words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(folded.lower(), 0, 200)]
-    clause = _CLAUSE.search(folded, 0, 200) if len(words) > MAX_SAME_WORDS else None
-    if clause is not None:
-        words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(clause.group().lower())]
+    words = _squeezed(folded, 200)
+    if len(words) > MAX_SAME_WORDS:
+        words = _squeezed(_first_clause(folded))
     if not words or len(words) > MAX_SAME_WORDS:
         return False
     return any(tuple(words[: len(same)]) == same for same in _SAME)
@@ -182,7 +192,7 @@ def is_same(folded: str) -> bool:
 def is_yes(folded: str) -> bool:
     """The whole message is a yes ("yea", "Sí!!", "ouais lol", "👍", "ja und du?"):
     a yes first, then at most four filler words, nothing else."""
-    words = [_REPEAT.sub(r"\1", w) for w in _WORD.findall(folded.lower())]
+    words = _squeezed(folded)
     if not words or len(words) > 5:
         return False
     head, rest = words[0], words[1:]
