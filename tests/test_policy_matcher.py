@@ -38,7 +38,9 @@ def pattern(spec: str) -> Pattern:
     return literal_pattern(text, PatternKind(kind))
 
 
-def rule(rule_id: str, *specs: str, unless: Sequence[str] = ()) -> Rule:
+def rule(
+    rule_id: str, *specs: str, unless: Sequence[str] = (), signal_unless: Sequence[str] = ()
+) -> Rule:
     return Rule(
         id=rule_id,
         description=rule_id,
@@ -46,6 +48,7 @@ def rule(rule_id: str, *specs: str, unless: Sequence[str] = ()) -> Rule:
         languages=frozenset({"en"}),
         patterns=tuple(map(pattern, specs)),
         unless=tuple(map(pattern, unless)),
+        signal_unless=tuple(map(pattern, signal_unless)),
     )
 
 
@@ -122,6 +125,23 @@ def test_unless_and_rule_order(backend: str) -> None:
     assert matched(m, "I deleted snapchat, add me") == [("a.move", ["snapchat", "add me"])]
     assert matched(m, "") == []
     assert matched(m, "   \u200b ") == []
+
+
+def test_signal_unless_cancels_the_rule_and_says_what_is_only_talked_about(
+    backend: str,
+) -> None:
+    rules = [
+        rule("a.snap", "word:snapchat", unless=["phrase:deleted"]),
+        rule("b.move", "phrase:add me", signal_unless=["phrase:if someone"]),
+    ]
+    m = build_matcher(rules, backend=backend)
+    assert matched(m, "if someone says add me, block") == []
+    assert matched(m, "i deleted snapchat, add me") == [("b.move", ["add me"])]
+    # Only signal_unless guards speak for the whole signal (the signal model).
+    signals = [Signal.ISOLATION, Signal.SECRECY]
+    assert m.talked_about(normalise("if someone says add me, block"), signals) == {Signal.ISOLATION}
+    assert m.talked_about(normalise("i deleted snapchat"), signals) == set()
+    assert m.talked_about(normalise("add me"), signals) == set()
 
 
 def test_text_with_other_white_space(backend: str) -> None:

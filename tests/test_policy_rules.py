@@ -66,7 +66,8 @@ ERRORS = [
             (
                 6,
                 "unknown key 'zzz' in a rule (allowed: id, description, signal, languages, "
-                "patterns, unless, weight, scope, actions, mode, examples, yes_means)",
+                "patterns, unless, signal_unless, weight, scope, actions, mode, examples, "
+                "yes_means)",
             )
         ],
     ),
@@ -427,6 +428,8 @@ def test_full_rule(tmp_path: Path) -> None:
                 fuzzy: 1
             unless:
               - phrase: deleted snapchat
+            signal_unless:
+              - phrase: if someone asks
             scope:
               origins: both
               where: direct
@@ -455,6 +458,7 @@ def test_full_rule(tmp_path: Path) -> None:
     assert rule.patterns[0].expression == r"\badd\s+me\s+on\s+snap\b"
     assert rule.patterns[2].expression == r"\m(?:snapchat){e<=1}\M"
     assert rule.unless[0].literal == "deleted snapchat"
+    assert rule.signal_unless[0].literal == "if someone asks"
     assert rule.scope.origins == {"client", "upstream"}
     assert rule.scope.where is Where.DIRECT
     assert rule.scope.sender_age == {"adult", "unknown"}

@@ -369,3 +369,26 @@ def test_the_model_finds_nothing_in_a_message_that_shows_a_family() -> None:
     assert a.signals == (S.KINSHIP,)
     assert ActionType.ESCALATE not in {x.type for x in a.actions}
     assert S.SAFEGUARDING in say(e, "ich hab mich geritzt", sender_age="minor").signals
+
+
+def test_signal_unless_guards_silence_the_model_and_unless_guards_do_not() -> None:
+    image = Rule(
+        id="de.image.foto",
+        description="asks for a photo",
+        signal=S.IMAGE_REQUEST,
+        languages=frozenset({"de"}),
+        patterns=(regex_pattern(r"\bfoto von dir\b"),),
+        # A narrow reading of this rule's words: cancels the rule only.
+        unless=(regex_pattern(r"\bvom zettel\b"),),
+        # A lesson: the message carries no image request at all.
+        signal_unless=(regex_pattern(r"\bwenn (?:dich )?jemand\b"),),
+    )
+    rules = (*RULES, image)
+    e = Engine(Policy(rules, (), "test-1", signal_model=tiny()), build_matcher(rules))
+    assert [m.rule_id for m in say(e, "schick mir n foto von dir").matches] == ["de.image.foto"]
+    # The rule is cancelled; the model still reads "schick mir n foto".
+    narrow = say(e, "schick mir n foto von dir vom zettel")
+    assert [m.rule_id for m in narrow.matches] == [MODEL_RULE_PREFIX + "image_request"]
+    # The guard says the message only talks about it: neither finds it.
+    lesson = say(e, "wenn dich jemand bittet: schick mir n foto von dir, blockier ihn")
+    assert lesson.matches == ()

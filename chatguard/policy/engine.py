@@ -5,7 +5,7 @@ the policy:
 
 1. **normalise** the text (at most ``policy.max_chars`` characters);
 2. **scan**: the matcher returns the rules whose patterns match (a rule whose
-   ``unless`` patterns match is not returned);
+   ``unless`` or ``signal_unless`` patterns match is not returned);
 3. **scope**: drop rules whose scope excludes this message: origin, room or
    direct, the sender's and the recipients' age bands, exempt roles;
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
@@ -263,11 +263,12 @@ class Engine:
     ) -> list[tuple[Match, float]]:
         """The signals only the signal model found, with its probability: a
         signal a rule matched (in any language) is the rule's, a signal the
-        rules' ``unless`` guards say is only talked about ("if anyone asks
-        you to...") is dropped, and a moderator's message is not scored. In
-        a message that shows a family or brings the parents in, the model,
-        which reads words and not relations, finds nothing: "I'll call your
-        mum to organise it, otherwise..." is a nurse, not a threat."""
+        rules' ``signal_unless`` guards say the message does not carry ("if
+        anyone asks you to...", "a pic of your cat") is dropped, and a
+        moderator's message is not scored. In a message that shows a family
+        or brings the parents in, the model, which reads words and not
+        relations, finds nothing: "I'll call your mum to organise it,
+        otherwise..." is a nurse, not a threat."""
         assert self._model is not None
         if msg.sender_roles and MODEL_EXEMPT_ROLES & msg.sender_roles:
             return []

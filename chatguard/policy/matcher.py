@@ -42,8 +42,8 @@ message of the evaluation set. ``auto`` takes Hyperscan only when it is
 Intel's (``exact_hyperscan``); ``hyperscan`` takes whatever is installed.
 
 Invariants: a prefilter may over-report but never miss, so both backends
-return identical hits. A rule whose ``unless`` patterns match the same
-message is not returned. No per-message state outlives a scan; `regex`
+return identical hits. A rule whose ``unless`` or ``signal_unless`` patterns
+match the same message is not returned. No per-message state outlives a scan; `regex`
 expressions are compiled on first use, and each unit's work bound is worked
 out on first use for a few text lengths (powers of two). No confirmation runs
 without a bound on its time: the timeout, or a work bound within it.
@@ -442,15 +442,22 @@ class Matcher:
         self._patterns = [
             tuple(dict.fromkeys(ids[p.expression] for p in r.patterns)) for r in rules
         ]
-        self._unless = [tuple(dict.fromkeys(ids[p.expression] for p in r.unless)) for r in rules]
+        # A rule is cancelled by its ``unless`` and its ``signal_unless``
+        # patterns; the signal model's findings only by ``signal_unless`` ones.
+        self._unless = [
+            tuple(dict.fromkeys(ids[p.expression] for p in (*r.unless, *r.signal_unless)))
+            for r in rules
+        ]
         rules_of: list[set[int]] = [set() for _ in units]
         for r, unit_ids in enumerate(self._patterns):
             for u in unit_ids:
                 rules_of[u].add(r)
         self._rules_of = [tuple(sorted(rs)) for rs in rules_of]
         unless_of: dict[Signal, dict[int, None]] = {}
-        for r, unit_ids in enumerate(self._unless):
-            unless_of.setdefault(rules[r].signal, {}).update(dict.fromkeys(unit_ids))
+        for rule in rules:
+            unless_of.setdefault(rule.signal, {}).update(
+                dict.fromkeys(ids[p.expression] for p in rule.signal_unless)
+            )
         self._unless_of = {s: tuple(us) for s, us in unless_of.items()}
 
     @property
@@ -494,10 +501,11 @@ class Matcher:
         return hits
 
     def talked_about(self, norm: Normalised, signals: Sequence[Signal]) -> set[Signal]:
-        """Which of ``signals`` the text only talks about: some rule of that
-        signal has an ``unless`` pattern that matches it ("if anyone asks
-        you to...", "a pic of the cat"). The signal model's findings defer to
-        these guards as the rules do."""
+        """Which of ``signals`` the text does not carry: some rule of that
+        signal has a ``signal_unless`` pattern that matches it ("if anyone
+        asks you to...", "a pic of the cat"). The signal model's findings
+        defer to these guards as the rules do; a rule's ``unless`` guards
+        cancel that rule only."""
         text = norm.folded
         if not text or not any(self._unless_of.get(s) for s in signals):
             return set()
@@ -552,7 +560,7 @@ def build_matcher(
     use_hyperscan = backend == "hyperscan" or (backend == "auto" and exact_hyperscan())
     patterns: dict[str, Pattern] = {}
     for rule in rules:
-        for pattern in (*rule.patterns, *rule.unless):
+        for pattern in (*rule.patterns, *rule.unless, *rule.signal_unless):
             patterns.setdefault(pattern.expression, pattern)
     units = [_Unit(i, p) for i, p in enumerate(patterns.values())]
     if use_hyperscan:

@@ -160,6 +160,10 @@ class Rule:
     actions: tuple[Action, ...] = ()
     mode: Mode | None = None  # None: the policy's mode
     unless: tuple[Pattern, ...] = ()  # a match of any of these cancels the rule
+    # A match of any of these cancels the rule and says the message does not
+    # carry the rule's signal at all (a lesson or a quotation, a photo of a
+    # pet, a birthday surprise), so the signal model does not find it either.
+    signal_unless: tuple[Pattern, ...] = ()
     yes_means: Signal | None = None  # a recipient's bare "yes" to it counts as this signal
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()

@@ -205,6 +205,7 @@ _RULE_KEYS = (
     "languages",
     "patterns",
     "unless",
+    "signal_unless",
     "weight",
     "scope",
     "actions",
@@ -350,6 +351,11 @@ def _rule(
         if "unless" in fields
         else []
     )
+    signal_unless = (
+        _patterns(r, fields["signal_unless"], "signal_unless", empty_ok=True, verdicts=verdicts)
+        if "signal_unless" in fields
+        else []
+    )
     weight = r.number(fields["weight"], "weight") if "weight" in fields else 1.0
     scope = _scope(r, fields["scope"]) if "scope" in fields else Scope()
     actions = _actions(r, fields["actions"]) if "actions" in fields else ()
@@ -362,6 +368,7 @@ def _rule(
         len(r.issues) > before
         or not (rule_id and description and signal and patterns)
         or unless is None
+        or signal_unless is None
         or weight is None
         or scope is None
         or actions is None
@@ -378,6 +385,7 @@ def _rule(
         actions=actions,
         mode=mode,
         unless=tuple(unless),
+        signal_unless=tuple(signal_unless),
         yes_means=Signal(yes_means) if yes_means else None,
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
