@@ -111,7 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _failed(args, [str(i) for i in exc.errors], str(exc))
     try:
         model = train(
-            examples, examples_digest(examples_dir), TrainSettings(precision=args.precision)
+            examples,
+            examples_digest(examples_dir),
+            TrainSettings(precision=args.precision, negative_weight=args.negative_weight),
         )
     except ImportError:
         return _failed(
@@ -280,6 +282,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=TrainSettings().precision,
         help="held-out precision each signal's threshold is chosen for (default %(default)s)",
+    )
+    tr.add_argument(
+        "--negative-weight",
+        type=float,
+        default=TrainSettings().negative_weight,
+        help="count each held-out message without the signal this many times when "
+        "measuring that precision, as at a lower base rate (default %(default)s)",
     )
     tr.add_argument("--json", action="store_true", help="machine-readable output")
     tr.set_defaults(func=cmd_train)

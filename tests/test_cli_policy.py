@@ -522,3 +522,23 @@ def test_train_with_bad_examples_exits_1_and_keeps_the_old_model(
     assert failed_json(out)
     assert err.startswith(f"{examples / 'bad.yaml'}:2: unknown signal 'meetin'")
     assert (test_pack[0] / "signal_model/model.json").read_bytes() == model
+
+
+def test_train_with_a_negative_weight_and_out_of_range_settings(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack
+) -> None:
+    with_examples(test_pack)
+    model_file = test_pack[0] / "signal_model/model.json"
+    assert run(capsys, "policy", "train", str(test_pack[0]))[0] == 0
+    plain = json.loads(model_file.read_bytes())["thresholds"]
+    assert run(capsys, "policy", "train", str(test_pack[0]), "--negative-weight", "20")[0] == 0
+    rare = json.loads(model_file.read_bytes())["thresholds"]
+    assert all(r >= p for r, p in zip(rare, plain, strict=True))
+    assert rare != plain
+    trained = model_file.read_bytes()
+    for flag, value in (("--negative-weight", "0"), ("--precision", "2")):
+        code, out, err = run(capsys, "policy", "train", str(test_pack[0]), flag, value, "--json")
+        assert code == 1
+        assert failed_json(out)
+        assert "must be" in err
+        assert model_file.read_bytes() == trained

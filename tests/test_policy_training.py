@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chatguard.policy.model import Signal
@@ -14,6 +15,7 @@ from chatguard.policy.normalise import normalise
 from chatguard.policy.signal_model import dumps
 from chatguard.policy.training import (
     Settings,
+    _threshold,
     examples_digest,
     read_examples,
     train,
@@ -87,6 +89,29 @@ def test_training_is_deterministic_and_generalises_a_little(tmp_path: Path) -> N
     assert S.IMAGE_REQUEST in found("send me a photo of you")  # not an example
     assert S.MEETING in found("lets meet at the station")
     assert found("good game lol") == set()
+
+
+def test_a_negative_weight_raises_thresholds_as_a_lower_base_rate_would(tmp_path: Path) -> None:
+    write(tmp_path)
+    examples = read_examples(tmp_path)
+    plain = train(examples, "d", Settings(precision=0.8, folds=3))
+    rare = train(examples, "d", Settings(precision=0.8, folds=3, negative_weight=20.0))
+    assert all(r >= p for r, p in zip(rare.thresholds, plain.thresholds, strict=True))
+    assert rare.thresholds != plain.thresholds
+    for settings in (Settings(negative_weight=0.0), Settings(negative_weight=float("inf"))):
+        with pytest.raises(ValueError, match="negative weight must be a positive number"):
+            train(examples, "d", settings)
+    with pytest.raises(ValueError, match="precision must be in"):
+        train(examples, "d", Settings(precision=1.5))
+
+
+def test_thresholds_count_each_negative_as_weighted() -> None:
+    scores = [3.0, 2.0, 1.0, 0.5]
+    y = np.array([1, 0, 1, 1])
+    # Plain: at 0.5, 3 of 4 flagged are right (0.75).
+    assert _threshold(scores, y, 0.75) == (0.5, 0.75, 1.0)
+    # One negative counted three times: only the top score reaches 0.75.
+    assert _threshold(scores, y, 0.75, negative_weight=3.0) == (3.0, 1.0, 1 / 3)
 
 
 def test_a_signal_with_too_few_examples_cannot_be_trained(tmp_path: Path) -> None:

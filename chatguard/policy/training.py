@@ -7,7 +7,11 @@ several (``{text: ..., signals: [...]}``). ``train`` fits one logistic
 regression per signal over ``signal_model.features`` of each message's
 folded normalised text, and chooses each signal's threshold on held-out
 folds: the lowest score at which the messages it would flag are at least
-``precision`` right (never below probability ``MIN_PROBABILITY``).
+``precision`` right (never below probability ``MIN_PROBABILITY``). In the
+examples about half the messages carry a signal; in real chat almost none
+do, so ``negative_weight`` can count each held-out message without the
+signal that many times when measuring that precision (thresholds then
+rise as they would at a lower base rate).
 
 Invariants:
 
@@ -158,10 +162,20 @@ class Settings:
     c: float = 2.0  # inverse regularisation strength
     folds: int = 5
     seed: int = 0
+    # Each held-out message without the signal counts this many times in the
+    # threshold's precision: 1 measures at the examples' own base rate.
+    negative_weight: float = 1.0
 
 
 def train(examples: Sequence[Example], digest: str, settings: Settings = Settings()) -> SignalModel:
-    """Fit the model; raises ``ValueError`` when a signal has too few examples."""
+    """Fit the model; raises ``ValueError`` when a signal has too few examples
+    or the settings are out of range."""
+    if not 0 < settings.precision <= 1:
+        raise ValueError(f"precision must be in (0, 1], not {settings.precision}")
+    if not 0 < settings.negative_weight < math.inf:
+        raise ValueError(
+            f"negative weight must be a positive number, not {settings.negative_weight}"
+        )
     import numpy as np
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
@@ -203,7 +217,9 @@ def train(examples: Sequence[Example], digest: str, settings: Settings = Setting
         )
         folds = StratifiedKFold(settings.folds, shuffle=True, random_state=settings.seed)
         held_out = cross_val_predict(model, x, y, cv=folds, method="decision_function")
-        threshold, precision, recall = _threshold(held_out, y, settings.precision)
+        threshold, precision, recall = _threshold(
+            held_out, y, settings.precision, settings.negative_weight
+        )
         model.fit(x, y)
         biases.append(round(float(model.intercept_[0]), 4))
         thresholds.append(round(threshold, 4))
@@ -225,9 +241,12 @@ def train(examples: Sequence[Example], digest: str, settings: Settings = Setting
     )
 
 
-def _threshold(scores: Any, y: Any, precision: float) -> tuple[float, float, float]:
+def _threshold(
+    scores: Any, y: Any, precision: float, negative_weight: float = 1.0
+) -> tuple[float, float, float]:
     """The lowest score at which held-out precision is at least ``precision``
-    (and the precision and recall there)."""
+    (and the precision and recall there), each negative counted
+    ``negative_weight`` times."""
     floor = math.log(MIN_PROBABILITY / (1 - MIN_PROBABILITY))
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     positives = int(y.sum())
@@ -242,6 +261,7 @@ def _threshold(scores: Any, y: Any, precision: float) -> tuple[float, float, flo
             break
         if n < len(order) and float(scores[order[n]]) == s:
             continue  # ties: decide once all scores equal to s are in
-        if tp / n >= precision:
-            best = (s, tp / n, tp / positives)
+        flagged = tp + negative_weight * (n - tp)
+        if tp / flagged >= precision:
+            best = (s, tp / flagged, tp / positives)
     return best
