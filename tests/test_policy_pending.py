@@ -214,7 +214,9 @@ def test_a_same_answers_only_a_message_to_one_person() -> None:
      ("12!! sério??", S.MINOR_SELF), ("14 in june. y", S.MINOR_SELF),
      ("też 16. to może jutro na długiej przerwie rewanż?", S.MINOR_SELF),
      ("15, é meu primeiro emprego de férias, minha tia é dona", S.MINOR_SELF),
-     ("im 14 lol", S.MINOR_SELF), ("34. you?", S.ADULT_SELF), ("31 e vc?", S.ADULT_SELF)],
+     ("im 14 lol", S.MINOR_SELF), ("34. you?", S.ADULT_SELF), ("31 e vc?", S.ADULT_SELF),
+     ("10 but im really responsible i feed him every day", S.MINOR_SELF),
+     ("11 aber ich bin schon total groß und vernünftig", S.MINOR_SELF)],
 )  # fmt: skip
 def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
     assert age_of(normalise(text).folded) is signal
@@ -223,7 +225,8 @@ def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "lol 13", "why do u ask", "5 min", "2 km away", "10 mins and im there", "100",
-     "3", "idk like 13 or 14 people came to the party yesterday", "the 13th"],
+     "3", "idk like 13 or 14 people came to the party yesterday", "the 13th",
+     "12 people came to the party last night but only 3 stayed"],
 )  # fmt: skip
 def test_anything_else_gives_no_age(text: str) -> None:
     assert age_of(normalise(text).folded) is None
@@ -244,6 +247,25 @@ def test_a_number_answers_only_the_asked_person_within_the_window() -> None:
     late = [("x", "how old r u")] + [("kid", "hm"), ("x", "?")] * 3 + [("kid", "9")]
     assert run(late).bands("kid")[1] is Band.UNKNOWN
     assert run([("x", "how old r u"), ("kid", "5 min, brb")]).bands("kid")[1] is Band.UNKNOWN
+
+
+def test_a_room_age_question_that_names_its_person_is_asked_of_them() -> None:
+    """In a room, "how old are you elsie?" is asked of elsie: her "9 but ..." answers it."""
+    eng = engine()
+    room = ("elsie22", "harvey", "nibbles")
+    script = [
+        ("nibbles", "how old are you elsie? need to know"),
+        ("elsie22", "9 but im really responsible i feed him every day"),
+        ("harvey", "8 lol"),
+    ]
+    state: ConversationState | None = None
+    for i, (sender, text) in enumerate(script):
+        to = tuple(u for u in room if u != sender)
+        msg = MessageContext(text, "c", sender, to, Where.ROOM, room="#hamsters")
+        _, state = eng.assess(msg, state, 1.7e9 + 30 * i)
+    assert state is not None
+    assert state.bands("elsie22")[1] is Band.LIKELY_MINOR
+    assert state.bands("harvey")[1] is Band.UNKNOWN  # not asked
 
 
 def test_an_answer_that_asks_back_is_answered_in_turn() -> None:

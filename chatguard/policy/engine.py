@@ -184,7 +184,9 @@ class Engine:
         pending = ask(
             pending,
             matched,
-            msg.recipients,
+            # A room question that names its person ("how old are you elsie?")
+            # is asked of that person, and their bare "10" answers it.
+            recipients,
             before.messages,
             self.settings.answer_window,
             matches,

@@ -20,7 +20,8 @@ same-question is kept under the recipient's key with ``SAME_PREFIX``,
 which no participant key starts with.
 
 An age question works alike for a bare number: when a message to one
-person asks their age or school year (a match of an ``age_probe`` rule),
+person (or a room message that names one: ``addressing``) asks their age
+or school year (a match of an ``age_probe`` rule),
 that person's next message whose first clause is short and starts with a
 number ("13 a co", "10.", "34. you?", "9 aber bald 10", "też 16. to może
 jutro...") declares them a minor (5 to 17) or an adult (18 to 99): a child
@@ -144,6 +145,10 @@ _LEAD_IN = frozenset(
     }
 )  # fmt: skip
 _DIGITS = re.compile(r"[0-9]{1,2}")
+# After the number, words that end the answer and start another clause.
+_BUT = frozenset(
+    {"but", "and", "tho", "though", "pero", "mais", "aber", "und", "mas", "ale"}
+)  # fmt: skip
 
 
 def age_of(folded: str) -> Signal | None:
@@ -151,17 +156,20 @@ def age_of(folded: str) -> Signal | None:
     (``minor_self_declared`` for 5 to 17, ``adult_self_declared`` for 18 to
     99), or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
     among its first three, after nothing but lead-ins ("13 a co", "10.",
-    "też 16. to może jutro...", "im 14 lol"); a number followed by a unit is
-    a quantity ("5 min")."""
+    "też 16. to może jutro...", "im 14 lol"), the clause ending early at a
+    "but" after the number ("10 but im really responsible"); a number
+    followed by a unit is a quantity ("5 min")."""
     # Squeezed as everywhere here, but not a number's digits ("11" stays 11).
     words = [
         w if w.isdigit() else _REPEAT.sub(r"\1", w)
         for w in _WORD.findall(_first_clause(folded).lower())
     ]
-    if not words or len(words) > MAX_AGE_WORDS:
-        return None
     at = next((i for i, w in enumerate(words[:3]) if _DIGITS.fullmatch(w)), None)
     if at is None or not all(w in _LEAD_IN for w in words[:at]):
+        return None
+    # "10 but im really responsible": the answer ends where a "but" starts.
+    words = words[: next((j for j in range(at + 1, len(words)) if words[j] in _BUT), None)]
+    if len(words) > MAX_AGE_WORDS:
         return None
     if at + 1 < len(words) and words[at + 1] in _UNITS:
         return None
