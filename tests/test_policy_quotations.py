@@ -41,3 +41,15 @@ def test_a_list_of_quotations_is_examples_even_with_no_words_around_them() -> No
     assert not any(ch.isalnum() for ch in outside)
     # One quotation that is the whole message is still the sender's own words.
     assert without_quotations("\u00ab envoie une photo de toi \u00bb") is None
+
+
+def test_a_whole_message_quotation_that_quotes_in_turn_is_looked_into() -> None:
+    """A forwarded warning in quotation marks quotes what it warns of."""
+    warning = "\"Alert: an adult writes 'you are so mature for your age' to children.\""
+    outside = without_quotations(warning)
+    assert outside is not None
+    assert "mature" not in outside and "Alert" in outside and "children" in outside
+    # Nothing quoted inside: still the sender's own words.
+    assert without_quotations('"send me a pic in your bikini"') is None
+    # Marks nested deeper than MAX_DEPTH are not looked into.
+    assert without_quotations('"' * 8 + "send me a pic in your bikini" + '"' * 8) is None

@@ -15,7 +15,8 @@ Invariants: pure; regions never nest or overlap; an unclosed mark quotes
 nothing; a message that is nothing but quotations has no framing text and
 is the sender's own words (``without_quotations`` returns ``None``), unless
 it is a list of two or more quotations (« ... » / « ... »: examples in a
-lesson); a quotation of fewer than ``MIN_WORDS`` words is the sender's own
+lesson) or one quotation that quotes in turn (a forwarded warning: what is
+inside is read the same way, at most ``MAX_DEPTH`` levels deep); a quotation of fewer than ``MIN_WORDS`` words is the sender's own
 words too (emphasis: 'send me a "pic"').
 """
 
@@ -29,6 +30,7 @@ import re
 _QUOTES = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
 _SINGLE = frozenset("'‘’")
 MIN_WORDS = 3  # a shorter quotation is emphasis, not quoting
+MAX_DEPTH = 3  # a whole-message quotation is looked into this many levels deep
 # Words that start with an apostrophe ('em, 'cause, 'til): not an opening quote.
 _ELISION = re.compile(
     r"(?:em|cause|cos|coz|til|till|round|bout|n|tis|twas|ello|ere|ow)\b", re.IGNORECASE
@@ -88,7 +90,22 @@ def quoted_regions(text: str) -> list[tuple[int, int]]:
 def without_quotations(text: str) -> str | None:
     """``text`` with every quotation blanked out, or ``None`` when it has no
     quotation or nothing but quotations (a whole message in quotation marks
-    is the sender's own words)."""
+    is the sender's own words, unless it quotes in turn: a forwarded warning,
+    "“Alert: adults write 'send me a photo' ...”", quotes what it warns of)."""
+    outer = ""
+    for _ in range(MAX_DEPTH):
+        inner = _without(text)
+        if not isinstance(inner, tuple):
+            return None if inner is None else outer + inner
+        a, b = inner
+        outer += text[:a]
+        text = text[a:b]
+    return None
+
+
+def _without(text: str) -> str | tuple[int, int] | None:
+    """``text`` without its quotations; None when it has none; the one
+    region when a single quotation is the whole message."""
     if not any(mark in text for mark in _MARKS):
         return None
     # A word or two in quotation marks ('send me a "pic"') is emphasis or
@@ -104,4 +121,6 @@ def without_quotations(text: str) -> str | None:
     outside = " . ".join(parts)
     # One quotation that is the whole message is how some people write their
     # own words; several quoted phrases side by side are examples being shown.
-    return outside if len(regions) > 1 or any(ch.isalnum() for ch in outside) else None
+    if len(regions) > 1 or any(ch.isalnum() for ch in outside):
+        return outside
+    return regions[0]
