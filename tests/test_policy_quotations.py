@@ -48,7 +48,9 @@ def test_a_whole_message_quotation_that_quotes_in_turn_is_looked_into() -> None:
     warning = "\"Alert: an adult writes 'you are so mature for your age' to children.\""
     outside = without_quotations(warning)
     assert outside is not None
-    assert "mature" not in outside and "Alert" in outside and "children" in outside
+    assert "mature" not in outside
+    assert "Alert" in outside
+    assert "children" in outside
     # Nothing quoted inside: still the sender's own words.
     assert without_quotations('"send me a pic in your bikini"') is None
     # Marks nested deeper than MAX_DEPTH are not looked into.

@@ -16,8 +16,9 @@ nothing; a message that is nothing but quotations has no framing text and
 is the sender's own words (``without_quotations`` returns ``None``), unless
 it is a list of two or more quotations (« ... » / « ... »: examples in a
 lesson) or one quotation that quotes in turn (a forwarded warning: what is
-inside is read the same way, at most ``MAX_DEPTH`` levels deep); a quotation of fewer than ``MIN_WORDS`` words is the sender's own
-words too (emphasis: 'send me a "pic"').
+inside is read the same way, at most ``MAX_DEPTH`` levels deep); a
+quotation of fewer than ``MIN_WORDS`` words is the sender's own words too
+(emphasis: 'send me a "pic"').
 """
 
 from __future__ import annotations
