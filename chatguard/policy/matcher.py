@@ -46,8 +46,8 @@ return identical hits. A rule whose ``unless`` or ``signal_unless``
 patterns match the same message is not returned. No per-message state
 outlives a scan; `regex` expressions are compiled on first use, and each
 unit's work bound is worked out on first use for a few text lengths (powers
-of two). No confirmation runs
-without a bound on its time: the timeout, or a work bound within it.
+of two). No confirmation runs without a bound on its time: the timeout,
+or a work bound within it.
 
 The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
 there and loaded on the next build of the same units, keyed by a hash of
