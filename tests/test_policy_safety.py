@@ -3,8 +3,13 @@ take unbounded time."""
 
 from __future__ import annotations
 
-import pytest
+import time
+from collections.abc import Iterator
 
+import pytest
+import regex  # type: ignore[import-untyped, unused-ignore]
+
+from chatguard.policy import safety
 from chatguard.policy.safety import RegexRefused, check_regex
 
 REFUSED = [
@@ -85,3 +90,47 @@ ACCEPTED = [
 @pytest.mark.parametrize("source", ACCEPTED)
 def test_accepted(source: str) -> None:
     check_regex(source)
+
+
+@pytest.fixture
+def slow_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This thread's CPU clock running four times as fast: every pattern,
+    the reference too, seems to cost four times as much, as on a slow CPU."""
+    real = time.thread_time
+    start = real()
+    monkeypatch.setattr(safety.time, "thread_time", lambda: start + 4 * (real() - start))
+    safety.slow_limit.cache_clear()
+    yield
+    safety.slow_limit.cache_clear()
+
+
+def test_the_time_limit_is_at_least_the_fixed_one_and_bounded() -> None:
+    assert safety.SLOW_SECONDS <= safety.slow_limit() <= safety.MAX_SLOW_SECONDS
+
+
+@pytest.mark.usefixtures("slow_machine")
+def test_on_a_slow_machine_the_limit_follows_the_reference() -> None:
+    limit = safety.slow_limit()
+    assert limit >= safety.SLOW_SECONDS
+    compiled = regex.compile(safety.REFERENCE_PATTERN, safety.FLAGS)
+    reference = safety._cpu_seconds(compiled, safety.REFERENCE_TEXT)
+    # The limit is the reference's cost times SLOW_REFERENCES (measured on
+    # the fastest of five runs, so within the spread of one more run).
+    assert limit == safety.MAX_SLOW_SECONDS or limit <= safety.SLOW_REFERENCES * reference * 1.5
+
+
+@pytest.mark.usefixtures("slow_machine")
+def test_on_a_slow_machine_linear_patterns_pass_and_quadratic_ones_are_still_refused() -> None:
+    # Shaped like the pack's slowest (a lookbehind and bounded gaps).
+    check_regex(
+        r"(?<!\b(?:nao|n|nunca|jamais|proibido)\b[^.!?]{0,20})\b(?:vem|venha|vens)\b"
+        r"[^.!?]{0,40}?\b(?:sozinha|sozinho|so)\b"
+    )
+    check_regex(r"\bsinon\b[^.!?]{0,40}?\b(?:envoyer|publier)\b")
+    for source, probe in [
+        (r"\bsinon\b[^.!?]*?\b(?:envoyer|publier)\b", "'sinon ' repeated"),
+        (r"\bor\b.*?\b(?:send|post)\b", "'or ' repeated"),
+    ]:
+        with pytest.raises(RegexRefused) as e:
+            check_regex(source)
+        assert probe in str(e.value)

@@ -15,7 +15,7 @@ this regex run in the matcher?":
   repetition (``(a+)+``, ``(\\w+\\s?)+``), alternatives inside unbounded
   repetition that can start with the same character (``(a|aa)+``),
   lookbehind of unbounded width, and finally any pattern that takes more
-  than ``SLOW_SECONDS`` of CPU time on generated worst-case inputs of
+  than ``slow_limit()`` of CPU time on generated worst-case inputs of
   ``PROBE_CHARS`` characters (see ``dynamic_problem``).
 
 The tree also describes each character class by two sets of code points,
@@ -27,10 +27,21 @@ Invariants: every regex is compiled with ``FLAGS`` (version 0 semantics:
 the `re`-compatible dialect); the tree describes a superset of what the
 regex can match, never less. This module never reads files; the only clock
 it reads is this thread's CPU time, to judge a pattern's cost at load.
+
+Why the time limit follows the machine: a fixed number of milliseconds
+refused the shipped pack's own (linear) patterns on a CPU four times slower
+than usual, so a sidecar could refuse its pack on a slow host and accept it
+on a fast one. The limit is ``SLOW_SECONDS`` or ``SLOW_REFERENCES`` times
+what a fixed linear reference pattern costs on this machine, whichever is
+larger (at most ``MAX_SLOW_SECONDS``). A pattern that backtracks
+quadratically costs dozens of references on any CPU, the pack's slowest
+linear ones two or three, so the verdict is the same on fast and slow
+machines; on a fast one the limit is ``SLOW_SECONDS``, as it always was.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -62,9 +73,17 @@ from chatguard.policy.regex_tree import walk as walk
 #: Length of the generated worst-case inputs (longer than the default 4,096
 #: characters a message is cut to).
 PROBE_CHARS = 5000
-#: A pattern slower than this on one generated input is refused.
-#: Most CPU time a pattern may take on one probe input.
+#: Most CPU time a pattern may take on one probe input, on a machine of
+#: ordinary speed (see ``slow_limit`` for a slower one).
 SLOW_SECONDS = 0.025
+#: On a slower machine: at most this many times the reference pattern's cost.
+SLOW_REFERENCES = 6.0
+#: The limit never exceeds this, however slow the machine measures.
+MAX_SLOW_SECONDS = 0.25
+#: The reference: a linear pattern shaped like the pack's sextortion threats
+#: (a word, a bounded lazy gap, a word), on its own worst input.
+REFERENCE_PATTERN = r"\b(?:or|else)\b[^.!?]{0,40}?\b(?:send|post)\b"
+REFERENCE_TEXT = ("or " * PROBE_CHARS)[:PROBE_CHARS] + "!"
 #: Wall-clock bound on one probe run, whatever the machine is doing.
 RUNAWAY_SECONDS = 0.5
 #: A repetition with no upper bound, or one above this, counts as unbounded
@@ -179,21 +198,35 @@ def _cpu_seconds(compiled: Any, text: str) -> float:
     return time.thread_time() - started
 
 
+@functools.cache
+def slow_limit() -> float:
+    """The CPU time a pattern may take on one probe input on this machine:
+    ``SLOW_SECONDS``, or ``SLOW_REFERENCES`` times the reference pattern's
+    cost when that is more (a slow machine), at most ``MAX_SLOW_SECONDS``.
+    The reference is timed five times and the fastest run counts, so a busy
+    moment never raises the limit; measured once per process."""
+    compiled = regex.compile(REFERENCE_PATTERN, FLAGS)
+    reference = min(_cpu_seconds(compiled, REFERENCE_TEXT) for _ in range(5))
+    return min(MAX_SLOW_SECONDS, max(SLOW_SECONDS, SLOW_REFERENCES * reference))
+
+
 def dynamic_problem(source: str, root: Node) -> str | None:
     """Whether ``source`` is too slow on generated worst-case inputs.
 
     Judged on this thread's CPU time, not wall time, so a busy machine never
-    refuses a good pattern; a probe over the limit is run once more and the
-    faster run counts, so noise near the limit does not flip the verdict.
+    refuses a good pattern, against ``slow_limit()``, so a slow one does not
+    either; a probe over the limit is run twice more and the fastest run
+    counts, so noise near the limit does not flip the verdict.
     """
     compiled = regex.compile(source, FLAGS)
+    limit = slow_limit()
     for what, text in _probe_inputs(root):
         spent = _cpu_seconds(compiled, text)
-        if spent > SLOW_SECONDS:
-            spent = min(spent, _cpu_seconds(compiled, text))
-        if spent > SLOW_SECONDS:
-            ms = SLOW_SECONDS * 1000
-            return f"unsafe regex: took more than {ms:g} ms on {what} ({spent * 1000:.0f} ms)"
+        if spent > limit:
+            spent = min(spent, _cpu_seconds(compiled, text), _cpu_seconds(compiled, text))
+        if spent > limit:
+            ms = limit * 1000
+            return f"unsafe regex: took more than {ms:.0f} ms on {what} ({spent * 1000:.0f} ms)"
     return None
 
 

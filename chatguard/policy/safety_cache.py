@@ -49,7 +49,7 @@ _RULES = str(Path(__file__).with_name("rules.py"))  # imports this module: named
 FILE_NAME = "regex-safe.json"
 #: Bump when the meaning of a verdict changes in a way the code digest below
 #: would not show (for instance a change of what counts as too slow elsewhere).
-SAFETY_VERSION = 1
+SAFETY_VERSION = 2  # 2: the time limit follows the machine (safety.slow_limit)
 MAX_ENTRIES = 100_000
 _FORMAT = 1
 
@@ -71,6 +71,9 @@ def _salt() -> bytes:
         int(safety.FLAGS),
         safety.PROBE_CHARS,
         safety.SLOW_SECONDS,
+        safety.SLOW_REFERENCES,
+        safety.MAX_SLOW_SECONDS,
+        safety.REFERENCE_PATTERN,
         safety.RUNAWAY_SECONDS,
         safety.BIG_REPEAT,
         regex.__version__,
