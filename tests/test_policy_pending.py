@@ -12,6 +12,7 @@ from chatguard.policy.pending import (
     AGE_PREFIX,
     AGE_RULE,
     ANSWER_RULE,
+    MAX_ROOM_ASKED,
     SAME_PREFIX,
     SAME_RULE,
     age_of,
@@ -266,6 +267,43 @@ def test_a_room_age_question_that_names_its_person_is_asked_of_them() -> None:
     assert state is not None
     assert state.bands("elsie22")[1] is Band.LIKELY_MINOR
     assert state.bands("harvey")[1] is Band.UNKNOWN  # not asked
+
+
+def _room_run(room: tuple[str, ...], script: list[tuple[str, str]]) -> ConversationState:
+    eng = engine()
+    state: ConversationState | None = None
+    for i, (sender, text) in enumerate(script):
+        to = tuple(u for u in room if u != sender)
+        msg = MessageContext(text, "c", sender, to, Where.ROOM, room="#minis")
+        _, state = eng.assess(msg, state, 1.7e9 + 30 * i)
+    assert state is not None
+    return state
+
+
+def test_a_small_rooms_age_question_naming_nobody_is_asked_of_each() -> None:
+    """After someone shows their work, "How old are you, if you don't mind me
+    asking?" in a small room: the "9, ..." that answers it says their age.
+    (The test pack's own rule reads 10 to 17 at the start: 9 is below.)"""
+    room = ("benji", "lydia", "teo", "mortimer")
+    state = _room_run(
+        room,
+        [
+            ("benji", "first time trying wet blending on this orc"),
+            ("mortimer", "How old are you, if you don't mind me asking?"),
+            ("benji", "9, my brother got me into it"),
+        ],
+    )
+    assert state.bands("benji")[1] is Band.LIKELY_MINOR
+    assert state.bands("lydia")[1] is Band.UNKNOWN  # asked, but did not answer
+
+
+def test_a_big_rooms_age_question_naming_nobody_is_asked_of_nobody() -> None:
+    room = ("benji", "mortimer", *(f"member{i}" for i in range(MAX_ROOM_ASKED)))
+    state = _room_run(
+        room,
+        [("mortimer", "How old are you, if you don't mind me asking?"), ("benji", "9")],
+    )
+    assert state.bands("benji")[1] is Band.UNKNOWN
 
 
 def test_an_answer_that_asks_back_is_answered_in_turn() -> None:

@@ -20,8 +20,9 @@ same-question is kept under the recipient's key with ``SAME_PREFIX``,
 which no participant key starts with.
 
 An age question works alike for a bare number: when a message to one
-person (or a room message that names one: ``addressing``) asks their age
-or school year (a match of an ``age_probe`` rule),
+person (or a room message that names one: ``addressing``; or a message to a
+room of at most ``MAX_ROOM_ASKED`` people, asked of each of them) asks their
+age or school year (a match of an ``age_probe`` rule),
 that person's next message whose first clause is short and starts with a
 number ("13 a co", "10.", "34. you?", "9 aber bald 10", "też 16. to może
 jutro...") declares them a minor (5 to 17) or an adult (18 to 99): a child
@@ -57,6 +58,9 @@ AGE_RULE = "engine.age_answer"  # the rule id of a match made by a bare age
 AGE_PREFIX = "#?"  # likewise: no participant key starts with it
 MAX_SAME_WORDS = 8
 MAX_AGE_WORDS = 6
+#: A room message's age question is asked of each recipient up to this many
+#: (a bigger room's question is asked of nobody unless it names someone).
+MAX_ROOM_ASKED = 8
 _DECLARATIONS = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
 _ENGINE_RULES = (ANSWER_RULE, SAME_RULE)  # their declarations leave no same-question
 
@@ -261,6 +265,14 @@ def ask(
         if r.yes_means is not None
         for user in to
     ]
+    if 1 < len(to) <= MAX_ROOM_ASKED:
+        # A small room's age question that names nobody ("How old are you, if
+        # you don't mind me asking?" after someone shows their work) is asked
+        # of each of them: whoever answers with a bare number says their age.
+        if any(m.signal is Signal.AGE_PROBE for m, _ in matched):
+            probe = next(m for m, _ in matched if m.signal is Signal.AGE_PROBE)
+            question = (Signal.AGE_PROBE.value, index + window, probe.weight, probe.shadow)
+            questions += [(AGE_PREFIX + participant_key(user), question) for user in to]
     if len(to) == 1:
         them = participant_key(to[0])
         questions += [
