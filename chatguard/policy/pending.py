@@ -265,14 +265,13 @@ def ask(
         if r.yes_means is not None
         for user in to
     ]
-    if 1 < len(to) <= MAX_ROOM_ASKED:
-        # A small room's age question that names nobody ("How old are you, if
-        # you don't mind me asking?" after someone shows their work) is asked
-        # of each of them: whoever answers with a bare number says their age.
-        if any(m.signal is Signal.AGE_PROBE for m, _ in matched):
-            probe = next(m for m, _ in matched if m.signal is Signal.AGE_PROBE)
-            question = (Signal.AGE_PROBE.value, index + window, probe.weight, probe.shadow)
-            questions += [(AGE_PREFIX + participant_key(user), question) for user in to]
+    # A small room's age question that names nobody ("How old are you, if
+    # you don't mind me asking?" after someone shows their work) is asked of
+    # each of them: whoever answers with a bare number says their age.
+    probe = next((m for m, _ in matched if m.signal is Signal.AGE_PROBE), None)
+    if probe is not None and 1 < len(to) <= MAX_ROOM_ASKED:
+        question = (Signal.AGE_PROBE.value, index + window, probe.weight, probe.shadow)
+        questions += [(AGE_PREFIX + participant_key(user), question) for user in to]
     if len(to) == 1:
         them = participant_key(to[0])
         questions += [
