@@ -10,7 +10,7 @@ actions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -491,6 +491,24 @@ def test_a_shadow_pack_acts_on_nothing() -> None:
 
 
 # --- Evasion, matches, spans ---------------------------------------------------------
+
+
+def test_a_declaration_for_both_declares_the_person_it_is_said_to() -> None:
+    """A rule with ``declares_recipient`` ("we're both 15"), said to one
+    person, declares them too; without it, only the sender."""
+    both = replace(
+        rule("en.minor.both", S.MINOR_SELF, 0.5, r"\bwe'?re both 1[0-7]\b"),
+        declares_recipient=True,
+    )
+    eng = engine((*RULES, both))
+    _, state = eng.assess(message("amara", "we're both 15, u can tell me", ("joel",)), None, 1.7e9)
+    assert state.bands("joel")[1] is Band.LIKELY_MINOR
+    plain = engine((*RULES, replace(both, declares_recipient=False)))
+    _, state = plain.assess(
+        message("amara", "we're both 15, u can tell me", ("joel",)), None, 1.7e9
+    )
+    assert state.bands("amara")[1] is Band.LIKELY_MINOR
+    assert state.bands("joel")[1] is Band.UNKNOWN
 
 
 def test_evasion_counts_only_with_a_rule_match() -> None:

@@ -213,6 +213,24 @@ def test_self_declarations_are_remembered_per_sender() -> None:
     assert state.bands("nobody") == (Band.UNKNOWN, Band.UNKNOWN)
 
 
+def test_a_declaration_for_both_declares_the_one_recipient_too() -> None:
+    """ "we're both 15" to one person: two classmates, not a stranger and a child."""
+    both = match(S.MINOR_SELF)
+    obs = Observation("amara", ("joel",), (both,), for_recipient=(both,))
+    state = observe(EMPTY, obs, DEFAULT_SETTINGS, 0.0)
+    assert state.bands("amara") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    assert state.bands("joel") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    # In a room it speaks for nobody in particular: only the sender is declared.
+    room = Observation("amara", ("joel", "kit"), (both,), for_recipient=(both,))
+    state = observe(EMPTY, room, DEFAULT_SETTINGS, 0.0)
+    assert state.bands("joel") == (Band.UNKNOWN, Band.UNKNOWN)
+    # A shadow declaration declares them in the shadow view only.
+    shadow = match(S.MINOR_SELF, shadow=True)
+    obs = Observation("amara", ("joel",), (shadow,), for_recipient=(shadow,))
+    joel = observe(EMPTY, obs, DEFAULT_SETTINGS, 0.0).participants["joel"]
+    assert (joel.declared, joel.shadow_declared) == (frozenset(), frozenset({Band.MINOR}))
+
+
 def test_an_unknown_attestation_never_erases_a_known_one() -> None:
     state = say(EMPTY, "kid", "x", ages={"kid": "minor"})
     state = say(state, "kid", "x")

@@ -67,7 +67,7 @@ ERRORS = [
                 6,
                 "unknown key 'zzz' in a rule (allowed: id, description, signal, languages, "
                 "patterns, unless, signal_unless, weight, scope, actions, mode, examples, "
-                "yes_means)",
+                "yes_means, declares_recipient)",
             )
         ],
     ),
@@ -231,6 +231,22 @@ ERRORS = [
                 "unknown yes_means 'sexual' (allowed: minor_self_declared, adult_self_declared)",
             )
         ],
+    ),
+    (
+        "declares_recipient on a signal that is not an age",
+        rule_with("declares_recipient: true"),
+        [
+            (
+                6,
+                "declares_recipient needs a signal of minor_self_declared or "
+                "adult_self_declared (an age declaration)",
+            )
+        ],
+    ),
+    (
+        "declares_recipient not a boolean",
+        rule_with("declares_recipient: both"),
+        [(6, "'declares_recipient' must be true or false")],
     ),
     (
         "bad language",

@@ -178,7 +178,12 @@ class Engine:
             )
         recipients = addressed(msg.text, msg.recipients) if matches else msg.recipients
         obs = Observation(
-            msg.sender, recipients, tuple(matches), msg.sender_age, msg.recipient_ages
+            msg.sender,
+            recipients,
+            tuple(matches),
+            msg.sender_age,
+            msg.recipient_ages,
+            _for_recipient(matched, matches) if matched else (),
         )
         after = observe(before, obs, self.settings, now)
         pending = ask(
@@ -427,6 +432,13 @@ class _OwnWords:
 
 
 _NOTHING_OWN = _OwnWords(None, "")  # for a message that matched nothing: never asked
+
+
+def _for_recipient(matched: list[tuple[Match, Rule]], matches: list[Match]) -> tuple[Match, ...]:
+    """The age declarations that speak for the recipient too ("we're both
+    15"), outside quotations."""
+    ids = {m.rule_id for m, rule in matched if rule.declares_recipient}
+    return tuple(m for m in matches if m.rule_id in ids and not m.quoted) if ids else ()
 
 
 def _minorish(state: ConversationState, user: str) -> bool:

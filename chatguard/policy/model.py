@@ -165,6 +165,9 @@ class Rule:
     # pet, a birthday surprise), so the signal model does not find it either.
     signal_unless: tuple[Pattern, ...] = ()
     yes_means: Signal | None = None  # a recipient's bare "yes" to it counts as this signal
+    # An age declaration that speaks for the person it is said to as well
+    # ("we're both 15"): in a message to one person, it declares them too.
+    declares_recipient: bool = False
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
     file: str = ""

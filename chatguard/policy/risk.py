@@ -140,6 +140,10 @@ class Observation:
     matches: tuple[Match, ...]
     sender_age: str = "unknown"  # attested: minor | adult | unknown
     recipient_ages: Mapping[str, str] = field(default_factory=dict)
+    # Of ``matches``, the age declarations that speak for the recipient too
+    # ("we're both 15"): they declare the one recipient of a message to one
+    # person as they declare the sender.
+    for_recipient: tuple[Match, ...] = ()
 
 
 def decay(
@@ -237,19 +241,15 @@ def observe(
     sender = participant_key(obs.sender)
     me = _seen(participants.get(sender), obs.sender_age, index)
     if matches or me.shadow_declared:
-        enforced = me.declared | {
-            _DECLARES[m.signal] for m in matches if m.signal in _DECLARES and not m.shadow
-        }
-        shadow = (
-            me.shadow_declared | {_DECLARES[m.signal] for m in matches if m.signal in _DECLARES}
-        ) - enforced
-        if enforced != me.declared or shadow != me.shadow_declared:
-            me = Participant(me.attested, enforced, shadow, me.last_seen)
+        me = _declaring(me, matches)
     participants[sender] = me
     targets = _targets(obs, sender, participants, settings)
     for user, key in targets:
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
+    if obs.for_recipient and len(targets) == 1 and targets[0][1] != ROOM_AUDIENCE:
+        key = targets[0][1]
+        participants[key] = _declaring(participants[key], obs.for_recipient)
     pairs = dict(state.pairs)
     if settling:
         _decay_pairs(pairs, k, state.scores, scores_in)
@@ -318,6 +318,17 @@ def observe(
         state.pending,  # changed by the engine (pending.py), carried here
         owed,
     )
+
+
+def _declaring(p: Participant, matches: Iterable[Match]) -> Participant:
+    """``p`` with the ages ``matches`` declare added (enforced, or shadow
+    for shadow matches not also enforced); ``p`` itself when none is new."""
+    declaring = [(_DECLARES[m.signal], m.shadow) for m in matches if m.signal in _DECLARES]
+    enforced = p.declared | {band for band, shadow in declaring if not shadow}
+    shadow = (p.shadow_declared | {band for band, _ in declaring}) - enforced
+    if enforced != p.declared or shadow != p.shadow_declared:
+        return Participant(p.attested, enforced, shadow, p.last_seen)
+    return p
 
 
 _ATTESTED = {"minor": Band.MINOR, "adult": Band.ADULT}

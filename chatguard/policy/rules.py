@@ -212,6 +212,7 @@ _RULE_KEYS = (
     "mode",
     "examples",
     "yes_means",
+    "declares_recipient",
 )
 _RULE_REQUIRED = ("id", "description", "signal", "patterns")
 _PATTERN_KEYS = ("phrase", "words", "regex", "fuzzy")
@@ -363,6 +364,16 @@ def _rule(
     yes_means = (
         r.choice(fields["yes_means"], "yes_means", _YES_MEANS) if "yes_means" in fields else None
     )
+    declares_recipient = (
+        r.boolean(fields["declares_recipient"], "declares_recipient")
+        if "declares_recipient" in fields
+        else False
+    )
+    if declares_recipient and signal not in _YES_MEANS:
+        r.error(
+            fields["declares_recipient"],
+            f"declares_recipient needs a signal of {' or '.join(_YES_MEANS)} (an age declaration)",
+        )
     matches, no_matches = _examples(r, node, fields.get("examples"))
     if (
         len(r.issues) > before
@@ -387,6 +398,7 @@ def _rule(
         unless=tuple(unless),
         signal_unless=tuple(signal_unless),
         yes_means=Signal(yes_means) if yes_means else None,
+        declares_recipient=bool(declares_recipient),
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
         file=r.file,
