@@ -252,29 +252,25 @@ def test_a_number_answers_only_the_asked_person_within_the_window() -> None:
 
 def test_a_room_age_question_that_names_its_person_is_asked_of_them() -> None:
     """In a room, "how old are you elsie?" is asked of elsie: her "9 but ..." answers it."""
-    eng = engine()
-    room = ("elsie22", "harvey", "nibbles")
-    script = [
-        ("nibbles", "how old are you elsie? need to know"),
-        ("elsie22", "9 but im really responsible i feed him every day"),
-        ("harvey", "8 lol"),
-    ]
-    state: ConversationState | None = None
-    for i, (sender, text) in enumerate(script):
-        to = tuple(u for u in room if u != sender)
-        msg = MessageContext(text, "c", sender, to, Where.ROOM, room="#hamsters")
-        _, state = eng.assess(msg, state, 1.7e9 + 30 * i)
-    assert state is not None
+    state = _room_run(
+        ("elsie22", "harvey", "nibbles"),
+        [
+            ("nibbles", "how old are you elsie? need to know"),
+            ("elsie22", "9 but im really responsible i feed him every day"),
+            ("harvey", "8 lol"),
+        ],
+    )
     assert state.bands("elsie22")[1] is Band.LIKELY_MINOR
     assert state.bands("harvey")[1] is Band.UNKNOWN  # not asked
 
 
 def _room_run(room: tuple[str, ...], script: list[tuple[str, str]]) -> ConversationState:
+    """``script`` said in a room of ``room``, each message to everyone else."""
     eng = engine()
     state: ConversationState | None = None
     for i, (sender, text) in enumerate(script):
         to = tuple(u for u in room if u != sender)
-        msg = MessageContext(text, "c", sender, to, Where.ROOM, room="#minis")
+        msg = MessageContext(text, "c", sender, to, Where.ROOM, room="#room")
         _, state = eng.assess(msg, state, 1.7e9 + 30 * i)
     assert state is not None
     return state
