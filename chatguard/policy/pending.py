@@ -265,13 +265,7 @@ def ask(
         if r.yes_means is not None
         for user in to
     ]
-    # A small room's age question that names nobody ("How old are you, if
-    # you don't mind me asking?" after someone shows their work) is asked of
-    # each of them: whoever answers with a bare number says their age.
     probe = next((m for m, _ in matched if m.signal is Signal.AGE_PROBE), None)
-    if probe is not None and 1 < len(to) <= MAX_ROOM_ASKED:
-        question = (Signal.AGE_PROBE.value, index + window, probe.weight, probe.shadow)
-        questions += [(AGE_PREFIX + participant_key(user), question) for user in to]
     if len(to) == 1:
         them = participant_key(to[0])
         questions += [
@@ -279,12 +273,16 @@ def ask(
             for m in declared
             if m.signal in _DECLARATIONS and m.rule_id not in _ENGINE_RULES
         ]
-        probes = [m for m, _ in matched if m.signal is Signal.AGE_PROBE]
-        probes += [m for m in declared if m.rule_id == AGE_RULE and asks_back(folded)]
-        questions += [
-            (AGE_PREFIX + them, (Signal.AGE_PROBE.value, index + window, m.weight, m.shadow))
-            for m in probes[:1]
-        ]
+        if probe is None:  # an age answer that asks back ("14 u?") asks in turn
+            answered = next((m for m in declared if m.rule_id == AGE_RULE), None)
+            probe = answered if answered is not None and asks_back(folded) else None
+    # An age question is asked of its one recipient; in a small room, one that
+    # names nobody ("How old are you, if you don't mind me asking?" after
+    # someone shows their work) is asked of each: whoever answers with a bare
+    # number says their age.
+    if probe is not None and len(to) <= MAX_ROOM_ASKED:
+        question = (Signal.AGE_PROBE.value, index + window, probe.weight, probe.shadow)
+        questions += [(AGE_PREFIX + participant_key(user), question) for user in to]
     if not questions:
         return pending
     out = dict(pending)
