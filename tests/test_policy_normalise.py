@@ -34,6 +34,8 @@ TECHNIQUES: list[tuple[str, str, set[Evasion]]] = [
     ("5h1t", "shit", {E.LEET}),
     ("s3nd m3 a p1c", "send me a pic", {E.LEET}),
     ("@h4ck3r hi", "@hacker hi", {E.LEET}),
+    # a clear leet word reads "4" at its edge too; "b4" without leet inside stays
+    ("wyjdz s4m4, m4mie ni3 m0w b4 23", "wyjdz sama, mamie nie mow b4 23", {E.LEET}),
     # split words
     ("s.n.a.p", "snap", {E.SPLIT}),
     ("s n a p", "snap", {E.SPLIT}),

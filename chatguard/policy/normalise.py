@@ -50,7 +50,8 @@ keep the identity map.
    "send me"; alone, "m3" and "ps5" stay). Never read: words without a
    letter, words holding 2, 6 or 8 ("gr8", "h2o"), words with ``_`` (user
    names), links and e-mail addresses, ``@`` starting a word (a mention),
-   ``!`` or ``|`` runs ("wow!!so"), ``4`` at a word's edge ("b4"), and any
+   ``!`` or ``|`` runs ("wow!!so"), ``4`` at the edge of a word without
+   leet between its letters ("b4"; "s4m4" reads "sama"), and any
    reading without a vowel ("x7k9p"). So "13yo", "8th", "2pm", "$20" and
    "555-1234" keep their digits. Rules should accept ``[il]`` for 1 and |.
 10. Look-alike letters: small capitals and IPA letters always fold to Latin.
@@ -682,14 +683,17 @@ def _leet_word(w: str) -> tuple[str, bool] | None:
             # "!" and "|" read as letters only alone ("d!ck"); "wow!!so" is punctuation
             out[a:b] = [t.LEET[c] for c in w[a:b]]
             clear = True
+    # At a word's edge "4" is "for" ("b4", "4ever") unless the word itself is
+    # clear leet ("s4m4" reads "sama").
+    edge = t.LEET_AT_EDGE | {"4"} if clear else t.LEET_AT_EDGE
     if lead is not None and clear:  # from the letters outwards; "@" (a mention) stops it
         for k in range(lead - 1, -1, -1):
-            if w[k] not in t.LEET_AT_EDGE:
+            if w[k] not in edge:
                 break
             out[k] = t.LEET[w[k]]
     if trail is not None:
         for k in range(trail, n):
-            if w[k] not in t.LEET_AT_EDGE:
+            if w[k] not in edge:
                 break
             out[k] = t.LEET[w[k]]
     read = "".join(out)
