@@ -733,3 +733,42 @@ def test_the_conversation_remembers_the_language_its_rules_matched_in() -> None:
     assert ConversationState.from_json(state.to_json()) == state
     _, state = e.assess(message("x", "add me", ("y",)), state, 3.0)
     assert state.language == "en"
+
+
+FAMILY_WORDS = {
+    "pl": frozenset({"nie", "mi", "wiec", "moge", "jest"}),
+    "es": frozenset({"mi", "ya", "estoy", "en", "que"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "counted"),
+    [
+        # Polish "mama" is the child's mum, not the Spanish address "mamá".
+        ("mama mi sprawdza telefon wiec nie moge duzo pisac", []),
+        ("mama ya estoy en casa", ["es.kinship"]),
+        ("ok mama", ["es.kinship"]),  # too short to tell: nothing is dropped
+    ],
+)
+def test_family_words_count_only_in_the_messages_own_language(
+    text: str, counted: list[str]
+) -> None:
+    kin = in_language(rule("es.kinship", S.KINSHIP, 1, r"\bmama\b"), "es")
+    policy = Policy(rules=(kin,), thresholds=(), version="t", function_words=FAMILY_WORDS)
+    e = Engine(policy, build_matcher((kin,), backend="fallback"))
+    assessment, _ = e.assess(message("x", text, ("y",)), None, 1.0)
+    assert [m.rule_id for m in assessment.matches] == counted
+
+
+def test_only_family_words_are_read_in_the_messages_own_language() -> None:
+    rules = (
+        in_language(rule("es.snap", S.ISOLATION, 1, r"\bsnap\b"), "es"),
+        in_language(rule("xx.kinship", S.KINSHIP, 1, r"\bmama\b"), "xx"),
+    )
+    policy = Policy(rules=rules, thresholds=(), version="t", function_words=FAMILY_WORDS)
+    e = Engine(policy, build_matcher(rules, backend="fallback"))
+    text = "mama mi sprawdza snap wiec nie moge"
+    assessment, _ = e.assess(message("x", text, ("y",)), None, 1.0)
+    # Other signals are read in every language; a rule of a language the
+    # pack has no function words for cannot be judged, so it stays.
+    assert [m.rule_id for m in assessment.matches] == ["es.snap", "xx.kinship"]

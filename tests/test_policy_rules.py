@@ -269,6 +269,21 @@ ERRORS = [
     ("YAML syntax error", RULE + "  - id: [unclosed\n", [(11, "YAML syntax error: ")]),
     ("empty file", "", [(0, "file is empty: a rule file needs 'rules'")]),
     (
+        "neither rules nor function words",
+        "language: en\n",
+        [(1, "a rule file is missing 'rules'")],
+    ),
+    (
+        "function words without a language",
+        "function_words: [the, and]\n",
+        [(1, "'function_words' needs the file's 'language'")],
+    ),
+    (
+        "a function word that is not one word",
+        "language: en\nfunction_words: [the, 'of the']\n",
+        [(2, "'of the' is not one word")],
+    ),
+    (
         "rules not a list",
         "language: en\nrules: {id: x}\n",
         [(2, "'rules' must be a list, not a mapping")],
@@ -425,6 +440,19 @@ def test_file_discovery_and_rule_order(tmp_path: Path) -> None:
     assert [r.id for r in policy.rules] == ["en.a", "en.z", "es.b"]
     assert policy.rules[0].file == str(tmp_path / "en" / "a.yaml")
     assert policy.rules[0].line == 3
+
+
+def test_function_words_are_folded_and_gathered_by_language(tmp_path: Path) -> None:
+    write(tmp_path / "pl" / "language.yaml", "language: pl\nfunction_words: [Się, że, nie]\n")
+    write(tmp_path / "pt" / "language.yaml", "language: pt-br\nfunction_words: [você]\n")
+    write(tmp_path / "pt" / "more.yaml", "language: pt\nfunction_words: [não]\n")
+    write(tmp_path / "en" / "rules.yaml", RULE)
+    policy = load_policy(tmp_path)
+    assert [r.id for r in policy.rules] == ["en.isolation.move_app"]
+    assert policy.function_words == {
+        "pl": frozenset({"sie", "ze", "nie"}),
+        "pt": frozenset({"voce", "nao"}),
+    }
 
 
 def test_full_rule(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ the policy:
 4. **matches**: one ``Match`` per remaining rule, marked shadow when the rule
    or the pack is in shadow mode; for a signal matched by rules of several
    languages, only one language's matches count (``one_language``; the
-   others still carry out their actions);
+   others still carry out their actions); kinship and openness, which
+   lower risk, count only from rules of the message's own language when
+   its function words make that clear (``language.py``);
    **learned**: the pack's signal model (``signal_model.py``) adds a match,
    ``model.<signal>``, for each signal it finds that no rule matched (a
    moderator's messages are not scored); plus one ``evasion`` match when
@@ -53,6 +55,7 @@ from typing import Any, Protocol
 
 from chatguard.policy.addressing import addressed
 from chatguard.policy.frozen import quick_init
+from chatguard.policy.language import LanguageGuesser, base_language
 from chatguard.policy.model import (
     ActionType,
     Assessment,
@@ -143,6 +146,7 @@ class Engine:
         use = policy.model_use
         self._model = policy.signal_model if use.enabled else None
         self._model_shadow = policy.mode is Mode.SHADOW or use.mode is Mode.SHADOW
+        self._languages = LanguageGuesser(policy.function_words) if policy.function_words else None
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -153,6 +157,8 @@ class Engine:
         before = state or ConversationState()
         norm = normalise(msg.text, max_chars=self.policy.max_chars)
         matched = self._matches(msg, before, self._matcher.scan(norm))
+        if self._languages is not None and matched:
+            matched = in_own_language(matched, norm.folded, self._languages)
         counted = one_language(matched, before.language) if len(matched) > 1 else matched
         matches = [m for m, _ in counted]
         found = self._learned(msg, norm, matched) if self._model is not None else []
@@ -497,6 +503,31 @@ def one_language(
         winner = hint if hint in tied else tied[0]
         drop.update(i for i in group if winner not in matched[i][1].languages)
     return [pair for i, pair in enumerate(matched) if i not in drop] if drop else list(matched)
+
+
+def in_own_language(
+    matched: list[tuple[Match, Rule]], folded: str, languages: LanguageGuesser
+) -> list[tuple[Match, Rule]]:
+    """The matches without kinship and openness read in a language the
+    message is not written in: those signals lower risk, so a word that is
+    family in another language ("mama", "opa", "pais") must not make a
+    stranger look like family. Only when the message's language is clear,
+    and only rules whose languages the guesser knows, are dropped."""
+    context = [m.signal in _CONTEXT_SIGNALS for m, _ in matched]
+    if not any(context):
+        return matched
+    own = languages.guess(folded)
+    if own is None:
+        return matched
+    known = languages.languages
+
+    def foreign(rule: Rule) -> bool:
+        codes = {base_language(c) for c in rule.languages}
+        return own not in codes and codes <= known
+
+    return [
+        pair for pair, ctx in zip(matched, context, strict=True) if not (ctx and foreign(pair[1]))
+    ]
 
 
 def _language_of(counted: Sequence[tuple[Match, Rule]]) -> str | None:

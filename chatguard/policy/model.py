@@ -218,6 +218,8 @@ class Policy:
     settings: Mapping[str, Any] = field(default_factory=dict)
     signal_model: SignalModel | None = None  # signal_model/model.json, when the pack has one
     model_use: ModelUse = field(default_factory=ModelUse)
+    # Per language (base code), the words that tell a message is in it (language.py).
+    function_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @quick_init

@@ -32,6 +32,7 @@ import regex  # type: ignore[import-untyped, unused-ignore]
 import yaml
 
 from chatguard.policy import safety
+from chatguard.policy.language import base_language
 from chatguard.policy.model import (
     Action,
     ActionType,
@@ -197,7 +198,7 @@ def _actions(r: Reader, node: yaml.Node) -> tuple[Action, ...] | None:
 
 # --- Rule files -----------------------------------------------------------------------
 
-_FILE_KEYS = ("language", "rules")
+_FILE_KEYS = ("language", "rules", "function_words")
 _RULE_KEYS = (
     "id",
     "description",
@@ -426,18 +427,23 @@ def _rule_file(
     text: str,
     seen: dict[str, tuple[str, int]],
     verdicts: SafetyCache | None = None,
+    words: dict[str, set[str]] | None = None,
 ) -> list[Rule]:
     root = r.compose(text)
     if root is None:
         if not r.issues:
             r.error(0, "file is empty: a rule file needs 'rules'")
         return []
-    fields = r.mapping(root, "a rule file", _FILE_KEYS, ("rules",))
+    fields = r.mapping(root, "a rule file", _FILE_KEYS)
     if fields is None:
         return []
+    if "rules" not in fields and "function_words" not in fields:
+        r.error(root, "a rule file is missing 'rules'")
     language = r.text(fields["language"], "language") if "language" in fields else None
     if language is not None and not _LANGUAGE_RE.fullmatch(language):
         r.error(fields["language"], f"{language!r} is not a language code such as en or pt-br")
+    if "function_words" in fields:
+        _function_words(r, fields["function_words"], language, words)
     rules: list[Rule] = []
     for node in r.items(fields["rules"], "rules") if "rules" in fields else []:
         rule_id, rule = _rule(r, node, language, verdicts)
@@ -451,6 +457,27 @@ def _rule_file(
         if rule is not None:
             rules.append(rule)
     return rules
+
+
+def _function_words(
+    r: Reader, node: yaml.Node, language: str | None, words: dict[str, set[str]] | None
+) -> None:
+    """A language's function words (``language.py``), folded as messages are."""
+    if language is None:
+        r.error(node, "'function_words' needs the file's 'language'")
+        return
+    found: set[str] = set()
+    for item in r.items(node, "function_words"):
+        text = r.text(item, "a function word")
+        if text is None:
+            continue
+        folded = normalise(text).folded
+        if not folded or not folded.isalnum():
+            r.error(item, f"{text!r} is not one word")
+        else:
+            found.add(folded)
+    if words is not None:
+        words.setdefault(base_language(language), set()).update(found)
 
 
 # --- policy.yaml --------------------------------------------------------------------
@@ -601,12 +628,13 @@ def load_policy(directory: Path, *, cache_dir: Path | None = None) -> Policy:
         issues.append(PolicyIssue(str(directory), 0, "no rule files (*.yaml) found"))
     rules: list[Rule] = []
     seen: dict[str, tuple[str, int]] = {}
+    words: dict[str, set[str]] = {}
     for rel in paths:
         shown = str(directory / rel)
         read = _read(directory / rel, shown, issues)
         if read is not None:
             _hash(digest, rel.as_posix(), read[0])
-            rules += _rule_file(Reader(shown, issues), read[1], seen, verdicts)
+            rules += _rule_file(Reader(shown, issues), read[1], seen, verdicts, words)
     model_path = directory / MODEL_FILE
     if model_path.is_file():
         read_model = _read(model_path, str(model_path), issues)
@@ -626,7 +654,10 @@ def load_policy(directory: Path, *, cache_dir: Path | None = None) -> Policy:
         order = {file: k for k, file in enumerate(dict.fromkeys(i.file for i in issues))}
         raise PolicyError(sorted(issues, key=lambda i: (order[i.file], i.line)))
     values = {"thresholds": (), **{k: v for k, v in settings.items() if v is not None}}
-    return Policy(rules=tuple(rules), version=digest.hexdigest(), **values)
+    function_words = {k: frozenset(v) for k, v in sorted(words.items())}
+    return Policy(
+        rules=tuple(rules), version=digest.hexdigest(), function_words=function_words, **values
+    )
 
 
 def _hash(digest: Any, name: str, data: bytes) -> None:
