@@ -404,11 +404,20 @@ def _staged(
     contributions: list[_Contribution],
     index: int,
     shadow: bool | None,
-) -> dict[Stage, int]:
+) -> Mapping[Stage, int]:
+    """``stages`` with the stages the contributions (of that mode; ``None``:
+    all) reach for the first time; ``stages`` itself when none is new (most
+    scoring messages), so that what is worked out from it is kept."""
+    new = [
+        stage
+        for _, _, stage, is_shadow in contributions
+        if stage is not None and stage not in stages and (shadow is None or is_shadow is shadow)
+    ]
+    if not new:
+        return stages
     out = dict(stages)
-    for _, _, stage, is_shadow in contributions:
-        if stage is not None and (shadow is None or is_shadow is shadow):
-            out.setdefault(stage, index)
+    for stage in new:
+        out.setdefault(stage, index)
     return out
 
 
