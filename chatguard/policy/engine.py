@@ -185,7 +185,6 @@ class Engine:
             msg.recipient_ages,
             _for_recipient(matched, matches) if matched else (),
         )
-        after = observe(before, obs, self.settings, now)
         pending = ask(
             pending,
             matched,
@@ -197,12 +196,9 @@ class Engine:
             matches,
             norm.folded,
         )
-        if pending is not after.pending:
-            after = replace(after, pending=pending)
-        if counted:
-            language = _language_of(counted)
-            if language is not None and language != after.language:
-                after = replace(after, language=language)
+        language = _language_of(counted) if counted else None
+        # The new state is built once, with the engine's parts in it.
+        after = observe(before, obs, self.settings, now, pending=pending, language=language)
 
         planned: list[PlannedAction] = []
         acting = self._acting(msg, after, matched, own) if matched else matched

@@ -212,9 +212,17 @@ _NO_PAIR = PairState(0)  # read, never changed: copied before any update
 
 
 def observe(
-    state: ConversationState, obs: Observation, settings: RiskSettings, now: float
+    state: ConversationState,
+    obs: Observation,
+    settings: RiskSettings,
+    now: float,
+    *,
+    pending: Mapping[str, tuple[str, int, float, bool]] | None = None,
+    language: str | None = None,
 ) -> ConversationState:
-    """Fold one message into the state (``now`` is when it was sent).
+    """Fold one message into the state (``now`` is when it was sent). The
+    engine's own parts of the new state, when it passes them: its
+    ``pending`` questions and ``language`` (``None``: as before).
 
     Why it is written this way: this runs for every chat message, so it works
     on mutable copies of the few maps a message changes and builds exactly one
@@ -314,8 +322,8 @@ def observe(
         state.escalation,
         risk,
         enforced_risk,
-        state.language,
-        state.pending,  # changed by the engine (pending.py), carried here
+        state.language if language is None else language,
+        state.pending if pending is None else pending,  # the engine's (pending.py)
         owed,
     )
 
