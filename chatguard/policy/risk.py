@@ -544,7 +544,11 @@ def escalation_severity(
 
 def _sexual_with_minor(state: ConversationState, include_shadow: bool) -> bool:
     for (x, y), pair in state.pairs.items():
-        if ROOM_AUDIENCE in (x, y) or Stage.SEXUAL not in pair.view(include_shadow)[1]:
+        # The stages of ``pair.view(include_shadow)``, without copying them.
+        sexual = Stage.SEXUAL in pair.stages or (
+            include_shadow and Stage.SEXUAL in pair.shadow_stages
+        )
+        if ROOM_AUDIENCE in (x, y) or not sexual:
             continue
         bx, by = ((state.participants.get(k) or Participant()).band(include_shadow) for k in (x, y))
         if bx.minorish != by.minorish:
