@@ -99,6 +99,7 @@ def dyad_risks(
 _KINSHIP = Signal.KINSHIP.value
 _OPENNESS = Signal.OPENNESS.value
 _SECRECY = Signal.SECRECY.value
+_ADULT = Band.ADULT  # a module constant: enum member lookups cost on hot paths
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 _PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
@@ -261,7 +262,7 @@ def _weighed(
     bonus *= family
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
-        both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
+        both_adult = pa.attested is _ADULT and pb.attested is _ADULT
         m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
         if kin and m > 1.0:
             m = 1.0  # a parent and their child are not a stranger and a child
