@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatguard.policy import quotations
 from chatguard.policy.quotations import quoted_regions, without_quotations
 
 
@@ -55,3 +59,53 @@ def test_a_whole_message_quotation_that_quotes_in_turn_is_looked_into() -> None:
     assert without_quotations('"send me a pic in your bikini"') is None
     # Marks nested deeper than MAX_DEPTH are not looked into.
     assert without_quotations('"' * 8 + "send me a pic in your bikini" + '"' * 8) is None
+
+
+def _regions_char_by_char(text: str) -> list[tuple[int, int]]:
+    """``quoted_regions`` as first written: one character after another."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        close = quotations._QUOTES.get(text[i])
+        if close is None:
+            if (
+                text[i] in quotations._SINGLE
+                and (i == 0 or text[i - 1] in quotations._OPEN_AFTER)
+                and i + 1 < n
+                and not text[i + 1].isspace()
+                and not quotations._ELISION.match(text, i + 1)
+            ):
+                j = next(
+                    (
+                        j
+                        for j in range(i + 2, n)
+                        if text[j] in quotations._SINGLE
+                        and not text[j - 1].isspace()
+                        and (j + 1 == n or not text[j + 1].isalnum())
+                    ),
+                    -1,
+                )
+                if j >= 0:
+                    out.append((i + 1, j))
+                    i = j + 1
+                    continue
+            i += 1
+            continue
+        j = text.find(close, i + 1)
+        if close == "”" and j < 0:
+            j = text.find("“", i + 1)
+        if j < 0:
+            i += 1
+            continue
+        out.append((i + 1, j))
+        i = j + 1
+    return out
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([*"ab c'\"“”„«»‘’:(\t", "em", "cause", "x."]), max_size=30))
+def test_going_from_mark_to_mark_finds_what_reading_every_character_finds(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    assert quoted_regions(text) == _regions_char_by_char(text)

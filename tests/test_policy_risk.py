@@ -405,3 +405,28 @@ def test_a_sender_is_not_their_own_recipient() -> None:
 def test_scores_are_clamped() -> None:
     state = say(EMPTY, "a", "b", match(S.SEXUAL, 1e12))
     assert state.pairs[("a", "b")].scores["sexual"] == DEFAULT_SETTINGS.max_score
+
+
+# --- What a message does not change is shared ------------------------------------------
+
+
+def test_a_message_that_reaches_no_new_stage_keeps_the_stage_maps() -> None:
+    first = say(EMPTY, "adult", "kid", match(S.FLATTERY), now=0.0)
+    again = say(first, "adult", "kid", match(S.FLATTERY), now=60.0)
+    assert again.stages is first.stages
+    assert again.pairs[("adult", "kid")].stages is first.pairs[("adult", "kid")].stages
+    kept = dict(again.stages)
+    onward = say(again, "adult", "kid", match(S.SECRECY), now=120.0)
+    assert onward.stages == {**kept, Stage.EXCLUSIVITY: 2}
+    assert again.stages == kept  # never changed in place
+
+
+def test_observe_builds_the_state_with_the_engines_pending_and_language() -> None:
+    pending = {"kid": ("minor_self_declared", 5, 1.0, False)}
+    obs = Observation("adult", ("kid",), (match(S.FLATTERY),))
+    after = observe(EMPTY, obs, DEFAULT_SETTINGS, 0.0, pending=pending, language="en")
+    assert after.pending is pending
+    assert after.language == "en"
+    kept = observe(after, Observation("kid", ("adult",), ()), DEFAULT_SETTINGS, 1.0)
+    assert kept.pending is pending
+    assert kept.language == "en"

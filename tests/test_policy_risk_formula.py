@@ -8,7 +8,7 @@ import pytest
 
 from chatguard.policy import risk_formula
 from chatguard.policy.model import Signal, Stage
-from chatguard.policy.risk import Band, ConversationState, multiplier
+from chatguard.policy.risk import Band, ConversationState, PairState, Participant, multiplier
 from chatguard.policy.risk_formula import conversation_risk, in_grooming_order, progression
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings, parse_settings
 from tests.test_policy_risk import EMPTY, match, say
@@ -216,3 +216,23 @@ def test_the_remembered_readings_are_bounded() -> None:
     for i in range(risk_formula._MAX_STATICS + 10):
         say(state, "adult", "kid", match(S.FLATTERY, 1.0), now=300.0 + i)
     assert len(risk_formula._STATICS) <= risk_formula._MAX_STATICS
+    assert len(risk_formula._BONUSES) <= risk_formula._MAX_STATICS
+
+
+def test_a_faded_score_is_not_read_and_the_others_are_read_as_before() -> None:
+    # With one half-life owed, 0.0015 reads below MIN_READ: the reading by key
+    # (not the one pass over every score) leaves it out, as if dropped.
+    ages = {"adult": Participant(Band.ADULT), "kid": Participant(Band.MINOR)}
+
+    def state(scores: dict[str, float], owed: float) -> ConversationState:
+        pair = PairState(0, scores, {Stage.FRIENDSHIP: 0})
+        return ConversationState(participants=ages, pairs={("adult", "kid"): pair}, owed=owed)
+
+    kept = {"secrecy": 5.0, "image_request": 3.0}
+    with_faded = {"flattery": 0.0015, **kept}
+    assert conversation_risk(state(with_faded, 1.0), DEFAULT_SETTINGS) == conversation_risk(
+        state(kept, 1.0), DEFAULT_SETTINGS
+    )
+    assert conversation_risk(state(with_faded, 0.0), DEFAULT_SETTINGS) > conversation_risk(
+        state(kept, 0.0), DEFAULT_SETTINGS
+    )

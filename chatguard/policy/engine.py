@@ -96,6 +96,16 @@ _EXPRESSIVE = frozenset({Evasion.REPEAT})
 MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
 MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
 _CONTEXT_SIGNALS = frozenset({Signal.KINSHIP, Signal.OPENNESS})
+# Enum members read on every message, as module constants: on Python 3.11 a
+# member read through its class (``Mode.SHADOW``) goes through the enum
+# type's ``__getattr__`` hook, several times the cost of a global.
+_SHADOW = Mode.SHADOW
+_ESCALATE = ActionType.ESCALATE
+_ANY_WHERE = Where.ANY
+_UNKNOWN = Band.UNKNOWN
+# How a band is spelled in a scope: its own value, and its collapsed one.
+_SCOPE_VALUE = {band: band.value for band in Band}
+_COLLAPSED_VALUE = {band: band.collapsed.value for band in Band}
 
 
 @quick_init
@@ -191,7 +201,6 @@ class Engine:
             msg.recipient_ages,
             _for_recipient(matched, matches) if matched else (),
         )
-        after = observe(before, obs, self.settings, now)
         pending = ask(
             pending,
             matched,
@@ -203,12 +212,9 @@ class Engine:
             matches,
             norm.folded,
         )
-        if pending is not after.pending:
-            after = replace(after, pending=pending)
-        if counted:
-            language = _language_of(counted)
-            if language is not None and language != after.language:
-                after = replace(after, language=language)
+        language = _language_of(counted) if counted else None
+        # The new state is built once, with the engine's parts in it.
+        after = observe(before, obs, self.settings, now, pending=pending, language=language)
 
         planned: list[PlannedAction] = []
         acting = self._acting(msg, after, matched, own) if matched else matched
@@ -234,7 +240,7 @@ class Engine:
                 ]
         actions = merge_actions(self._complete(a, after) for a in planned) if planned else ()
         for a in actions:
-            if a.type is ActionType.ESCALATE and not a.shadow:
+            if a.type is _ESCALATE and not a.shadow:
                 after = record_escalation(after, str(a.params["severity"]))
 
         signals = tuple(dict.fromkeys(m.signal for m in matches)) if matches else ()
@@ -252,7 +258,7 @@ class Engine:
     # --- steps ---------------------------------------------------------------------
 
     def _shadow(self, rule: Rule) -> bool:
-        return self.policy.mode is Mode.SHADOW or rule.mode is Mode.SHADOW
+        return self.policy.mode is _SHADOW or rule.mode is _SHADOW
 
     def _matches(
         self, msg: MessageContext, state: ConversationState, hits: Iterable[ScanHit]
@@ -384,7 +390,7 @@ class Engine:
 
     def _complete(self, action: PlannedAction, state: ConversationState) -> PlannedAction:
         """An escalation without a severity gets the one its risk calls for."""
-        if action.type is not ActionType.ESCALATE or "severity" in action.params:
+        if action.type is not _ESCALATE or "severity" in action.params:
             return action
         risk = state.risk if action.shadow else state.enforced_risk
         severity = escalation_severity(risk, state, self.settings, include_shadow=action.shadow)
@@ -543,14 +549,14 @@ def _participant(state: ConversationState, user: str, attested: str | None) -> P
     """A person as stored, with this message's attestation (if minor/adult) applied."""
     p = state.participant(user) or Participant()
     band = attested_band(attested)
-    if band is Band.UNKNOWN:
+    if band is _UNKNOWN:
         return p
     return Participant(band, p.declared, p.shadow_declared, p.last_seen)
 
 
 def scope_bands(p: Participant, *, include_shadow: bool) -> frozenset[str]:
     """The bands a person counts as in a rule scope: attested and effective."""
-    return frozenset({p.attested.value, p.band(include_shadow).collapsed.value})
+    return frozenset({_SCOPE_VALUE[p.attested], _COLLAPSED_VALUE[p.band(include_shadow)]})
 
 
 def in_scope(
@@ -598,7 +604,7 @@ class _MessageBands:
         msg = self._msg
         if msg.origin not in scope.origins:
             return False
-        if scope.where is not Where.ANY and scope.where != msg.where:
+        if scope.where is not _ANY_WHERE and scope.where != msg.where:
             return False
         if scope.exempt_roles & msg.sender_roles:
             return False

@@ -38,17 +38,18 @@ _ELISION = re.compile(
 )
 _OPEN_AFTER = frozenset(" \t\n:([—–-")
 _MARKS = frozenset(_QUOTES) | _SINGLE
+# The scans below go from one mark to the next: every other character is
+# passed over, and most messages hold no mark or only an apostrophe or two.
+_MARK_RE = re.compile("[" + "".join(sorted(_MARKS)) + "]")
+_SINGLE_RE = re.compile("[" + "".join(sorted(_SINGLE)) + "]")
 
 
 def _single_close(text: str, start: int) -> int:
     """The index of the single quote closing one opened before ``start``, or -1."""
     n = len(text)
-    for j in range(start, n):
-        if (
-            text[j] in _SINGLE
-            and not text[j - 1].isspace()
-            and (j + 1 == n or not text[j + 1].isalnum())
-        ):
+    for found in _SINGLE_RE.finditer(text, start):
+        j = found.start()
+        if not text[j - 1].isspace() and (j + 1 == n or not text[j + 1].isalnum()):
             return j
     return -1
 
@@ -59,13 +60,15 @@ def quoted_regions(text: str) -> list[tuple[int, int]]:
     Invariant: regions never nest or overlap; an unclosed mark quotes nothing.
     """
     out: list[tuple[int, int]] = []
-    i, n = 0, len(text)
-    while i < n:
+    n = len(text)
+    mark = _MARK_RE.search(text)
+    while mark is not None:
+        i = mark.start()
+        after = i + 1  # where the next mark is looked for
         close = _QUOTES.get(text[i])
-        if close is None:
+        if close is None:  # a single quote
             if (
-                text[i] in _SINGLE
-                and (i == 0 or text[i - 1] in _OPEN_AFTER)
+                (i == 0 or text[i - 1] in _OPEN_AFTER)
                 and i + 1 < n
                 and not text[i + 1].isspace()
                 and not _ELISION.match(text, i + 1)
@@ -73,18 +76,15 @@ def quoted_regions(text: str) -> list[tuple[int, int]]:
                 j = _single_close(text, i + 2)
                 if j >= 0:
                     out.append((i + 1, j))
-                    i = j + 1
-                    continue
-            i += 1
-            continue
-        j = text.find(close, i + 1)
-        if close == "”" and j < 0:
-            j = text.find("“", i + 1)  # „…“ (German, Polish)
-        if j < 0:
-            i += 1
-            continue
-        out.append((i + 1, j))
-        i = j + 1
+                    after = j + 1
+        else:
+            j = text.find(close, i + 1)
+            if close == "”" and j < 0:
+                j = text.find("“", i + 1)  # „…“ (German, Polish)
+            if j >= 0:
+                out.append((i + 1, j))
+                after = j + 1
+        mark = _MARK_RE.search(text, after)
     return out
 
 
@@ -107,7 +107,7 @@ def without_quotations(text: str) -> str | None:
 def _without(text: str) -> str | tuple[int, int] | None:
     """``text`` without its quotations; None when it has none; the one
     region when a single quotation is the whole message."""
-    if not any(mark in text for mark in _MARKS):
+    if _MARK_RE.search(text) is None:
         return None
     # A word or two in quotation marks ('send me a "pic"') is emphasis or
     # irony, not someone else's words: only a quoted phrase counts.

@@ -212,9 +212,17 @@ _NO_PAIR = PairState(0)  # read, never changed: copied before any update
 
 
 def observe(
-    state: ConversationState, obs: Observation, settings: RiskSettings, now: float
+    state: ConversationState,
+    obs: Observation,
+    settings: RiskSettings,
+    now: float,
+    *,
+    pending: Mapping[str, tuple[str, int, float, bool]] | None = None,
+    language: str | None = None,
 ) -> ConversationState:
-    """Fold one message into the state (``now`` is when it was sent).
+    """Fold one message into the state (``now`` is when it was sent). The
+    engine's own parts of the new state, when it passes them: its
+    ``pending`` questions and ``language`` (``None``: as before).
 
     Why it is written this way: this runs for every chat message, so it works
     on mutable copies of the few maps a message changes and builds exactly one
@@ -314,8 +322,8 @@ def observe(
         state.escalation,
         risk,
         enforced_risk,
-        state.language,
-        state.pending,  # changed by the engine (pending.py), carried here
+        state.language if language is None else language,
+        state.pending if pending is None else pending,  # the engine's (pending.py)
         owed,
     )
 
@@ -404,11 +412,20 @@ def _staged(
     contributions: list[_Contribution],
     index: int,
     shadow: bool | None,
-) -> dict[Stage, int]:
+) -> Mapping[Stage, int]:
+    """``stages`` with the stages the contributions (of that mode; ``None``:
+    all) reach for the first time; ``stages`` itself when none is new (most
+    scoring messages), so that what is worked out from it is kept."""
+    new = [
+        stage
+        for _, _, stage, is_shadow in contributions
+        if stage is not None and stage not in stages and (shadow is None or is_shadow is shadow)
+    ]
+    if not new:
+        return stages
     out = dict(stages)
-    for _, _, stage, is_shadow in contributions:
-        if stage is not None and (shadow is None or is_shadow is shadow):
-            out.setdefault(stage, index)
+    for stage in new:
+        out.setdefault(stage, index)
     return out
 
 
@@ -527,7 +544,11 @@ def escalation_severity(
 
 def _sexual_with_minor(state: ConversationState, include_shadow: bool) -> bool:
     for (x, y), pair in state.pairs.items():
-        if ROOM_AUDIENCE in (x, y) or Stage.SEXUAL not in pair.view(include_shadow)[1]:
+        # The stages of ``pair.view(include_shadow)``, without copying them.
+        sexual = Stage.SEXUAL in pair.stages or (
+            include_shadow and Stage.SEXUAL in pair.shadow_stages
+        )
+        if ROOM_AUDIENCE in (x, y) or not sexual:
             continue
         bx, by = ((state.participants.get(k) or Participant()).band(include_shadow) for k in (x, y))
         if bx.minorish != by.minorish:

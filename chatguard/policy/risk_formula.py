@@ -15,10 +15,13 @@ order of the float additions is fixed (it decides the last digit, and the
 stored risk must not change between versions without a reason); every
 reading of the same state gives the same number. What a direction's reading
 needs besides its decay (each score's factor and cap, the combinations it
-can form, its stage bonus) is remembered for its score and stage maps, which
-are never changed and are shared by the states of a conversation until a
-message scores (``_static``): a bounded memo, keyed by those very objects,
-that changes no result.
+can form by position, its stage bonus, its least score) is remembered for
+its score and stage maps, which are never changed and are shared by the
+states of a conversation until a message scores (``_static``); the stage
+bonus also per stage map alone, which most scoring messages keep
+(``_bonus``): bounded memos, keyed by those very objects, that change no
+result. While every score of such a direction is still read (its least
+score decayed is still read), the reading is one pass over a list.
 Never: change a state.
 """
 
@@ -96,6 +99,7 @@ def dyad_risks(
 _KINSHIP = Signal.KINSHIP.value
 _OPENNESS = Signal.OPENNESS.value
 _SECRECY = Signal.SECRECY.value
+_ADULT = Band.ADULT  # a module constant: enum member lookups cost on hot paths
 _NOBODY = Participant()
 _NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
 _PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
@@ -157,12 +161,28 @@ def _dyad_risk(
     family = 1.0  # the share of their weight ordinary signals keep in this dyad
     combinations = settings.combinations
     bonus: float | None = None  # the stage bonus, when already known
+    stored_stages = True  # ``stages`` is a stored map, never changed
     if len(views) == 1 and _KINSHIP not in views[0][0] and _OPENNESS not in views[0][0]:
         # One direction of people not shown to be family (most dyads): the
         # sum over directions is the direction itself, capped as it is read.
         scores, stages, to_minor, owed, stored = views[0]
+        stored_stages = stored
         if stored:
-            items, combinations, bonus = _static(scores, stages, to_minor, settings)
+            static = _static(scores, stages, to_minor, settings)
+            if static.least * owed >= MIN_READ:
+                # Every score is still read (the usual case): the capped
+                # values in the maps' order, summed as the dict below would be.
+                values = []
+                for s, f, cap in static.factors:
+                    v = f * (s * owed)
+                    values.append(cap if v > cap else v)
+                total = sum(values, 0.0)
+                total += sum([c * min(values[i], values[j]) for i, j, c in static.pairs], 0.0)
+                return _weighed(
+                    total, static.bonus, 1.0, False, dyad, pa, pb, band_a, band_b, settings
+                )
+            # Some score faded below what is read (a long silence): by key.
+            items, combinations, bonus = static.items(), static.combinations(), static.bonus
         else:
             items = _read(scores, settings._reading[to_minor])
         for key, s, f, cap in items:
@@ -171,7 +191,7 @@ def _dyad_risk(
                 v = f * s
                 totals[key] = cap if v > cap else v
     else:
-        for scores, pair_stages, to_minor, owed, _ in views:
+        for scores, pair_stages, to_minor, owed, stored in views:
             reading = settings._reading[to_minor]
             for key, s in scores.items():
                 s *= owed
@@ -183,11 +203,13 @@ def _dyad_risk(
                         open_ = True
             if not stages:
                 stages = pair_stages
+                stored_stages = stored
             elif pair_stages:
                 merged = dict(stages)
                 for st, i in pair_stages.items():
                     merged[st] = min(merged.get(st, i), i)
                 stages = merged
+                stored_stages = False
         # Someone who also asks for secrecy is not bringing the parents in.
         family = (
             settings.kinship_factor
@@ -216,13 +238,31 @@ def _dyad_risk(
         0.0,
     )
     if bonus is None:
-        bonus = progression(stages, settings)
-    if bonus and band_a.minorish and band_b.minorish:
+        # A merged stage map is new on every reading: not worth remembering.
+        bonus = _bonus(stages, settings) if stored_stages else progression(stages, settings)
+    return _weighed(total, bonus, family, kin, dyad, pa, pb, band_a, band_b, settings)
+
+
+def _weighed(
+    total: float,
+    bonus: float,
+    family: float,
+    kin: bool,
+    dyad: tuple[str, str],
+    pa: Participant,
+    pb: Participant,
+    band_a: Band,
+    band_b: Band,
+    settings: RiskSettings,
+) -> float:
+    """R_D from the dyad's sum of signals and combinations: times the
+    relationship multiplier and the progression bonus."""
+    if bonus and band_a in MINORISH and band_b in MINORISH:
         bonus *= settings.progression_between_minors
     bonus *= family
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
-        both_adult = pa.attested is Band.ADULT and pb.attested is Band.ADULT
+        both_adult = pa.attested is _ADULT and pb.attested is _ADULT
         m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
         if kin and m > 1.0:
             m = 1.0  # a parent and their child are not a stranger and a child
@@ -230,19 +270,60 @@ def _dyad_risk(
 
 
 _Item = tuple[str, float, float, float]  # (score key, stored score, factor, cap)
-_Static = tuple[
-    Mapping[str, float],
-    Mapping[Stage, int],
-    RiskSettings,
-    tuple[_Item, ...],
-    tuple[tuple[str, str, float], ...],
-    float,
-]
+
+
+class _Static:
+    """What reading one direction's stored maps takes besides the decay: each
+    score with its factor and cap (in the maps' order, which the sums keep),
+    the combinations both of whose signals it holds (in the settings' order,
+    by position), the stage bonus, and the least stored score, which says
+    whether every score is still read (decay keeps the order of scores)."""
+
+    __slots__ = ("bonus", "factors", "keys", "least", "pairs")
+
+    def __init__(
+        self,
+        scores: Mapping[str, float],
+        stages: Mapping[Stage, int],
+        to_minor: bool,
+        settings: RiskSettings,
+    ) -> None:
+        # Built once per scoring message: one plain loop, no generators.
+        reading = settings._reading[to_minor]
+        position: dict[str, int] = {}
+        factors: list[tuple[float, float, float]] = []
+        for key, s in scores.items():
+            f, cap = reading.get(key, _PLAIN)
+            position[key] = len(factors)
+            factors.append((s, f, cap))
+        self.keys = tuple(position)
+        self.factors = factors
+        self.pairs = [
+            (position[x], position[y], c)
+            for x, y, c in settings.combinations
+            if x in position and y in position
+        ]
+        self.bonus = _bonus(stages, settings)
+        self.least = min(scores.values()) if scores else 0.0
+
+    def combinations(self) -> tuple[tuple[str, str, float], ...]:
+        """The combinations it can form, by score key."""
+        keys = self.keys
+        return tuple((keys[i], keys[j], c) for i, j, c in self.pairs)
+
+    def items(self) -> tuple[_Item, ...]:
+        """Each score with its factor and cap, by score key."""
+        return tuple((k, *sfc) for k, sfc in zip(self.keys, self.factors, strict=True))
+
+
 # Keyed by the identities of the maps and settings, which each entry holds,
 # so that no identity is reused while its entry lives. Cleared when full:
 # it only saves work, and a conversation's maps are read again at once.
-_STATICS: dict[tuple[int, int, bool, int], _Static] = {}
+_STATICS: dict[tuple[int, int, bool, int], tuple[object, object, object, _Static]] = {}
 _MAX_STATICS = 4096
+# The stage bonus per stage map: a message that scores changes the score map
+# and, far less often, the stage map (``risk.observe`` shares it until then).
+_BONUSES: dict[tuple[int, int], tuple[object, object, float]] = {}
 
 
 def _read(
@@ -252,25 +333,36 @@ def _read(
     return tuple((k, s, *reading.get(k, _PLAIN)) for k, s in scores.items())
 
 
+def _bonus(stages: Mapping[Stage, int], settings: RiskSettings) -> float:
+    """``progression``, remembered per stage map (see the docstring)."""
+    if not stages:
+        return progression(stages, settings)
+    key = (id(stages), id(settings))
+    got = _BONUSES.get(key)
+    if got is None or got[0] is not stages or got[1] is not settings:
+        if len(_BONUSES) >= _MAX_STATICS:
+            _BONUSES.clear()
+        got = _BONUSES[key] = (stages, settings, progression(stages, settings))
+    return got[2]
+
+
 def _static(
     scores: Mapping[str, float], stages: Mapping[Stage, int], to_minor: bool, settings: RiskSettings
-) -> tuple[tuple[_Item, ...], tuple[tuple[str, str, float], ...], float]:
-    """What reading one direction's stored maps takes besides the decay: each
-    score with its factor and cap (in the maps' order, which the sums keep),
-    the combinations both of whose signals it holds (in the settings'
-    order), and the stage bonus. Remembered per maps (see the docstring)."""
+) -> _Static:
+    """What reading one direction's stored maps takes besides the decay,
+    remembered per maps (see the docstring)."""
     key = (id(scores), id(stages), to_minor, id(settings))
     got = _STATICS.get(key)
     if got is None or got[0] is not scores or got[1] is not stages or got[2] is not settings:
-        items = _read(scores, settings._reading[to_minor])
-        combinations = tuple(
-            (x, y, c) for x, y, c in settings.combinations if x in scores and y in scores
-        )
-        bonus = progression(stages, settings)
         if len(_STATICS) >= _MAX_STATICS:
             _STATICS.clear()
-        got = _STATICS[key] = (scores, stages, settings, items, combinations, bonus)
-    return got[3], got[4], got[5]
+        got = _STATICS[key] = (
+            scores,
+            stages,
+            settings,
+            _Static(scores, stages, to_minor, settings),
+        )
+    return got[3]
 
 
 def _max_risk(
