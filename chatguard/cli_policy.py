@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from .policy import coverage
 from .policy.engine import Engine
 from .policy.evaluation import LabelError, evaluate, parse_labels
 from .policy.matcher import Matcher, build_matcher
@@ -257,6 +258,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Per signal, the share of labelled phrasings the pack reads as that signal."""
+    try:
+        policy, matcher = _load(args.policy, args.backend)
+    except PolicyError as exc:
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
+    try:
+        files = [(path, Path(path).read_text(encoding="utf-8-sig")) for path in args.messages]
+        messages = coverage.read_messages(files)
+    except OSError as exc:
+        message = f"cannot read: {exc.filename}: {exc.strerror}"
+        return _failed(args, [message], message)
+    except UnicodeDecodeError as exc:
+        return _failed(args, [str(exc)], str(exc))
+    except PolicyError as exc:
+        return _failed(args, [str(i) for i in exc.errors], str(exc))
+    report = coverage.measure(messages, replay(coverage.events(messages), Engine(policy, matcher)))
+    if args.json:
+        _print(report.to_json())
+        return 0
+    groups = sorted(report.by_group)
+    print(f"{'signal':<24}" + "".join(f"{g:>14}" for g in groups) + f"{'all':>14}")
+
+    def cell(fig: coverage.Figures | None) -> str:
+        if fig is None or fig.recall is None:
+            return "-"
+        return f"{fig.recall:.2f} ({fig.false_signals}/{fig.negatives})"
+
+    for label, fig in sorted(report.by_signal.items()):
+        cells = "".join(f"{cell(report.by_group[g].get(label)):>14}" for g in groups)
+        print(f"{label:<24}{cells}{cell(fig):>14}")
+    totals = {g: coverage.Figures() for g in groups}
+    for g in groups:
+        for fig in report.by_group[g].values():
+            for name in ("positives", "caught", "negatives", "false_signals"):
+                setattr(totals[g], name, getattr(totals[g], name) + getattr(fig, name))
+    cells = "".join(f"{cell(totals[g]):>14}" for g in groups)
+    print(f"{'all':<24}{cells}{cell(report.overall):>14}")
+    print("recall (false signals / near-misses)")
+    for outcome in report.misses:
+        m = outcome.message
+        print(f"  missed {m.id} [{m.label}] {m.text!r} -> {', '.join(outcome.found) or '-'}")
+    for outcome in report.false_signals:
+        m = outcome.message
+        print(f"  false signal {m.id} [{m.label}] {m.text!r}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy = sub.add_parser("policy", help="test, explain and replay a policy pack")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -312,3 +361,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ev.add_argument("--policy", default=DEFAULT_POLICY_DIR)
     common(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+    cov = psub.add_parser(
+        "coverage", help="per signal, the share of labelled messages the pack reads as it"
+    )
+    cov.add_argument("messages", nargs="+", help="labelled messages (YAML, see policies/README.md)")
+    cov.add_argument("--policy", default=DEFAULT_POLICY_DIR)
+    common(cov)
+    cov.set_defaults(func=cmd_coverage)

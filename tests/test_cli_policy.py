@@ -432,6 +432,80 @@ def test_evaluate_with_bad_or_missing_labels_exits_1(
     assert "missing.yaml" in err
 
 
+# -- policy coverage -----------------------------------------------------------------
+
+
+def messages(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+COVERAGE = (
+    "- {id: a, signal: isolation, expect: true, text: add me on snap}\n"
+    "- {id: b, signal: isolation, expect: true, text: come chat on my other app}\n"
+    "- {id: c, signal: image_request, expect: false, text: send me a pic of the dog}\n"
+)
+
+
+def test_coverage_prints_the_figures_as_json(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, tmp_path: Path
+) -> None:
+    es = messages(
+        tmp_path,
+        "es.yaml",
+        "- {id: d, signal: pi_share, expect: true, text: 555 123 4567, from: unknown}\n",
+    )
+    argv = ["policy", "coverage", str(messages(tmp_path, "en.yaml", COVERAGE)), str(es)]
+    code, out, _ = run(capsys, *argv, "--policy", str(test_pack[0]), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["overall"] == {
+        "positives": 3,
+        "caught": 2,
+        "recall": 0.667,
+        "negatives": 1,
+        "false_signals": 1,
+        "false_signal_rate": 1.0,
+    }
+    assert report["by_group"]["es"]["pi_share"]["caught"] == 1
+    assert report["by_signal"]["isolation"]["recall"] == 0.5
+    assert report["misses"] == [
+        {"id": "b", "signal": "isolation", "text": "come chat on my other app", "found": []}
+    ]
+    assert [m["id"] for m in report["false_signals"]] == ["c"]
+
+
+def test_coverage_in_plain_text(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, tmp_path: Path
+) -> None:
+    argv = ["policy", "coverage", str(messages(tmp_path, "en.yaml", COVERAGE))]
+    code, out, _ = run(capsys, *argv, "--policy", str(test_pack[0]))
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].split() == ["signal", "en", "all"]
+    assert rows[1].split() == ["image_request", "-", "-"]
+    assert rows[2].split() == ["isolation", "0.50", "(0/0)", "0.50", "(0/0)"]
+    assert rows[3].split() == ["all", "0.50", "(1/1)", "0.50", "(1/1)"]
+    assert "  missed b [isolation] 'come chat on my other app' -> -" in rows
+    assert "  false signal c [image_request] 'send me a pic of the dog'" in rows
+
+
+def test_coverage_with_bad_or_missing_messages_exits_1(
+    capsys: pytest.CaptureFixture[str], test_pack: Pack, tmp_path: Path
+) -> None:
+    bad = messages(tmp_path, "bad.yaml", "- {id: a, signal: snap, expect: true, text: hi}\n")
+    for path, shown in (
+        (bad, "bad.yaml:1: unknown signal 'snap'"),
+        (tmp_path / "nope.yaml", "nope.yaml"),
+    ):
+        argv = ["policy", "coverage", str(path), "--policy", str(test_pack[0]), "--json"]
+        code, out, err = run(capsys, *argv)
+        assert code == 1
+        assert failed_json(out)
+        assert shown in err
+
+
 # -- usage ---------------------------------------------------------------------------
 
 
@@ -441,6 +515,7 @@ def test_evaluate_with_bad_or_missing_labels_exits_1(
         ["policy"],
         ["policy", "explain"],
         ["policy", "replay"],
+        ["policy", "coverage"],
         ["policy", "test", "--backend", "nope"],
         ["policy", "frobnicate"],
     ],
