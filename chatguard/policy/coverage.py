@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePath
 from typing import Any
 
 import yaml
@@ -82,7 +83,7 @@ def read_messages(files: Sequence[tuple[str, str]]) -> list[LabelledMessage]:
             if len(issues) == before:
                 r.error(0, "no messages")
             continue
-        group = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        group = PurePath(path).stem
         for node in r.items(root, "messages"):
             message = _message(r, node, group)
             if message is None:
