@@ -289,12 +289,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     for label, fig in sorted(report.by_signal.items()):
         cells = "".join(f"{cell(report.by_group[g].get(label)):>14}" for g in groups)
         print(f"{label:<24}{cells}{cell(fig):>14}")
-    totals = {g: coverage.Figures() for g in groups}
-    for g in groups:
-        for fig in report.by_group[g].values():
-            for name in ("positives", "caught", "negatives", "false_signals"):
-                setattr(totals[g], name, getattr(totals[g], name) + getattr(fig, name))
-    cells = "".join(f"{cell(totals[g]):>14}" for g in groups)
+    cells = "".join(f"{cell(report.group_overall[g]):>14}" for g in groups)
     print(f"{'all':<24}{cells}{cell(report.overall):>14}")
     print("recall (false signals / near-misses)")
     for outcome in report.misses:

@@ -135,6 +135,8 @@ def test_the_figures_follow_the_engine_with_its_scopes(test_pack: tuple[Path, Pa
     assert report.by_signal["isolation"].to_json()["recall"] == 0.5
     assert report.by_signal["isolation"].false_signals == 0  # the adults' "add me on snap"
     assert report.by_group["fr"]["image_request"].false_signals == 1
+    assert report.group_overall["en"].to_json()["recall"] == 0.333
+    assert report.group_overall["fr"].negatives == 1
     assert [(o.message.id, o.found) for o in report.misses] == [("snap-2", ()), ("help-1", ())]
     assert [(o.message.id, o.found) for o in report.false_signals] == [
         ("pic-1", ("image_request",)),
@@ -147,7 +149,7 @@ def test_the_figures_follow_the_engine_with_its_scopes(test_pack: tuple[Path, Pa
         "text": "lets keep talking somewhere else",
         "found": [],
     }
-    assert list(shown["by_group"]) == ["en", "fr"]
+    assert list(shown["by_group"]) == list(shown["group_overall"]) == ["en", "fr"]
 
 
 def test_steps_of_other_conversations_are_refused(test_pack: tuple[Path, Path]) -> None:

@@ -220,6 +220,7 @@ class Report:
     overall: Figures = field(default_factory=Figures)
     by_signal: dict[str, Figures] = field(default_factory=dict)
     by_group: dict[str, dict[str, Figures]] = field(default_factory=dict)
+    group_overall: dict[str, Figures] = field(default_factory=dict)
     misses: list[Outcome] = field(default_factory=list)
     false_signals: list[Outcome] = field(default_factory=list)
 
@@ -231,6 +232,7 @@ class Report:
                 g: {k: v.to_json() for k, v in sorted(sigs.items())}
                 for g, sigs in sorted(self.by_group.items())
             },
+            "group_overall": {g: f.to_json() for g, f in sorted(self.group_overall.items())},
             "misses": [o.to_json() for o in self.misses],
             "false_signals": [o.to_json() for o in self.false_signals],
         }
@@ -251,6 +253,7 @@ def measure(messages: Sequence[LabelledMessage], steps: Iterable[ReplayStep]) ->
         report.overall.add(m, found)
         report.by_signal.setdefault(m.label, Figures()).add(m, found)
         report.by_group.setdefault(m.group, {}).setdefault(m.label, Figures()).add(m, found)
+        report.group_overall.setdefault(m.group, Figures()).add(m, found)
         if m.expect != found:
             outcome = Outcome(m, tuple(s.value for s in signals))
             (report.misses if m.expect else report.false_signals).append(outcome)
