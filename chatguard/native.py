@@ -11,7 +11,8 @@ Invariants:
 
 1. The pure and the compiled build decide every message identically: the
    same matches, risks and actions, byte for byte (tests/test_native.py
-   replays the whole evaluation set through both).
+   replays the evaluation set through both: half of it by default, the
+   other half with ``-m slow``).
 2. ``MODULES`` lists only modules of the per-message path that compile
    unchanged; a module whose classes other code decorates or patches at
    import time (``frozen.quick_init``'s records in ``state``, ``model``) stays

@@ -1,6 +1,7 @@
 """The compiled build (chatguard/native.py): built from this checkout with the
 real setup.py, mypyc and the C compiler, then run beside the pure source on
-the whole evaluation set."""
+the evaluation set: every other file by default (about 15,000 messages), the
+rest with ``-m slow`` (``make test-slow``)."""
 
 from __future__ import annotations
 
@@ -47,11 +48,13 @@ def test_the_compiled_copy_runs_every_listed_module_compiled(compiled_tree: Path
     assert done.stdout.split() == list(MODULES)
 
 
+@pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_pure_and_compiled_decide_the_evaluation_set_alike(
-    compiled_tree: Path, tmp_path: Path
+    compiled_tree: Path, tmp_path: Path, half: int
 ) -> None:
-    transcript = tmp_path / "all.jsonl"
-    text = "".join(path.read_text(encoding="utf-8") for path in sorted(EVAL.glob("*.jsonl")))
+    transcript = tmp_path / "half.jsonl"
+    files = sorted(EVAL.glob("*.jsonl"))[half::2]
+    text = "".join(path.read_text(encoding="utf-8") for path in files)
     transcript.write_text(text, encoding="utf-8")
     command = [
         sys.executable,
@@ -67,6 +70,6 @@ def test_pure_and_compiled_decide_the_evaluation_set_alike(
     assert all(run.returncode == 0 for run in runs.values())
     pure, native = outputs["pure"].splitlines(), outputs["compiled"].splitlines()
     assert len(pure) == sum(1 for line in text.splitlines() if line.strip())
-    assert sum('"escalate"' in line for line in pure) > 500  # it decides something
+    assert sum('"escalate"' in line for line in pure) > 250  # it decides something
     first = next((i for i, (a, b) in enumerate(zip(pure, native, strict=True)) if a != b), None)
     assert first is None, f"event {first}:\npure:     {pure[first]}\ncompiled: {native[first]}"

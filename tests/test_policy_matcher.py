@@ -377,9 +377,13 @@ def test_auto_takes_hyperscan_only_when_it_is_exact() -> None:
     not exact_hyperscan(),
     reason="no hyperscan here, or a package that bundles Vectorscan, which misses some matches",
 )
-def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(tmp_path: Path) -> None:
-    """Every message of ``tests/eval`` and every example of the shipped pack
-    finds the same rules and spans with Hyperscan as with the fallback.
+@pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(
+    tmp_path: Path, half: int
+) -> None:
+    """Every example of the shipped pack and every message of every other file
+    of ``tests/eval`` (the rest with ``-m slow``) finds the same rules and
+    spans with Hyperscan as with the fallback.
     Vectorscan 5.4.12 (hyperscan 0.7 and later) failed this: it missed "im in
     9th", "she doesnt know" and "o el grupo recibe las viejas" in the pack's
     expressions; Intel Hyperscan 5.4.2 (hyperscan 0.6) finds them."""
@@ -387,8 +391,8 @@ def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(tmp_path: Pa
     fast = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
     fallback = build_matcher(rules, backend="fallback")
     texts = [e for r in rules for e in (*r.examples_match, *r.examples_no_match)]
-    for path in sorted(EVAL.glob("*.jsonl")):
+    for path in sorted(EVAL.glob("*.jsonl"))[half::2]:
         texts += [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines() if line]
-    assert len(texts) > 10_000
+    assert len(texts) > 20_000
     differ = [t for t in texts if raw(fast.scan(normalise(t))) != raw(fallback.scan(normalise(t)))]
     assert differ == []
