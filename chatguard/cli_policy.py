@@ -14,12 +14,23 @@ Output shapes with ``--json`` are a contract (other tools read them):
 
 Exit codes: 0 success; 1 the pack or transcript is invalid, or an example
 failed; 2 usage errors (argparse).
+
+Loading the default pack means judging every rule regex for safety and
+compiling the Hyperscan database: tens of seconds, minutes on a slow or busy
+machine, for every command. The commands therefore keep what those steps
+produce in a cache directory (``--cache``; by default ``chatguard`` under
+``$XDG_CACHE_HOME``, else ``~/.cache``) and a second run of the same pack
+starts in a second or two. The cache can make a command faster, never give
+a different result (``policy/safety_cache.py``, ``policy/matcher.py``:
+entries are keyed by what they were made from, bounded, and an unwritable
+directory is ignored); ``--no-cache`` neither reads nor writes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,9 +52,22 @@ from .transcript import TranscriptError, TranscriptEvent, read
 DEFAULT_POLICY_DIR = "policies"
 
 
-def _load(directory: str, backend: str) -> tuple[Policy, Matcher]:
-    policy = load_policy(Path(directory))
-    return policy, build_matcher(policy.rules, backend=backend)
+def default_cache_dir() -> Path:
+    """Where the commands keep regex verdicts and Hyperscan databases."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chatguard"
+
+
+def _cache(args: argparse.Namespace) -> Path | None:
+    if args.no_cache:
+        return None
+    return Path(args.cache) if args.cache else default_cache_dir()
+
+
+def _load(directory: str, args: argparse.Namespace) -> tuple[Policy, Matcher]:
+    cache = _cache(args)
+    policy = load_policy(Path(directory), cache_dir=cache)
+    return policy, build_matcher(policy.rules, backend=args.backend, cache_dir=cache)
 
 
 def _print(obj: Any) -> None:
@@ -59,7 +83,7 @@ def _failed(args: argparse.Namespace, errors: list[str], message: str) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     try:
-        policy, matcher = _load(args.directory, args.backend)
+        policy, matcher = _load(args.directory, args)
     except PolicyError as exc:
         if args.json:
             _print({"ok": False, "errors": [str(i) for i in exc.errors], "failures": []})
@@ -144,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     try:
-        policy, matcher = _load(args.policy, args.backend)
+        policy, matcher = _load(args.policy, args)
     except PolicyError as exc:
         return _failed(args, [str(i) for i in exc.errors], str(exc))
     result = explain(args.text, policy, matcher)
@@ -170,7 +194,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        policy, matcher = _load(args.policy, args.backend)
+        policy, matcher = _load(args.policy, args)
     except PolicyError as exc:
         return _failed(args, [str(i) for i in exc.errors], str(exc))
     engine = Engine(policy, matcher)
@@ -212,7 +236,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Precision, recall and delay of the pack on labelled transcripts."""
     try:
-        policy, matcher = _load(args.policy, args.backend)
+        policy, matcher = _load(args.policy, args)
     except PolicyError as exc:
         return _failed(args, [str(i) for i in exc.errors], str(exc))
     try:
@@ -261,7 +285,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_coverage(args: argparse.Namespace) -> int:
     """Per signal, the share of labelled phrasings the pack reads as that signal."""
     try:
-        policy, matcher = _load(args.policy, args.backend)
+        policy, matcher = _load(args.policy, args)
     except PolicyError as exc:
         return _failed(args, [str(i) for i in exc.errors], str(exc))
     try:
@@ -313,6 +337,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             default="auto",
             help="matcher backend (default: Intel Hyperscan where installed, else the fallback)",
         )
+        p.add_argument(
+            "--cache",
+            metavar="DIR",
+            help="keep regex verdicts and compiled databases here "
+            "(default: chatguard under $XDG_CACHE_HOME, else ~/.cache)",
+        )
+        p.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
 
     test = psub.add_parser("test", help="load the pack and check every rule's examples")
     test.add_argument("directory", nargs="?", default=DEFAULT_POLICY_DIR)

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.console",
     "tests.support.ngircd",
     "tests.support.ircclient",
+    "tests.support.cache",
 ]
 
 _PROXY_VARIABLES = (

@@ -190,6 +190,42 @@ def test_explain_in_plain_text(capsys: pytest.CaptureFixture[str], test_pack: Pa
     assert "no rule matched" in out
 
 
+def test_the_commands_keep_a_cache_and_it_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    test_pack: Pack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regex verdicts and the Hyperscan database go to ``$XDG_CACHE_HOME/
+    chatguard`` unless ``--cache DIR`` names another place; ``--no-cache``
+    writes nothing; a command run from the cache gives the same answer."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    explain = ("policy", "explain", "add me on snap", "--policy", str(test_pack[0]), "--json")
+    hyperscan = ("--backend", "hyperscan")
+
+    code, fresh, _ = run(capsys, *explain, *hyperscan, "--no-cache")
+    assert code == 0
+    assert not (tmp_path / "xdg").exists()
+
+    code, out, _ = run(capsys, *explain, *hyperscan)
+    assert (code, out) == (0, fresh)
+    home = tmp_path / "xdg" / "chatguard"
+    assert {p.name for p in home.iterdir()} >= {"regex-safe.json"}
+    assert len(list(home.glob("hs-*.db"))) == 1
+
+    elsewhere = tmp_path / "elsewhere"
+    code, out, _ = run(capsys, *explain, *hyperscan, "--cache", str(elsewhere))
+    assert (code, out) == (0, fresh)
+    assert len(list(elsewhere.glob("hs-*.db"))) == 1
+    code, out, _ = run(capsys, *explain, *hyperscan, "--cache", str(elsewhere))  # from it
+    assert (code, out) == (0, fresh)
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    code, out, _ = run(capsys, *explain, *hyperscan, "--cache", str(blocked / "cache"))
+    assert (code, out) == (0, fresh)  # a cache that cannot be written is not an error
+
+
 def test_explain_with_a_broken_pack_exits_1(
     capsys: pytest.CaptureFixture[str], test_pack: Pack
 ) -> None:

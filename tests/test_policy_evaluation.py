@@ -90,13 +90,13 @@ def test_unlabelled_or_unseen_conversations_are_errors() -> None:
         evaluate([], labels)
 
 
-def test_the_default_pack_meets_its_targets_on_the_evaluation_set() -> None:
+def test_the_default_pack_meets_its_targets_on_the_evaluation_set(pack_cache: Path) -> None:
     """Conversation-level precision and recall >= 0.9 and median delay <= 2 messages.
 
     A regression guard: the set is the pack's own, so the pack is also
     measured on conversations it was not written against (docs/detection.md).
     """
-    policy = load_policy(ROOT / "policies")
+    policy = load_policy(ROOT / "policies", cache_dir=pack_cache)
     engine = Engine(policy, build_matcher(policy.rules, backend="fallback"))
     events = []
     for path in sorted(EVAL.glob("*.jsonl")):
@@ -114,12 +114,12 @@ def test_the_default_pack_meets_its_targets_on_the_evaluation_set() -> None:
     assert overall.median_delay <= 2
 
 
-def test_the_family_rules_never_take_a_stranger_for_family() -> None:
+def test_the_family_rules_never_take_a_stranger_for_family(pack_cache: Path) -> None:
     """Kinship lowers risk, so a false one hides grooming: on 300 messages with
     family words that do not show a family ("ask your mum", "call me daddy",
     "think of me as your second dad", a child's "no mum works late"), no
     family rule matches; and the rules find at least 45% of 420 that do."""
-    policy = load_policy(ROOT / "policies")
+    policy = load_policy(ROOT / "policies", cache_dir=pack_cache)
     matcher = build_matcher([r for r in policy.rules if r.signal is Signal.KINSHIP])
     examples = yaml.safe_load((EVAL / "kinship.yaml").read_text(encoding="utf-8"))["examples"]
 

@@ -16,8 +16,8 @@ PACK = Path(__file__).resolve().parent.parent / "policies"
 
 
 @pytest.fixture(scope="module")
-def pack() -> Policy:
-    return load_policy(PACK)
+def pack(pack_cache: Path) -> Policy:
+    return load_policy(PACK, cache_dir=pack_cache)
 
 
 @pytest.fixture(scope="module")

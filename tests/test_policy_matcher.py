@@ -4,6 +4,7 @@ from both backends."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatguard.policy.matcher import (
+    MAX_CACHED_DATABASES,
     Matcher,
     RuleHit,
     build_matcher,
@@ -233,6 +235,28 @@ def test_hyperscan_cache(tmp_path: Path) -> None:
     assert matched(again, "add me on snap") == [("a", ["add me on snap"])]
 
 
+def test_the_cache_keeps_the_databases_used_last(tmp_path: Path) -> None:
+    """Every edit of a pack is a new database (about 30 MB for the default
+    pack): the directory keeps the MAX_CACHED_DATABASES used last."""
+    assert MAX_CACHED_DATABASES == 4
+    packs = [[rule("a", f"word:{w}")] for w in ("snap", "kik", "tiktok", "discord", "steam")]
+    for n, rules in enumerate(packs[:4]):
+        before = set(tmp_path.glob("hs-*.db"))
+        build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+        (made,) = set(tmp_path.glob("hs-*.db")) - before
+        os.utime(made, (n + 1, n + 1))  # made in this order, long ago
+    first = {p.stat().st_mtime: p for p in tmp_path.glob("hs-*.db")}
+    assert sorted(first) == [1, 2, 3, 4]
+
+    again = build_matcher(packs[0], backend="hyperscan", cache_dir=tmp_path)  # used again
+    assert again.cache_hit
+    build_matcher(packs[4], backend="hyperscan", cache_dir=tmp_path)  # a fifth
+    kept = set(tmp_path.glob("hs-*.db"))
+    assert len(kept) == 4
+    assert first[2] not in kept  # the one least recently used
+    assert {first[1], first[3], first[4]} < kept
+
+
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="unknown matcher backend"):
         build_matcher([], backend="re2")
@@ -379,7 +403,7 @@ def test_auto_takes_hyperscan_only_when_it_is_exact() -> None:
 )
 @pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(
-    tmp_path: Path, half: int
+    pack_cache: Path, half: int
 ) -> None:
     """Every example of the shipped pack and every message of every other file
     of ``tests/eval`` (the rest with ``-m slow``) finds the same rules and
@@ -387,8 +411,8 @@ def test_backends_agree_on_the_shipped_pack_over_the_evaluation_set(
     Vectorscan 5.4.12 (hyperscan 0.7 and later) failed this: it missed "im in
     9th", "she doesnt know" and "o el grupo recibe las viejas" in the pack's
     expressions; Intel Hyperscan 5.4.2 (hyperscan 0.6) finds them."""
-    rules = load_policy(SHIPPED).rules
-    fast = build_matcher(rules, backend="hyperscan", cache_dir=tmp_path)
+    rules = load_policy(SHIPPED, cache_dir=pack_cache).rules
+    fast = build_matcher(rules, backend="hyperscan", cache_dir=pack_cache)
     fallback = build_matcher(rules, backend="fallback")
     texts = [e for r in rules for e in (*r.examples_match, *r.examples_no_match)]
     for path in sorted(EVAL.glob("*.jsonl"))[half::2]:

@@ -52,12 +52,16 @@ or a work bound within it.
 The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
 there and loaded on the next build of the same units, keyed by a hash of
 every probe (expression, flags, edit distance, unit), the hyperscan package
-and library versions and the machine type. A Matcher is not thread-safe
+and library versions and the machine type. The directory keeps at most
+``MAX_CACHED_DATABASES`` of them (each holds the whole database: about 30 MB
+for the default pack): saving one more removes the least recently used, so
+editing a pack over and over does not fill the disk. A Matcher is not thread-safe
 (Hyperscan scratch space is per database).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
@@ -99,6 +103,7 @@ DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
 #: that leaves room for a slow or busy machine and for steps that cost more.
 STEP_SECONDS = 1e-7
 _CACHE_FORMAT = b"chatguard-hs-1\n"
+MAX_CACHED_DATABASES = 4  # Hyperscan databases kept in one cache directory
 
 
 @quick_init
@@ -275,11 +280,13 @@ class _Hyperscan:
         if loaded is not None:
             self.db, probes = loaded
             self.cache_hit = True
+            _mark_used(path)
         else:
             probes = [p for unit in units for p in unit.probes()]
             self.db, probes = self._compile(units, probes)
             if path is not None:
                 _save(path, self.db, probes)
+                _prune(path.parent, keep=MAX_CACHED_DATABASES)
         self.probes = probes
         self.always = frozenset(range(len(units))) - {p.unit for p in probes}
         # Per probe id, the unit it stands for on ASCII and on other texts (-1: neither).
@@ -414,6 +421,24 @@ def _save(path: Path, db: Any, probes: Sequence[Probe]) -> None:
         os.replace(tmp, path)  # whole or not at all, for a concurrent reader
     except OSError:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _mark_used(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):  # a read-only cache is still a cache
+            os.utime(path)  # the newest modification time: the last one used
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used databases in ``directory``."""
+    try:
+        found = [(p.stat().st_mtime, p) for p in directory.glob("hs-*.db")]
+    except OSError:
+        return
+    for _, old in sorted(found, reverse=True)[keep:]:
+        # Another process may have removed it, or the directory is read-only.
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 # --- The matcher ---------------------------------------------------------------------
