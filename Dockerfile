@@ -25,7 +25,10 @@ WORKDIR /var/lib/chatguard
 # The configuration is mounted at /etc/chatguard/chatguard.yaml. Listen on
 # 0.0.0.0 there (listen.host, admin.host) so the ports are reachable.
 EXPOSE 8000 8081
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+# Start-up loads the policy pack before it listens: checking every regex and
+# compiling the matcher takes up to a few minutes on a slow machine the first
+# time (afterwards data_dir/cache makes it seconds), so allow for it.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8081/healthz', timeout=2).status == 200 else 1)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["chatguard"]
