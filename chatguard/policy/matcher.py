@@ -276,8 +276,7 @@ class _Hyperscan:
         self.compiles = 0
         self.cache_hit = False
         path = cache_dir / f"hs-{_cache_key(units)}.db" if cache_dir is not None else None
-        loaded = _load(path) if path is not None else None
-        if loaded is not None:
+        if path is not None and (loaded := _load(path)) is not None:
             self.db, probes = loaded
             self.cache_hit = True
             _mark_used(path)
@@ -423,10 +422,9 @@ def _save(path: Path, db: Any, probes: Sequence[Probe]) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _mark_used(path: Path | None) -> None:
-    if path is not None:
-        with contextlib.suppress(OSError):  # a read-only cache is still a cache
-            os.utime(path)  # the newest modification time: the last one used
+def _mark_used(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache is still a cache
+        os.utime(path)  # the newest modification time: the last one used
 
 
 def _prune(directory: Path, keep: int) -> None:

@@ -27,8 +27,9 @@ Invariants:
    old file or the new one.
 
 The cache directory is trusted like the rest of ``data_dir`` (which also
-holds the evidence keys and the compiled Hyperscan database): whoever can
-write it could have a slow regex accepted.
+holds the evidence keys and the compiled Hyperscan database), or, for the
+``chatguard policy`` commands, like the user's own home: whoever can write
+it could have a slow regex accepted.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from chatguard.cli_policy import default_cache_dir
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def pack_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's cache directory, for ``load_policy`` and ``build_matcher``."""
     saved = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
     yield default_cache_dir()
@@ -30,9 +31,3 @@ def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["XDG_CACHE_HOME"]
     else:
         os.environ["XDG_CACHE_HOME"] = saved
-
-
-@pytest.fixture(scope="session")
-def pack_cache(_cache_home: Path) -> Path:
-    """The session's cache directory, for ``load_policy`` and ``build_matcher``."""
-    return _cache_home
