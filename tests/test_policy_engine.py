@@ -426,6 +426,40 @@ def test_direct_triggers_add_to_rule_actions() -> None:
     assert {x.reason for x in a.actions} == {"t.sext"}
 
 
+WISH = replace(
+    rule(
+        "t.wish",
+        S.SAFEGUARDING,
+        4,
+        r"\bi want to die\b",
+        actions=(Action(A.BANNER, {"banner": "safeguarding_help", "audience": "sender"}),),
+    ),
+    trigger=False,
+)
+
+
+def test_a_rule_that_does_not_trigger_shows_its_banner_and_escalates_only_when_said_again() -> None:
+    chat = Chat({"kid": "minor", "pal": "minor"}, engine((WISH,)))
+    first = chat.say("kid", "i want to die")
+    assert [(x.type, x.reason) for x in first.actions] == [(A.BANNER, "t.wish")]
+    assert first.risk == 0.0  # a safeguarding signal scores nothing
+    assert chat.say("pal", "i want to die").actions[0].type is A.BANNER  # someone else: not again
+    chat.say("pal", "why")
+    again = chat.say("kid", "idk. i want to die")
+    escalate = [x for x in again.actions if x.type is A.ESCALATE]
+    assert [(x.params, x.reason) for x in escalate] == [
+        ({"severity": "high", "category": "safeguarding"}, "t.wish")
+    ]
+
+
+def test_a_rule_that_does_not_trigger_is_not_said_again_after_a_long_silence() -> None:
+    chat = Chat({"kid": "minor", "pal": "minor"}, engine((WISH,)))
+    chat.say("kid", "i want to die")
+    chat.now += 6 * 3600.0  # hours later the first one has all but faded
+    later = chat.say("kid", "i want to die")
+    assert [x.type for x in later.actions] == [A.BANNER]
+
+
 @pytest.mark.parametrize(
     ("sender_age", "text", "acts"),
     [

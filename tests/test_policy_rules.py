@@ -67,7 +67,7 @@ ERRORS = [
                 6,
                 "unknown key 'zzz' in a rule (allowed: id, description, signal, languages, "
                 "patterns, unless, signal_unless, weight, scope, actions, mode, examples, "
-                "yes_means, declares_recipient)",
+                "yes_means, declares_recipient, trigger)",
             )
         ],
     ),
@@ -247,6 +247,22 @@ ERRORS = [
         "declares_recipient not a boolean",
         rule_with("declares_recipient: both"),
         [(6, "'declares_recipient' must be true or false")],
+    ),
+    (
+        "trigger: false on a signal that does not trigger",
+        rule_with("trigger: false"),
+        [
+            (
+                6,
+                "trigger: false is for a rule whose signal is sextortion or safeguarding "
+                "(the signals that escalate at once)",
+            )
+        ],
+    ),
+    (
+        "trigger not a boolean",
+        rule_with("trigger: later"),
+        [(6, "'trigger' must be true or false")],
     ),
     (
         "bad language",
@@ -663,3 +679,14 @@ def test_signal_model_errors(
     with pytest.raises(PolicyError) as e:
         load_policy(tmp_path)
     assert str(e.value).startswith(f"{tmp_path}/{expected}")
+
+
+def test_a_rule_may_say_it_does_not_trigger(tmp_path: Path) -> None:
+    text = RULE.replace("signal: isolation", "signal: safeguarding").replace(
+        "    patterns:", "    trigger: false\n    patterns:"
+    )
+    (tmp_path / "r.yaml").write_text(text)
+    (rule,) = load_policy(tmp_path).rules
+    assert rule.trigger is False
+    (tmp_path / "r.yaml").write_text(RULE)
+    assert load_policy(tmp_path).rules[0].trigger is True

@@ -22,8 +22,10 @@ the policy:
 5. **risk**: fold the matches into the conversation state (``risk.observe``);
 6. **actions**: the rules' own actions, the direct triggers (sextortion,
    a child's safeguarding disclosure; found by a rule, or by the model when
-   the pack lets it trigger), and the thresholds the conversation risk
-   reached for the first time; merged so that each action appears once.
+   the pack lets it trigger; a rule marked ``trigger: false`` triggers only
+   when the same person said it again within about a half-life), and the
+   thresholds the conversation risk reached for the first time; merged so
+   that each action appears once.
 
 Age bands in scopes. A person's bands are their attested band and their
 effective band (see ``risk``), read as a scope spells them (likely minor as
@@ -85,6 +87,7 @@ from chatguard.policy.risk import (
     escalation_severity,
     observe,
     parse_settings,
+    participant_key,
     record_escalation,
     severity_rank,
 )
@@ -226,7 +229,11 @@ class Engine:
             ]
         sure = self._sure(msg, after, found, own) if found else []
         if acting or sure:
-            planned += self._triggers(msg, after, [m for m, _ in acting] + sure)
+            triggering = [m for m, rule in acting if rule.trigger] + sure
+            soft = [m for m, rule in acting if not rule.trigger]
+            if soft:
+                triggering += _said_again(after, msg.sender, soft)
+            planned += self._triggers(msg, after, triggering) if triggering else []
         if (
             self._thresholds
             and max(after.risk, after.enforced_risk) >= self._thresholds[0].at
@@ -451,6 +458,33 @@ def _for_recipient(matched: list[tuple[Match, Rule]], matches: list[Match]) -> t
     15"), outside quotations."""
     ids = {m.rule_id for m, rule in matched if rule.declares_recipient}
     return tuple(m for m in matches if m.rule_id in ids and not m.quoted) if ids else ()
+
+
+# A ``trigger: false`` match acts as a trigger when the same person's score
+# for its signal, this message included, is at least this many times its
+# weight: they said it again within about a half-life.
+SAID_AGAIN = 1.5
+
+
+def _said_again(state: ConversationState, sender: str, soft: Sequence[Match]) -> list[Match]:
+    """The matches of ``trigger: false`` rules (``soft``) that the sender's
+    own stored scores show said before, recently: a second "i want to die"
+    is not a joke about a test."""
+    key = participant_key(sender)
+    mine = [p for (x, _), p in state.pairs.items() if x == key]
+    out = []
+    for m in soft:
+        signal = m.signal.value
+        said = max(
+            (
+                p.scores.get(signal, 0.0) + (p.shadow_scores.get(signal, 0.0) if m.shadow else 0.0)
+                for p in mine
+            ),
+            default=0.0,
+        )
+        if said >= SAID_AGAIN * m.weight:
+            out.append(m)
+    return out
 
 
 def _minorish(state: ConversationState, user: str) -> bool:

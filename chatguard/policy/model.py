@@ -168,6 +168,12 @@ class Rule:
     # An age declaration that speaks for the person it is said to as well
     # ("we're both 15"): in a message to one person, it declares them too.
     declares_recipient: bool = False
+    # A sextortion or safeguarding match escalates at once (the risk model's
+    # direct trigger). ``False`` on a rule whose words are often said in jest
+    # ("i want to die"): its own actions apply (a help banner) and its match
+    # is stored, but it triggers only when the same person says it again
+    # within about a half-life (``engine.SAID_AGAIN``).
+    trigger: bool = True
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
     file: str = ""

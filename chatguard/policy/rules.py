@@ -214,6 +214,7 @@ _RULE_KEYS = (
     "examples",
     "yes_means",
     "declares_recipient",
+    "trigger",
 )
 _RULE_REQUIRED = ("id", "description", "signal", "patterns")
 _PATTERN_KEYS = ("phrase", "words", "regex", "fuzzy")
@@ -221,6 +222,8 @@ _SCOPE_KEYS = ("origins", "where", "sender_age", "recipient_age", "exempt_roles"
 _RULE_SIGNALS = [s.value for s in Signal if s is not Signal.EVASION]
 # What a yes to a rule's question may mean (chatguard/policy/pending.py).
 _YES_MEANS = [Signal.MINOR_SELF.value, Signal.ADULT_SELF.value]
+# The signals whose matches escalate at once (``engine._triggers``).
+_TRIGGERING = [Signal.SEXTORTION.value, Signal.SAFEGUARDING.value]
 
 
 def _patterns(
@@ -375,6 +378,13 @@ def _rule(
             fields["declares_recipient"],
             f"declares_recipient needs a signal of {' or '.join(_YES_MEANS)} (an age declaration)",
         )
+    trigger = r.boolean(fields["trigger"], "trigger") if "trigger" in fields else True
+    if trigger is False and signal not in _TRIGGERING:
+        r.error(
+            fields["trigger"],
+            f"trigger: false is for a rule whose signal is {' or '.join(_TRIGGERING)}"
+            " (the signals that escalate at once)",
+        )
     matches, no_matches = _examples(r, node, fields.get("examples"))
     if (
         len(r.issues) > before
@@ -400,6 +410,7 @@ def _rule(
         signal_unless=tuple(signal_unless),
         yes_means=Signal(yes_means) if yes_means else None,
         declares_recipient=bool(declares_recipient),
+        trigger=trigger is not False,
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
         file=r.file,
