@@ -485,6 +485,21 @@ def test_a_quoted_threat_scores_but_does_not_act_at_once(
     assert any(x.type is A.ESCALATE for x in a.actions) is acts
 
 
+def test_a_childs_quotation_still_acts_but_weighs_a_tenth() -> None:
+    chat = Chat({"kid": "minor", "pal": "minor"})
+    told = chat.say("kid", 'he said "i\'ll post your pics" if i stop')
+    (m,) = [m for m in told.matches if m.signal is S.SEXTORTION]
+    assert (m.quoted, m.weight) == (True, 0.5)
+    assert any(x.type is A.ESCALATE for x in told.actions)  # a disclosure acts
+    homework = Chat({"kid": "minor", "tutor": "adult"})
+    listed = homework.say("kid", 'red flags: 1. "send me a pic" 2. "are your parents home"')
+    assert {m.signal for m in listed.matches} == {S.IMAGE_REQUEST, S.RISK_CHECK}
+    assert all(m.quoted for m in listed.matches)
+    asked = Chat({"kid": "minor", "tutor": "adult"})
+    own = asked.say("kid", "send me a pic. are your parents home")
+    assert listed.risk < own.risk / 5
+
+
 # --- Shadow --------------------------------------------------------------------------
 
 

@@ -180,7 +180,7 @@ class Engine:
         # What the sender says in their own words, outside quotations: looked
         # at only when something matched (most messages match nothing).
         own = _OwnWords(self, msg.text) if matches else _NOTHING_OWN
-        if matches and not _minorish(before, msg.sender):
+        if matches:
             matches = self._quoted_weigh_less(matches, own)
         yes, pending = answer(before, msg.sender, before.messages, norm.folded)
         if yes is not None:
@@ -315,9 +315,12 @@ class Engine:
         ]
 
     def _quoted_weigh_less(self, matches: list[Match], own: _OwnWords) -> list[Match]:
-        """Someone not known as a child quoting grooming lines (a lesson, a
-        news story, a training room) is talking *about* them: a match found
-        only inside quotations weighs ``quoted_weight`` of its weight."""
+        """Someone quoting grooming lines (a lesson, a news story, a training
+        room, a pupil's homework, a child retelling what was said) is talking
+        *about* them: a match found only inside quotations weighs
+        ``quoted_weight`` of its weight. Whoever quotes: a child's quotation
+        still *acts* (``_acting``), but the words are not a move the child
+        makes toward whoever they tell."""
         rules = own.rules()
         if rules is None:
             return matches
