@@ -11,6 +11,7 @@ import pytest
 
 from chatguard.policy.engine import Engine
 from chatguard.policy.matcher import build_matcher
+from chatguard.policy.model import Policy, Rule, Signal
 from chatguard.policy.replay import (
     ExampleFailure,
     check_examples,
@@ -18,7 +19,7 @@ from chatguard.policy.replay import (
     replay,
     summarise,
 )
-from chatguard.policy.rules import load_policy
+from chatguard.policy.rules import load_policy, regex_pattern
 from chatguard.transcript import TranscriptEvent, read
 from tests.support.pack import POLICY, RULES
 
@@ -133,6 +134,32 @@ def test_a_failing_example_is_reported_with_file_and_line(
     assert failures == [ExampleFailure(rule, str(rules), line_of_rule, example, expected)]
     want = "should match but does not" if expected else "should not match but does"
     assert str(failures[0]) == f"{rules}:{line_of_rule}: {rule}: {want}: {example!r}"
+
+
+def test_a_family_example_in_another_language_counts_as_the_engine_counts_it() -> None:
+    kin = Rule(
+        id="es.kinship.mama",
+        description="calls the reader mama",
+        signal=Signal.KINSHIP,
+        languages=frozenset({"es"}),
+        patterns=(regex_pattern(r"\bmama\b"),),
+        examples_match=("mama ya estoy en casa", "ok mama"),
+        # Polish "mama" is the child's mum, not the Spanish address: the
+        # engine drops it (``in_own_language``), so the example must not match.
+        examples_no_match=("mama mi sprawdza telefon wiec nie moge duzo pisac",),
+    )
+    words = {
+        "pl": frozenset({"nie", "mi", "wiec", "moge", "jest"}),
+        "es": frozenset({"mi", "ya", "estoy", "en", "que"}),
+    }
+    policy = Policy(rules=(kin,), thresholds=(), version="t", function_words=words)
+    matcher = build_matcher(policy.rules, backend="fallback")
+    assert check_examples(policy, matcher) == []
+    # Without function words the language is never clear: the word alone decides.
+    wordless = Policy(rules=(kin,), thresholds=(), version="t")
+    assert [f.example for f in check_examples(wordless, matcher)] == [
+        "mama mi sprawdza telefon wiec nie moge duzo pisac"
+    ]
 
 
 # -- explain ------------------------------------------------------------------------------

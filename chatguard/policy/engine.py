@@ -562,15 +562,28 @@ def in_own_language(
     own = languages.guess(folded)
     if own is None:
         return matched
-    known = languages.languages
-
-    def foreign(rule: Rule) -> bool:
-        codes = {base_language(c) for c in rule.languages}
-        return own not in codes and codes <= known
-
     return [
-        pair for pair, ctx in zip(matched, context, strict=True) if not (ctx and foreign(pair[1]))
+        pair
+        for pair, ctx in zip(matched, context, strict=True)
+        if not (ctx and _foreign(pair[1], own, languages))
     ]
+
+
+def counts_in_own_language(rule: Rule, folded: str, languages: LanguageGuesser | None) -> bool:
+    """Whether a match of ``rule`` in ``folded`` counts as ``in_own_language``
+    decides: always, except kinship and openness read in a language the
+    message is clearly not written in. For checking a rule's examples the way
+    the engine reads them."""
+    if languages is None or rule.signal not in _CONTEXT_SIGNALS:
+        return True
+    own = languages.guess(folded)
+    return own is None or not _foreign(rule, own, languages)
+
+
+def _foreign(rule: Rule, own: str, languages: LanguageGuesser) -> bool:
+    """Only rules whose languages the guesser knows are foreign to ``own``."""
+    codes = {base_language(c) for c in rule.languages}
+    return own not in codes and codes <= languages.languages
 
 
 def _language_of(counted: Sequence[tuple[Match, Rule]]) -> str | None:

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatguard.policy.engine import Engine, MessageContext
+from chatguard.policy.engine import Engine, MessageContext, counts_in_own_language
+from chatguard.policy.language import LanguageGuesser
 from chatguard.policy.matcher import Matcher
 from chatguard.policy.model import ActionType, Assessment, Policy, Where
 from chatguard.policy.normalise import normalise
@@ -42,15 +43,21 @@ def check_examples(policy: Policy, matcher: Matcher) -> list[ExampleFailure]:
     """Every rule's ``match`` examples match it, and its ``no_match`` ones do not.
 
     Examples test the patterns, not the scope: a rule for adults talking to
-    minors is checked on its words alone.
+    minors is checked on its words alone. A kinship or openness example in
+    another language counts as the engine counts it (``in_own_language``):
+    French "mamie" in the Polish "musze powiedziec mamie" is no match.
     """
     failures: list[ExampleFailure] = []
+    languages = LanguageGuesser(policy.function_words) if policy.function_words else None
     for rule in policy.rules:
         for example, expected in [(e, True) for e in rule.examples_match] + [
             (e, False) for e in rule.examples_no_match
         ]:
-            hits = matcher.scan(normalise(example, max_chars=policy.max_chars))
-            matched = any(hit.rule.id == rule.id for hit in hits)
+            norm = normalise(example, max_chars=policy.max_chars)
+            hits = matcher.scan(norm)
+            matched = any(hit.rule.id == rule.id for hit in hits) and counts_in_own_language(
+                rule, norm.folded, languages
+            )
             if matched != expected:
                 failures.append(ExampleFailure(rule.id, rule.file, rule.line, example, expected))
     return failures
