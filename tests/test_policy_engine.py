@@ -452,6 +452,22 @@ def test_a_rule_that_does_not_trigger_shows_its_banner_and_escalates_only_when_s
     ]
 
 
+def test_a_rule_that_does_not_trigger_and_escalates_itself_acts_only_through_its_actions() -> None:
+    help_them = Action(A.BANNER, {"banner": "safeguarding_help", "audience": "recipients"})
+    escalate = Action(A.ESCALATE, {"severity": "high", "category": "safeguarding"})
+    reply = replace(
+        rule("t.reply", S.SAFEGUARDING, 4, r"\bare you safe\b", actions=(help_them, escalate)),
+        trigger=False,
+    )
+    chat = Chat({"pal": "minor", "kid": "minor"}, engine((reply,)))
+    for _ in range(2):  # said twice: still its own two actions, no banner for the sender
+        a = chat.say("pal", "are you safe")
+        assert [(x.type, x.params.get("audience")) for x in a.actions] == [
+            (A.BANNER, "recipients"),
+            (A.ESCALATE, None),
+        ]
+
+
 def test_a_rule_that_does_not_trigger_is_not_said_again_after_a_long_silence() -> None:
     chat = Chat({"kid": "minor", "pal": "minor"}, engine((WISH,)))
     chat.say("kid", "i want to die")

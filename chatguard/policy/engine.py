@@ -230,7 +230,12 @@ class Engine:
         sure = self._sure(msg, after, found, own) if found else []
         if acting or sure:
             triggering = [m for m, rule in acting if rule.trigger] + sure
-            soft = [m for m, rule in acting if not rule.trigger]
+            # A rule that escalates through its own actions needs no trigger.
+            soft = [
+                m
+                for m, rule in acting
+                if not rule.trigger and not any(a.type is _ESCALATE for a in rule.actions)
+            ]
             if soft:
                 triggering += _said_again(after, msg.sender, soft)
             planned += self._triggers(msg, after, triggering) if triggering else []

@@ -172,7 +172,8 @@ class Rule:
     # direct trigger). ``False`` on a rule whose words are often said in jest
     # ("i want to die"): its own actions apply (a help banner) and its match
     # is stored, but it triggers only when the same person says it again
-    # within about a half-life (``engine.SAID_AGAIN``).
+    # within about a half-life (``engine.SAID_AGAIN``), and never when its own
+    # actions escalate (a listener's answer to a disclosure).
     trigger: bool = True
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
