@@ -236,6 +236,37 @@ def test_part_of_a_split_word_maps_to_its_letters() -> None:
     assert n.span_to_original(1, 3) == (2, 5)  # "na" -> "n.a"
 
 
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        # Several words spelled in one run of spaced letters are read back.
+        ("go on, s e n d m e a p i c of you", "go on, send me a pic of you"),
+        ("a d d m e o n s n a p", "add me on snap"),
+        ("can u m e e t at 11", "can u meet at 11"),
+        ("w y s l i j z d j e c i e", "wyslij zdjecie"),
+        # One word, or words the table does not spell whole, stay one word.
+        ("s w i m", "swim"),
+        ("x q z w p l", "xqzwpl"),
+        # Short words fit almost anything: "n u m e r" is not "nu me r".
+        ("n u m e r", "numer"),
+        ("t e l e g r a m a", "telegrama"),
+    ],
+)
+def test_a_run_of_spaced_letters_is_read_back_into_words(raw: str, text: str) -> None:
+    n = normalise(raw)
+    assert n.text == text
+    assert Evasion.SPLIT in n.evasions
+
+
+def test_a_word_read_back_from_a_run_maps_to_its_letters_and_the_space_after_it() -> None:
+    raw = "s e n d p i c s"
+    n = normalise(raw)
+    assert n.text == "send pics"
+    assert n.span_to_original(0, 4) == (0, 7)  # "send" -> "s e n d"
+    assert n.span_to_original(4, 5) == (7, 8)  # the space read back -> the space after "d"
+    assert raw[slice(*n.span_to_original(5, 9))] == "p i c s"
+
+
 def test_identity_offsets_for_plain_ascii() -> None:
     n = normalise("Hello there")
     assert n.text == "hello there"

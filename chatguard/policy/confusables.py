@@ -167,6 +167,50 @@ SPLIT_SEPARATORS: Final[str] = "._-*/\\~+=#^|•·"
 #: ("u r a", "x x x"). A space-split run made only of these is left alone.
 COMMON_SINGLE_LETTERS: Final[frozenset[str]] = frozenset("abciknoruxy")
 
+
+def _words(*lines: str) -> frozenset[str]:
+    """The words of ``lines``, each a line of words separated by spaces."""
+    return frozenset(word for line in lines for word in line.split())
+
+
+#: Words that a run of letters spread out with spaces is read back into when
+#: it spells several of them ("s e n d m e a p i c" -> "send me a pic"), so
+#: that rules written for the words read the run: the words of the requests,
+#: threats and moves the rules name, and the short words between them, in the
+#: six languages. A run that these words do not spell whole stays one word.
+SPLIT_WORDS: Final[frozenset[str]] = _words(
+    # en
+    "a an the i im me my u ur you your yourself us we our it its this that of in on at to for",
+    "and or else no not dont do did just only now tonight later please pls plz more see want",
+    "wanna show send pic pics picture pictures photo photos pix selfie selfies nude nudes",
+    "noodz vid vids video videos cam camera call facetime snap snapchat sc insta ig whatsapp",
+    "wa discord telegram kik add dm text number addy address live where how old are r age",
+    "what school grade year meet meetup up come over alone secret keep between tell anyone",
+    "anybody nobody one mum mom mam dad parents place house home car room bed shower bath",
+    "body naked bra undies underwear pjs pyjamas pajamas bikini swim swimsuit stuff hot sexy",
+    "cute kiss touch sex pay money cash robux vbucks gift card post share leak everyone",
+    "delete chat",
+    # es
+    "manda mandame envia enviame foto fotos tu tus te de la el un una desnuda desnudo cuerpo",
+    "le digas nadie mama papa secreto nuestro solo sola ven casa mi dame numero dinero paga o",
+    "subo video camara",
+    # fr
+    "envoie moi une toi ta ton tes nue nu corps dis rien personne mere pere notre seul seule",
+    "viens chez paye ou je",
+    # de
+    "schick mir ein eine bild bilder von dir nackt sag keinem niemand niemandem deiner deinem",
+    "geheimnis unser allein komm zu zahl oder ich",
+    # pt
+    "sua tua voce vc nua corpo nao conta pra ninguem mae pai segredo nosso sozinha sozinho",
+    "vem minha",
+    # pl
+    "wyslij zdjecie zdjecia fotke fotki nago swoje twoje nie mow nikomu mamie tacie sekret",
+    "nasz sama sam przyjdz do mnie zaplac albo",
+)
+#: The longest run of spread-out letters that is read back into words (the
+#: reading is quadratic in it, at most ``MAX_WORD`` letters a word).
+MAX_SPLIT_SEGMENTED: Final[int] = 64
+
 # --- Emoji -------------------------------------------------------------------------------
 
 #: Emoji replaced by a word so that rules can name them. Keys are single code

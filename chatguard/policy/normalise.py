@@ -40,8 +40,13 @@ keep the identity map.
    a space-split run does not take a letter that belongs to a word joined by
    another separator ("m.e a p.i.c" reads "me a pic", not "m.eap.i.c"). Two
    letters with a separator ("m.e") join only when the message also has a
-   longer run with the same separator. Known false positives: "I a m" ->
-   "iam", "a.k.a" -> "aka", "i.e. s.n.a.p" -> "ie. snap".
+   longer run with the same separator. A space-split run that spells
+   several words of ``SPLIT_WORDS`` whole is read back into them, the fewest
+   that do, beginning with a word of three letters (or "u", "i") and ending
+   with one ("s e n d m e a p i c" reads "send me a pic", not "sendmeapic";
+   "n u m e r" stays "numer"); each space read back maps to the space after
+   its word's last letter. Known false positives: "I a m" -> "iam", "a.k.a"
+   -> "aka", "i.e. s.n.a.p" -> "ie. snap".
 9. Leetspeak (``leet``): 0 1 3 4 5 7 9 @ $ ! | read as o i e a s t g a s i l.
    A word is *clear* leet when a leet character sits between letters ("s3x",
    "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
@@ -602,7 +607,22 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
             continue
         if sep == " " and all(c in t.COMMON_SINGLE_LETTERS for c in letters):
             continue
-        edits.append((m.start(), m.end(), "".join(letters), [(k, k + 1) for k in at]))
+        word = "".join(letters)
+        pieces = _words_of(word) if sep == " " else None
+        if pieces is None:
+            edits.append((m.start(), m.end(), word, [(k, k + 1) for k in at]))
+        else:
+            # Several words spelled in one run: read back with a space between
+            # them, each space standing for the space after the word's last letter.
+            out, src, i = [], [], 0
+            for n, piece in enumerate(pieces):
+                if n:
+                    out.append(" ")
+                    src.append((at[i - 1] + 1, at[i - 1] + 2))
+                out.append(piece)
+                src += [(k, k + 1) for k in at[i : i + len(piece)]]
+                i += len(piece)
+            edits.append((m.start(), m.end(), "".join(out), src))
         if sep != " ":
             seps.add(sep)
     if seps:
@@ -615,6 +635,42 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
         return s, st, en
     evasions.add(Evasion.SPLIT)
     return _rebuild(s, st, en, edits)
+
+
+_MAX_PIECE = max(map(len, t.SPLIT_WORDS))
+
+
+def _words_of(word: str) -> list[str] | None:
+    """``word`` as the fewest words of ``SPLIT_WORDS`` that spell it whole, when
+    that is two or more and the reading begins and ends with a real word (see
+    below); ``None`` otherwise, or when it is longer than
+    ``MAX_SPLIT_SEGMENTED``. The same word always gives the same reading (ties
+    go to the longer first word)."""
+    n = len(word)
+    if n < 4 or n > t.MAX_SPLIT_SEGMENTED or word in t.SPLIT_WORDS:
+        return None
+    # fewest[i]: the fewest words that spell word[i:], and the first of them.
+    fewest: list[tuple[int, int]] = [(0, 0)] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        best = (n + 1, 0)
+        for j in range(min(n, i + _MAX_PIECE), i, -1):
+            if word[i:j] in t.SPLIT_WORDS and fewest[j][0] + 1 < best[0]:
+                best = (fewest[j][0] + 1, j)
+        fewest[i] = best
+    if fewest[0][0] > n:
+        return None
+    pieces, i = [], 0
+    while i < n:
+        j = fewest[i][1]
+        pieces.append(word[i:j])
+        i = j
+    # Short words fit almost anything ("n u m e r" is the Polish "numer", not
+    # "nu me r"): a reading must begin with a word of three letters or "u" or
+    # "i", and end with a word of three letters or more.
+    first, last = pieces[0], pieces[-1]
+    if len(pieces) < 2 or len(last) < 3 or (len(first) < 3 and first not in ("u", "i")):
+        return None
+    return pieces
 
 
 def _glued(s: str, i: int, step: int) -> bool:
