@@ -243,6 +243,7 @@ def test_part_of_a_split_word_maps_to_its_letters() -> None:
         ("go on, s e n d m e a p i c of you", "go on, send me a pic of you"),
         ("a d d m e o n s n a p", "add me on snap"),
         ("can u m e e t at 11", "can u meet at 11"),
+        ("just send a s e l f i e", "just send a selfie"),
         ("w y s l i j z d j e c i e", "wyslij zdjecie"),
         # One word, or words the table does not spell whole, stay one word.
         ("s w i m", "swim"),

@@ -42,7 +42,7 @@ keep the identity map.
    letters with a separator ("m.e") join only when the message also has a
    longer run with the same separator. A space-split run that spells
    several words of ``SPLIT_WORDS`` whole is read back into them, the fewest
-   that do, beginning with a word of three letters (or "u", "i") and ending
+   that do, beginning with a word of three letters (or "u", "i", "a") and ending
    with one ("s e n d m e a p i c" reads "send me a pic", not "sendmeapic";
    "n u m e r" stays "numer"); each space read back maps to the space after
    its word's last letter. Known false positives: "I a m" -> "iam", "a.k.a"
@@ -665,10 +665,10 @@ def _words_of(word: str) -> list[str] | None:
         pieces.append(word[i:j])
         i = j
     # Short words fit almost anything ("n u m e r" is the Polish "numer", not
-    # "nu me r"): a reading must begin with a word of three letters or "u" or
-    # "i", and end with a word of three letters or more.
+    # "nu me r"): a reading must begin with a word of three letters or "u",
+    # "i" or "a", and end with a word of three letters or more.
     first, last = pieces[0], pieces[-1]
-    if len(pieces) < 2 or len(last) < 3 or (len(first) < 3 and first not in ("u", "i")):
+    if len(pieces) < 2 or len(last) < 3 or (len(first) < 3 and first not in ("u", "i", "a")):
         return None
     return pieces
 
