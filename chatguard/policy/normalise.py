@@ -608,21 +608,18 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
         if sep == " " and all(c in t.COMMON_SINGLE_LETTERS for c in letters):
             continue
         word = "".join(letters)
-        pieces = _words_of(word) if sep == " " else None
-        if pieces is None:
-            edits.append((m.start(), m.end(), word, [(k, k + 1) for k in at]))
-        else:
-            # Several words spelled in one run: read back with a space between
-            # them, each space standing for the space after the word's last letter.
-            out, src, i = [], [], 0
-            for n, piece in enumerate(pieces):
-                if n:
-                    out.append(" ")
-                    src.append((at[i - 1] + 1, at[i - 1] + 2))
-                out.append(piece)
-                src += [(k, k + 1) for k in at[i : i + len(piece)]]
-                i += len(piece)
-            edits.append((m.start(), m.end(), "".join(out), src))
+        # Several words spelled in one run are read back with a space between
+        # them, each space standing for the space after the word's last letter.
+        pieces = (_words_of(word) if sep == " " else None) or [word]
+        out, src, i = [], [], 0
+        for n, piece in enumerate(pieces):
+            if n:
+                out.append(" ")
+                src.append((at[i - 1] + 1, at[i - 1] + 2))
+            out.append(piece)
+            src += [(k, k + 1) for k in at[i : i + len(piece)]]
+            i += len(piece)
+        edits.append((m.start(), m.end(), "".join(out), src))
         if sep != " ":
             seps.add(sep)
     if seps:
@@ -668,7 +665,8 @@ def _words_of(word: str) -> list[str] | None:
     # "nu me r"): a reading must begin with a word of three letters or "u",
     # "i" or "a", and end with a word of three letters or more.
     first, last = pieces[0], pieces[-1]
-    if len(pieces) < 2 or len(last) < 3 or (len(first) < 3 and first not in ("u", "i", "a")):
+    # (Two pieces at least: a word of SPLIT_WORDS itself returned above.)
+    if len(last) < 3 or (len(first) < 3 and first not in ("u", "i", "a")):
         return None
     return pieces
 
