@@ -160,6 +160,11 @@ class Engine:
         self._model = policy.signal_model if use.enabled else None
         self._model_shadow = policy.mode is Mode.SHADOW or use.mode is Mode.SHADOW
         self._languages = LanguageGuesser(policy.function_words) if policy.function_words else None
+        # Rules that escalate through their own actions: a soft match of one
+        # needs no trigger (a property of the rule, so worked out once).
+        self._escalating = frozenset(
+            r.id for r in policy.rules if any(a.type is _ESCALATE for a in r.actions)
+        )
 
     def assess(
         self, msg: MessageContext, state: ConversationState | None, now: float
@@ -231,11 +236,7 @@ class Engine:
         if acting or sure:
             triggering = [m for m, rule in acting if rule.trigger] + sure
             # A rule that escalates through its own actions needs no trigger.
-            soft = [
-                m
-                for m, rule in acting
-                if not rule.trigger and not any(a.type is _ESCALATE for a in rule.actions)
-            ]
+            soft = [m for m, rule in acting if not rule.trigger and rule.id not in self._escalating]
             if soft:
                 triggering += _said_again(after, msg.sender, soft)
             planned += self._triggers(msg, after, triggering) if triggering else []
