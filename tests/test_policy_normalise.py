@@ -49,6 +49,12 @@ TECHNIQUES: list[tuple[str, str, set[Evasion]]] = [
     ("c o m e  a l o n e", "come alone", {E.SPLIT}),
     ("d o n t \t t e l l   h e r yet", "dont tell her yet", {E.SPLIT}),
     ("ok  i  am  here", "ok i am here", set()),
+    # once a message spells words that way, every spaced run between its gaps
+    # is a word: two letters, common letters, digits
+    ("s e n d  5 0  q u i d  o r  i t  g o e s  i n", "send 50 quid or it goes in", {E.SPLIT}),
+    ("p a y p a l  m y  b r o  2 4  h r s", "paypal my bro 24 hrs", {E.SPLIT}),
+    ("m a i l l o t  d e  b a i n, ok", "maillot de bain, ok", {E.SPLIT}),
+    ("i  s a w  a  b  c  on tv", "i saw a b c on tv", {E.SPLIT}),
     ("s 3 x", "sex", {E.SPLIT, E.LEET}),
     ("p.1.c.s", "pics", {E.SPLIT, E.LEET}),
     # repeated letters
@@ -228,6 +234,15 @@ def test_words_spelled_out_with_a_wider_gap_map_to_their_letters() -> None:
     start = n.text.index("alone")
     a, b = n.span_to_original(start, start + len("alone"))
     assert text[a:b] == "a l o n e"
+
+
+def test_a_short_word_between_wider_gaps_maps_to_its_letters() -> None:
+    text = "t e l l  t h e m  o r  i t  g o e s"
+    n = normalise(text)
+    assert n.text == "tell them or it goes"
+    start = n.text.index(" or ") + 1
+    a, b = n.span_to_original(start, start + 2)
+    assert text[a:b] == "o r"
 
 
 def test_part_of_a_split_word_maps_to_its_letters() -> None:

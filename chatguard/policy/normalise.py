@@ -251,6 +251,10 @@ _SPLIT_PAIR_RE = re.compile(
 # space on each side. A plain class test, much cheaper than _SPLIT_RE's
 # lookbehind and backreference, that most messages fail.
 _SPLIT_GATE_RE = re.compile(rf"[{_SPLIT_SEPS} ]{_SPLIT_EL}[{_SPLIT_SEPS} ]")
+# Letters or digits spaced out between wider gaps (or an end, or a stop):
+# "o r" and "5 0" in "s e n d  5 0  q u i d  o r  i t".
+_GAPPED_EL = f"(?:{_LETTER}|[0-9@$])"
+_SPLIT_GAPPED_RE = re.compile(rf"(?:^|(?<=  )){_GAPPED_EL}(?: {_GAPPED_EL})+(?=  |$|[,.!?;:])")
 _SEP_SET = frozenset(t.SPLIT_SEPARATORS)
 _EL_RE = re.compile(_SPLIT_EL)
 _LEET_CHARS = re.escape("".join(t.LEET))
@@ -363,7 +367,7 @@ def _normalise_slow(original: str, s: str, truncated: bool) -> Normalised:
     if " ".join(s.split()) != s:
         # Words spelled out with one space, with a wider gap between them
         # ("c o m e  a l o n e"): join each before the gap is squashed.
-        s, st, en = _join_split_words(s, st, en, evasions)
+        s, st, en = _join_split_words(s, st, en, evasions, wide=True)
         s, st, en = _squash_whitespace(s, st, en)
     s, st, en = _join_split_words(s, st, en, evasions)
     s = _read_leet(s, evasions)
@@ -581,7 +585,9 @@ def _squash_whitespace(s: str, st: list[int], en: list[int]) -> _Map:
     return _rebuild(s, st, en, edits)
 
 
-def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasion]) -> _Map:
+def _join_split_words(
+    s: str, st: list[int], en: list[int], evasions: set[Evasion], *, wide: bool = False
+) -> _Map:
     """Join letters spread out with separators ("s.n.a.p", "s n a p") into words.
 
     A run never crosses a real word boundary: a run of single letters between
@@ -589,6 +595,12 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
     by another separator ("m.e a p.i.c" keeps "a" apart). Two dotted letters
     ("m.e") are common in ordinary text ("i.e", "u.s"), so they are joined
     only when the same message spells a longer word with the same separator.
+
+    ``wide``: the text still has its wider gaps, which mark the words of a
+    message spelled out letter by letter ("o r  i t  g o e s"); once the
+    message has spelled a word with single spaces, every spaced run between
+    gaps is joined as a word, two letters, common letters or digits alike
+    (after the gaps are squashed, "o r i t" would read as one word).
     """
     if not _SPLIT_GATE_RE.search(s):
         return s, st, en
@@ -622,6 +634,16 @@ def _join_split_words(s: str, st: list[int], en: list[int], evasions: set[Evasio
         edits.append((m.start(), m.end(), "".join(out), src))
         if sep != " ":
             seps.add(sep)
+    if wide and any(" " in s[e[0] : e[1]] for e in edits):
+        # The message spells words with single spaces: every spaced run
+        # between its gaps is a word too, however short or common its letters
+        # ("o r", "b r o", "5 0").
+        for m in _SPLIT_GAPPED_RE.finditer(s):
+            a, b = m.span()
+            if not any(a < e[1] and e[0] < b for e in edits):
+                at = range(a, b, 2)
+                edits.append((a, b, "".join(s[k] for k in at), [(k, k + 1) for k in at]))
+        edits.sort(key=lambda e: e[0])
     if seps:
         for m in _SPLIT_PAIR_RE.finditer(s):
             a, b = m.span()
