@@ -245,6 +245,14 @@ def test_a_short_word_between_wider_gaps_maps_to_its_letters() -> None:
     assert text[a:b] == "o r"
 
 
+def test_a_long_message_of_many_short_runs_joins_each() -> None:
+    # Each run is checked against the runs already joined in one sweep.
+    n = normalise("s.n.a.p " + "m.e " * 900)
+    assert n.text == "snap " + " ".join(["me"] * 900)
+    n = normalise("s e n d  " + "o r  " * 700 + "i t")
+    assert n.text == "send " + "or " * 700 + "it"
+
+
 def test_part_of_a_split_word_maps_to_its_letters() -> None:
     n = normalise("s.n.a.p")
     assert n.offsets == (0, 2, 4, 6)

@@ -638,22 +638,41 @@ def _join_split_words(
         # The message spells words with single spaces: every spaced run
         # between its gaps is a word too, however short or common its letters
         # ("o r", "b r o", "5 0").
+        clear = _Clear(edits)
         for m in _SPLIT_GAPPED_RE.finditer(s):
             a, b = m.span()
-            if not any(a < e[1] and e[0] < b for e in edits):
+            if clear(a, b):
                 at = range(a, b, 2)
                 edits.append((a, b, "".join(s[k] for k in at), [(k, k + 1) for k in at]))
         edits.sort(key=lambda e: e[0])
     if seps:
+        clear = _Clear(edits)
         for m in _SPLIT_PAIR_RE.finditer(s):
             a, b = m.span()
-            if m.group("sep") in seps and not any(a < e[1] and e[0] < b for e in edits):
+            if m.group("sep") in seps and clear(a, b):
                 edits.append((a, b, s[a] + s[b - 1], [(a, a + 1), (b - 1, b)]))
         edits.sort(key=lambda e: e[0])
     if not edits:
         return s, st, en
     evasions.add(Evasion.SPLIT)
     return _rebuild(s, st, en, edits)
+
+
+class _Clear:
+    """Whether a span overlaps none of the edits made so far, asked for spans
+    in text order: one sweep over the edits, not a scan of all of them for
+    each span (a long message of many short runs would make that quadratic)."""
+
+    def __init__(self, edits: Sequence[_Edit]) -> None:
+        self._spans = sorted((e[0], e[1]) for e in edits)
+        self._i = 0
+
+    def __call__(self, a: int, b: int) -> bool:
+        spans, i = self._spans, self._i
+        while i < len(spans) and spans[i][1] <= a:
+            i += 1
+        self._i = i
+        return i == len(spans) or b <= spans[i][0]
 
 
 _MAX_PIECE = max(map(len, t.SPLIT_WORDS))
