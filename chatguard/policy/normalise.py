@@ -31,7 +31,10 @@ keep the identity map.
 7. Whitespace runs become one space; the ends are trimmed. Words spelled
    out with single spaces are joined (step 8) before a wider gap between
    them is squashed: the gap is where one word ends and the next begins
-   ("c o m e  a l o n e" reads "come alone", not "comealone").
+   ("c o m e  a l o n e" reads "come alone", not "comealone"). Once such a
+   message has spelled one word that way, every spaced run between its gaps
+   is a word, whatever step 8 says of short runs: two letters, chat
+   one-letter words or digits ("o r  i t" reads "or it", "5 0" reads "50").
 8. Split words: three or more single letters joined by one repeated
    separator ("s.n.a.p", "s n a p", "s_n_a_p", "s . n . a . p") are joined
    (``split``). Leet digits count as letters here ("s 3 x"), but at least two
