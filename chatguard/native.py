@@ -41,6 +41,7 @@ ENVIRONMENT = "CHATGUARD_COMPILE"  # "1": setup.py compiles MODULES
 MODULES = (
     "chatguard.policy.normalise",
     "chatguard.policy.matcher",
+    "chatguard.policy.lookahead_confirm",
     "chatguard.policy.quotations",
     "chatguard.policy.addressing",
     "chatguard.policy.signal_model",

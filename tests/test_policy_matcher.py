@@ -163,10 +163,13 @@ def test_patterns_shared_between_rules_are_one_unit(backend: str) -> None:
 
 
 def test_timeout_counts_as_no_match(backend: str) -> None:
-    slow = Pattern(PatternKind.REGEX, "slow", r"(\w+\s?)+$")  # refused by the loader
+    # Refused by the loader. The probe keeps the "$" and drops the
+    # lookbehind, so it finds a text ending in a word, on which the regex
+    # fails only after trying every way to split the words.
+    slow = Pattern(PatternKind.REGEX, "slow", r"(\w+\s?)+(?<!a)$")
     rules = [Rule("slow", "d", Signal.SEXUAL, frozenset({"en"}), (slow,)), rule("ok", "word:aa")]
     m = build_matcher(rules, backend=backend, timeout=0.005)
-    assert matched(m, "aa " * 1000 + "!") == [("ok", ["aa"] * 1000)]
+    assert matched(m, "aa " * 1000 + "a") == [("ok", ["aa"] * 1000)]
     assert m.timeouts == 1
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatguard.policy import safety
-from chatguard.policy.prefilter import fuzzy_pieces, hs_regex, regex_keys
+from chatguard.policy.prefilter import fuzzy_pieces, hs_regex, probed_look, regex_keys
 from tests.support.regexes import regexes
 
 
@@ -24,6 +24,22 @@ def test_hyperscan_translation() -> None:
     assert hs(r"\d") == r"[0-9\x{80}-\x{d7ff}\x{e000}-\x{10ffff}]"  # exact on ASCII
     assert hs(r"a.{0,40}b") == r"a(?:[\s\S]){0,}b"  # counted repeats cost compile time
     assert hs(r"snap(chat)?") == "snap(?:chat){0,1}"
+    # A regex that ends at the end of the text: so does its probe. Only the
+    # whole expression's "$": inside an alternation it binds one branch.
+    assert hs(r"\bmum x?$") == "mum\\x{20}(?:x){0,1}$"
+    assert hs(r"\bmum\Z") == "mum$"
+    assert not hs(r"(?:mum$|dad)").endswith("$")
+    assert not hs(r"^(?=.*\bphotos?\b).*\b(or|ou)$").endswith("$")  # the lookahead is probed
+
+
+def test_which_lookahead_is_probed() -> None:
+    def probed(source: str) -> int | None:
+        return probed_look(safety.parse(source))
+
+    assert probed(r"^(?=.*\bor\b)(?=.*\bphotos?\b).*\bpay\b") == 1
+    assert probed(r"^(?!.*\bhomework\b)(?=.*\bphotos?\b).*\bor\b") == 0  # among positive ones
+    assert probed(r"^(?=.*\bor\b).*\bphotos\b") is None  # the rest has the better literals
+    assert probed(r"\bphotos\b") is None
 
 
 def test_fuzzy_pieces() -> None:

@@ -7,7 +7,7 @@ import pytest
 import regex
 
 from chatguard.policy import regex_tree
-from chatguard.policy.regex_tree import RegexRefused, parse
+from chatguard.policy.regex_tree import RegexRefused, leading_looks, parse
 
 
 def test_classes_are_exact_on_ascii_and_wide_elsewhere() -> None:
@@ -47,3 +47,15 @@ def test_syntax_outside_the_subset_is_refused(source: str) -> None:
 
 def test_a_tree_is_parsed_once_and_shared() -> None:
     assert parse(r"\bsnap(chat)?\b") is parse(r"\bsnap(chat)?\b")
+
+
+def test_leading_lookaheads_are_cut_where_the_parser_ends_them() -> None:
+    source = r"^(?=.*\b(?:a|b)\b)(?!.*[)(])(?=.*\(x\))rest(?:y|z)"
+    assert leading_looks(source) == (
+        ((False, r".*\b(?:a|b)\b"), (True, r".*[)(]"), (False, r".*\(x\)")),
+        "rest(?:y|z)",
+    )
+    assert leading_looks(r"^(?=a)") == (((False, "a"),), "")
+    # Not led by lookaheads, an alternation at the top, a repeated lookahead.
+    for other in [r"abc", r"^abc", r"(?=a)b", r"^(?=a)b|c", r"^(?=a)?b", r"^(?=a"]:
+        assert leading_looks(other) is None, other

@@ -17,7 +17,10 @@ Every distinct pattern expression is a *unit*. A scan has two steps:
    twice a call, which on a short message costs more than the match itself;
    so a unit whose work bound (``regex_work.search_steps``) on a text of that
    length, counted at ``STEP_SECONDS`` a step, stays within the timeout is run
-   without it: it cannot run longer than the timeout would let it.
+   without it: it cannot run longer than the timeout would let it. A regex
+   led by lookaheads ("A somewhere, B somewhere, then C") is confirmed part
+   by part (``lookahead_confirm``), the parts the prefilter did not probe
+   first: the same spans, most false candidates ended after one search.
 
 What Hyperscan is given for each unit (``Probe``):
 
@@ -29,7 +32,8 @@ What Hyperscan is given for each unit (``Probe``):
   (it counts bytes and refuses UTF-8), and on other texts N + 1 exact pieces
   of the literal, one of which survives any N typing errors;
 * a regex: ``hs_regex`` (``prefilter.py``) of its ``safety`` tree, a translation that matches
-  at least as much, compiled with ``HS_FLAG_PREFILTER``.
+  at least as much, compiled with ``HS_FLAG_PREFILTER`` (a regex that ends
+  with ``$`` keeps it: its probe finds only texts ending that way).
 
 An expression Hyperscan refuses is replaced by its unit's literal keys, or by
 nothing (the unit is then confirmed on every message).
@@ -79,6 +83,7 @@ import regex  # type: ignore[import-untyped, unused-ignore]
 
 from chatguard.policy import prefilter, regex_tree, regex_work, safety
 from chatguard.policy.frozen import quick_init
+from chatguard.policy.lookahead_confirm import LeadingLooks
 from chatguard.policy.model import Pattern, Rule, Signal
 from chatguard.policy.normalise import Normalised
 from chatguard.policy.prefilter import (
@@ -182,6 +187,15 @@ class _Unit:
             return safety.parse(self.pattern.expression)
         except safety.RegexRefused:
             return None
+
+    @functools.cached_property
+    def looks(self) -> LeadingLooks | None:
+        """The regex read as its lookaheads and the rest, when it begins with
+        lookaheads (``lookahead_confirm``); None otherwise."""
+        root = self.root
+        if root is None:
+            return None
+        return LeadingLooks.build(self.pattern.expression, prefilter.probed_look(root))
 
     @functools.cached_property
     def root(self) -> safety.Node | None:
@@ -550,15 +564,19 @@ class Matcher:
         if spans is None:
             spans = []
             unit = self._units[u]
-            if unit.compiled is None:
-                unit.compiled = regex.compile(unit.pattern.expression, safety.FLAGS)
             timeout: float | None = self.timeout
             if timeout is not None and unit.untimed(len(text), timeout):
                 timeout = None  # bounded without it (see the module docstring)
+            looks = unit.looks
             try:
-                for m in unit.compiled.finditer(text, timeout=timeout):
-                    if m.end() > m.start():
-                        spans.append(m.span())
+                if looks is not None and looks.applies(text):
+                    spans = looks.spans(text, timeout)
+                else:
+                    if unit.compiled is None:
+                        unit.compiled = regex.compile(unit.pattern.expression, safety.FLAGS)
+                    for m in unit.compiled.finditer(text, timeout=timeout):
+                        if m.end() > m.start():
+                            spans.append(m.span())
             except TimeoutError:
                 self.timeouts += 1
                 spans = []

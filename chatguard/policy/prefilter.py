@@ -150,7 +150,7 @@ def _hs_set(ranges: safety.Ranges) -> str:
 def hs_regex(node: safety.Node) -> str:
     """A Hyperscan expression matching everything ``node`` matches (and
     maybe more): assertions and lookarounds are dropped (but for a leading
-    ``^``), classes widened to their ``upper`` sets (beyond ``_HS_WIDE``
+    ``^`` and a final ``$``), classes widened to their ``upper`` sets (beyond ``_HS_WIDE``
     characters, to their ASCII part and every other character), repeats of
     more than ``_HS_REPEAT`` made unbounded."""
     return _hs(node, top=True)
@@ -166,23 +166,20 @@ def _hs(node: safety.Node, top: bool = False) -> str:
         case safety.Assert() | safety.Look():
             return ""
         case safety.Seq(items):
-            # A text that matches also matches each positive lookaround's body
-            # somewhere: probe for whichever part has the best literals (as in
-            # "^(?=.*\\b(photos?|videos?)\\b).*\\b(or|ou)\\b", the lookahead).
-            rest = safety.Seq(tuple(n for n in items if not isinstance(n, safety.Look)))
-            looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
-            # (Choosing costs a literal analysis of the whole subtree: only
-            # when there is a choice, or nested sequences make it quadratic.)
             # Only for the whole expression: inside a repeat or a longer
-            # sequence the lookaround's text is not consumed, so putting it in
+            # sequence a lookaround's text is not consumed, so putting it in
             # place of its sequence would demand text the regex does not
             # ("aa(?:a?(?=a)){2}" matches "aaa").
-            choose = looks and top
-            best = max([rest, *looks], key=lambda n: _quality(_best_keys(n))) if choose else rest
-            if best is not rest:
-                return _hs(best)
+            chosen = _probed_look(items) if top else None
+            if chosen is not None:
+                return _hs(chosen)
             anchor = top and items[0] in (safety.Assert("^"), safety.Assert("\\A"))
-            return "^" * anchor + "".join(_hs(n) for n in items)
+            # A regex that must end at the end of the text ("... mum x$"): so
+            # must its probe, which spares the many texts that merely hold the
+            # word. Hyperscan's "$" also matches before a final newline, as
+            # `regex`'s does (and more than "\\Z").
+            end = top and items[-1] in (safety.Assert("$"), safety.Assert("\\Z"))
+            return "^" * anchor + "".join(_hs(n) for n in items) + "$" * end
         case safety.Alt(branches):
             return "(?:" + "|".join(_hs(n) for n in branches) + ")"
         case safety.Repeat(body, lo, hi):
@@ -193,6 +190,37 @@ def _hs(node: safety.Node, top: bool = False) -> str:
                 lo, hi = min(lo, _HS_REPEAT), None
             bounds = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
             return f"(?:{inner}){bounds}"
+
+
+def _probed_look(items: tuple[safety.Node, ...]) -> safety.Node | None:
+    """Of a whole regex's top-level sequence, the positive lookaround body
+    its probe stands for, or None for the sequence itself.
+
+    A text that matches also matches each positive lookaround's body
+    somewhere: the probe is whichever part has the best literals (as in
+    "^(?=.*\\b(photos?|videos?)\\b).*\\b(or|ou)\\b", the lookahead). Choosing
+    costs a literal analysis of the whole subtree: only when there is a
+    choice (nested sequences would make it quadratic)."""
+    looks = [n.body for n in items if isinstance(n, safety.Look) and not n.negative]
+    if not looks:
+        return None
+    rest = safety.Seq(tuple(n for n in items if not isinstance(n, safety.Look)))
+    best = max([rest, *looks], key=lambda n: _quality(_best_keys(n)))
+    return None if best is rest else best
+
+
+def probed_look(root: safety.Node) -> int | None:
+    """Which of a regex's top-level positive lookaheads its Hyperscan probe
+    stands for, counted among them; None when the probe is the regex itself.
+    The other parts are the ones a confirmation should test first: the
+    probe's part is the one a candidate surely has."""
+    if not isinstance(root, safety.Seq):
+        return None
+    chosen = _probed_look(root.items)
+    if chosen is None:
+        return None
+    looks = [n.body for n in root.items if isinstance(n, safety.Look) and not n.negative]
+    return next(i for i, body in enumerate(looks) if body is chosen)
 
 
 def hs_literal(literal: str) -> str:

@@ -447,3 +447,35 @@ def parse(source: str) -> Node:
         if isinstance(e, RegexRefused):
             raise
         raise RegexRefused(f"unsupported regex syntax: {e}") from None
+
+
+LeadingLooks = tuple[tuple[tuple[bool, str], ...], str]
+
+
+def leading_looks(source: str) -> LeadingLooks | None:
+    """For a regex that begins ``^`` and one or more lookaheads (``(?=...)``,
+    ``(?!...)``), with no alternation around them: each lookahead as
+    ``(negative, body source)``, and the source after them. None for any
+    other regex, or one outside the supported subset.
+
+    The sources are cut where the parser itself ends each group, so a body is
+    exactly what `regex` reads inside the parentheses."""
+    if not source.startswith(("^(?=", "^(?!")):
+        return None
+    try:
+        root = parse(source)
+    except RegexRefused:
+        return None
+    if not isinstance(root, Seq) or root.items[0] != Assert("^"):
+        return None  # an alternation at the top: the lookaheads bind one branch
+    p = _Parser(source)
+    p.i = 1
+    looks: list[tuple[bool, str]] = []
+    while source.startswith(("(?=", "(?!"), p.i):
+        start = p.i
+        p.i += 1
+        p.group(start)
+        if p.peek() in ("*", "+", "?", "{"):
+            return None  # a repeated lookahead: not worth reading apart
+        looks.append((source[start + 2] == "!", source[start + 3 : p.i - 1]))
+    return tuple(looks), source[p.i :]
