@@ -34,7 +34,9 @@ matcher, from scratch and from the Hyperscan cache.
 
 Run from the repository root: ``.venv/bin/python -m bench.engine``
 (``--quick``: one run, 2,000 messages; ``--packs default,10k``;
-``--backends fallback``). Side by side in one run: ``--baseline REV`` (the
+``--backends fallback``; ``--texts tests/eval/*.jsonl``: the messages of
+transcripts instead of the generated mix, a seeded sample of ``--count``
+of them, such as a service's own traffic). Side by side in one run: ``--baseline REV`` (the
 engine at a git revision and now) and ``--compiled`` (the working tree pure
 and as the compiled build, ``chatguard.native``).
 """
@@ -345,6 +347,22 @@ def messages(rng: random.Random, count: int) -> list[tuple[str, str]]:
     return sample(rng, MIX, count, ["ok", "lol", "haha", "yes", "no", "idk", "!!"])
 
 
+def transcript_messages(
+    paths: Sequence[Path], rng: random.Random, count: int
+) -> list[tuple[str, str]]:
+    """(kind, text) pairs: a seeded sample of ``count`` messages of the
+    transcripts at ``paths`` (all of them when there are fewer), in order."""
+    texts = [
+        json.loads(line)["text"]
+        for path in paths
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    if len(texts) > count:
+        texts = [texts[i] for i in sorted(rng.sample(range(len(texts)), count))]
+    return [("transcript", t) for t in texts]
+
+
 # --- Stages and timing --------------------------------------------------------------------
 
 Stage = tuple[Callable[[Any], object], bool]  # (run one message, takes it normalised)
@@ -464,7 +482,8 @@ def bench_pack(
             plain: Sequence[object] = normalised_ordinary if takes_normalised else ordinary
             timing = per_item(batch, run, runs)
             out[backend][stage] = list(timing.cpu_runs)
-            say(row(stage, timing, None if quiet else per_item(plain, run, runs)))
+            by_kind = None if quiet or not plain else per_item(plain, run, runs)
+            say(row(stage, timing, by_kind))
         if name != "10k" and backend == backends[0] and not only:
             say(row("naive (per-pattern regex)", per_item(texts[:1000], naive(matcher), runs)))
     return out
@@ -559,6 +578,7 @@ def compare(
     count: int,
     *,
     same_pack: bool = False,
+    texts: Sequence[Path] = (),
 ) -> None:
     """The engine stages at ``rev`` and now, in alternating worker processes
     (old, new, new, old; each with half the runs), medians of all runs. A
@@ -574,17 +594,23 @@ def compare(
             f"baseline {rev} vs the working tree ({which}); "
             f"CPU µs per message, medians of {runs} runs"
         )
-        side_by_side(old, root, packs, backends, runs, count, own)
+        side_by_side(old, root, packs, backends, runs, count, own, texts)
 
 
-def compare_compiled(packs: Sequence[str], backends: Sequence[str], runs: int, count: int) -> None:
+def compare_compiled(
+    packs: Sequence[str],
+    backends: Sequence[str],
+    runs: int,
+    count: int,
+    texts: Sequence[Path] = (),
+) -> None:
     """The working tree pure and compiled (``chatguard.native``), as ``compare``
     sets them side by side, both reading the same packs."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         built = compiled_tree(Path(tmp))
         print(f"pure vs compiled, the working tree; CPU µs per message, medians of {runs} runs")
-        side_by_side(root, built, packs, backends, runs, count, [])
+        side_by_side(root, built, packs, backends, runs, count, [], texts)
 
 
 def compiled_tree(into: Path) -> Path:
@@ -606,6 +632,7 @@ def side_by_side(
     runs: int,
     count: int,
     own: Sequence[str],
+    texts: Sequence[Path] = (),
 ) -> None:
     """Each pack and backend run from the trees ``old`` and ``new`` in
     alternating worker processes (old, new, new, old; each with half the
@@ -621,6 +648,7 @@ def side_by_side(
                 }
                 args = ["--backends", backend, "--count", str(count)]
                 args += ["--runs", str(max(1, runs // 2)), "--cache", cache]
+                args += ["--texts", *(str(t.resolve()) for t in texts)] if texts else []
                 got: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
                 for side in ("old", "new", "new", "old"):
                     tree = old if side == "old" else new
@@ -663,6 +691,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=MESSAGES, help="messages per run")
     baseline_arguments(parser, "compare the engine stages with git revision REV")
     parser.add_argument(
+        "--texts",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="JSONL",
+        help="time the messages of these transcripts (a sample of --count) instead of the mix",
+    )
+    parser.add_argument(
         "--compiled",
         action="store_true",
         help="compare the working tree pure and compiled (chatguard.native; needs a C compiler)",
@@ -672,12 +708,15 @@ def main() -> None:
     backends = args.backends.split(",")
     packs = args.packs.split(",")
     if args.baseline:
-        compare(args.baseline, packs, backends, runs, count, same_pack=args.same_pack)
+        compare(
+            args.baseline, packs, backends, runs, count, same_pack=args.same_pack, texts=args.texts
+        )
         return
     if args.compiled:
-        compare_compiled(packs, backends, runs, count)
+        compare_compiled(packs, backends, runs, count, args.texts)
         return
-    data = messages(random.Random(2024), count)
+    rng = random.Random(2024)
+    data = transcript_messages(args.texts, rng, count) if args.texts else messages(rng, count)
     results = {}
     for pack in packs:
         loaded = load_pack(pack)
