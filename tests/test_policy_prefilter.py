@@ -19,7 +19,11 @@ def test_hyperscan_translation() -> None:
         return hs_regex(safety.parse(source))
 
     # A lookahead with better literals than the rest is what gets probed.
-    assert hs(r"^(?=.*\bphotos?\b).*\b(or|ou)\b") == r"(?:[\s\S]){0,}photo(?:s){0,1}"
+    assert hs(r"^(?=.*\bphotos?\b).*\b(or|ou)\b") == r"photo(?:s){0,1}"
+    # A run of any characters at either end finds nothing more.
+    assert hs(r"^.*\bpay\b.*") == "pay"
+    assert hs(r"\bpay\b.*$") == "pay"
+    assert hs(r"^.*\bpay\b.*\bnow\b") == r"pay(?:[\s\S]){0,}now"
     assert hs(r"^ab\b") == "^ab"  # a leading anchor stays; \b goes to confirmation
     assert hs(r"\d") == r"[0-9\x{80}-\x{d7ff}\x{e000}-\x{10ffff}]"  # exact on ASCII
     assert hs(r"a.{0,40}b") == r"a(?:[\s\S]){0,}b"  # counted repeats cost compile time

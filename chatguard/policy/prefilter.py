@@ -135,9 +135,13 @@ def _hs_char(c: str) -> str:
     return c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}"
 
 
+_ANY = r"[\s\S]"
+_ANY_RUN = f"(?:{_ANY}){{0,}}"  # what ``_hs`` makes of ".*" (and of "[^.!?]{0,40}")
+
+
 def _hs_set(ranges: safety.Ranges) -> str:
     if not ranges or ranges == safety.ALL:
-        return r"[\s\S]"  # (an empty set never matches; anything is a superset)
+        return _ANY  # (an empty set never matches; anything is a superset)
     if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
         return _hs_char(chr(ranges[0][0]))
     out = []
@@ -152,8 +156,20 @@ def hs_regex(node: safety.Node) -> str:
     maybe more): assertions and lookarounds are dropped (but for a leading
     ``^`` and a final ``$``), classes widened to their ``upper`` sets (beyond ``_HS_WIDE``
     characters, to their ASCII part and every other character), repeats of
-    more than ``_HS_REPEAT`` made unbounded."""
-    return _hs(node, top=True)
+    more than ``_HS_REPEAT`` made unbounded; a run of any characters at
+    either end dropped."""
+    expr = _hs(node, top=True)
+    # "^.*X" finds a text where "X" does, and so do "X.*" and "X.*$": the run
+    # only makes Hyperscan follow every text to its start or its end (the
+    # translation of a "^(?=.*X)" probe, or of "X.*" and "X.*$" endings). An
+    # expression that is nothing but the run stays as it is.
+    for lead in ("^" + _ANY_RUN, _ANY_RUN):
+        while expr.startswith(lead) and len(expr) > len(lead):
+            expr = expr[len(lead) :]
+    for tail in (_ANY_RUN + "$", _ANY_RUN):
+        while expr.endswith(tail) and len(expr) > len(tail):
+            expr = expr[: -len(tail)]
+    return expr
 
 
 def _hs(node: safety.Node, top: bool = False) -> str:
