@@ -48,6 +48,27 @@ def test_the_compiled_copy_runs_every_listed_module_compiled(compiled_tree: Path
     assert done.stdout.split() == list(MODULES)
 
 
+def test_a_compiled_unit_works_out_its_lookahead_parts_once(compiled_tree: Path) -> None:
+    # A cached_property of a compiled class is worked out again on every
+    # read: what a confirmation reads per message is kept in attributes.
+    script = (
+        "from chatguard.policy.matcher import _Unit\n"
+        "from chatguard.policy.model import Pattern, PatternKind\n"
+        "p = Pattern(PatternKind.REGEX, 'x', r'^(?=.*\\bpay\\b).*?\\bor\\b')\n"
+        "u = _Unit(0, p)\n"
+        "print(u.looks() is not None and u.looks() is u.looks())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=compiled_tree,
+        env=_env(compiled_tree),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split() == ["True"]
+
+
 @pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_pure_and_compiled_decide_the_evaluation_set_alike(
     compiled_tree: Path, tmp_path: Path, half: int

@@ -27,7 +27,10 @@ Invariants: the same spans as the whole regex on every text it applies to
 (``tests/test_policy_lookahead_confirm.py`` compares both on every message
 of the evaluation set and on made-up texts); each search runs under the
 caller's timeout, so one confirmation is bounded by the parts' count times
-it. Pure: no I/O, no state but the compiled parts.
+it (a caller that skips the timeout because the whole regex's work bound
+allows it skips it for the parts too: each part does work the whole regex
+does, once). A regex whose pieces do not stand alone is not read apart.
+Pure: no I/O, no state but the compiled parts.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any
 
 import regex  # type: ignore[import-untyped, unused-ignore]
 
-from chatguard.policy.regex_tree import FLAGS, Alt, leading_looks, min_width, parse
+from chatguard.policy.regex_tree import FLAGS, Alt, RegexRefused, leading_looks, min_width, parse
 
 # (negative, search rather than match at 0, the compiled part)
 _Part = tuple[bool, bool, Any]
@@ -75,15 +78,18 @@ class LeadingLooks:
         if split is None:
             return None
         looks, rest = split
-        if min_width(parse(rest)) == 0:
-            # After an empty match at 0 ``finditer`` tries again at 0 for a
-            # longer one ("^(?=.*a).*?x?" finds "p" in "pa"): not read apart.
-            return None
-        positive = [_part(False, body) for negative, body in looks if not negative]
-        negative = [_part(True, body) for negative, body in looks if negative]
-        if probed is not None and 0 <= probed < len(positive):
-            positive.append(positive.pop(probed))
-        return cls([*positive, *negative], rest)
+        try:
+            if min_width(parse(rest)) == 0:
+                # After an empty match at 0 ``finditer`` tries again at 0 for
+                # a longer one ("^(?=.*a).*?x?" finds "p" in "pa"): not read apart.
+                return None
+            positive = [_part(False, body) for negative, body in looks if not negative]
+            negative = [_part(True, body) for negative, body in looks if negative]
+            if probed is not None and 0 <= probed < len(positive):
+                positive.append(positive.pop(probed))
+            return cls([*positive, *negative], rest)
+        except (RegexRefused, regex.error):
+            return None  # a piece that does not stand alone: the whole regex runs
 
     @staticmethod
     def applies(text: str) -> bool:

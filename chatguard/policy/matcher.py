@@ -148,6 +148,8 @@ class _Unit:
         self.index = index
         self.pattern = pattern
         self.compiled: Any = None  # regex.Pattern, on first confirmation
+        self._looks: LeadingLooks | None = None  # ``looks()``, on first confirmation
+        self._looks_known = False
         # What ``untimed`` found so far, for one step budget: texts up to
         # ``_within`` characters need no timeout, from ``_beyond`` on they do.
         self._budget = -1
@@ -188,14 +190,19 @@ class _Unit:
         except safety.RegexRefused:
             return None
 
-    @functools.cached_property
     def looks(self) -> LeadingLooks | None:
         """The regex read as its lookaheads and the rest, when it begins with
-        lookaheads (``lookahead_confirm``); None otherwise."""
-        root = self.root
-        if root is None:
-            return None
-        return LeadingLooks.build(self.pattern.expression, prefilter.probed_look(root))
+        lookaheads (``lookahead_confirm``); None otherwise. Worked out on
+        first use and kept in plain attributes: in the compiled build a
+        ``cached_property`` of this class is worked out again on every read."""
+        if not self._looks_known:
+            root = self.root
+            if root is not None:
+                self._looks = LeadingLooks.build(
+                    self.pattern.expression, prefilter.probed_look(root)
+                )
+            self._looks_known = True
+        return self._looks
 
     @functools.cached_property
     def root(self) -> safety.Node | None:
@@ -567,7 +574,7 @@ class Matcher:
             timeout: float | None = self.timeout
             if timeout is not None and unit.untimed(len(text), timeout):
                 timeout = None  # bounded without it (see the module docstring)
-            looks = unit.looks
+            looks = unit.looks()
             try:
                 if looks is not None and looks.applies(text):
                     spans = looks.spans(text, timeout)

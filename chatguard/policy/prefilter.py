@@ -136,7 +136,7 @@ def _hs_char(c: str) -> str:
 
 
 _ANY = r"[\s\S]"
-_ANY_RUN = f"(?:{_ANY}){{0,}}"  # what ``_hs`` makes of ".*" (and of "[^.!?]{0,40}")
+_ANY_RUN = f"(?:{_ANY}){{0,}}"  # what ``_hs`` makes of ".*"
 
 
 def _hs_set(ranges: safety.Ranges) -> str:
