@@ -45,13 +45,23 @@ from chatguard.policy.regex_tree import FLAGS, Alt, RegexRefused, leading_looks,
 _Part = tuple[bool, bool, Any]
 
 
+def _after_run(source: str, runs: tuple[str, ...]) -> str | None:
+    """What follows a leading run of any characters (one of ``runs``) that
+    a search can stand in for; None when there is none. Not for "(?=.*a|b)",
+    whose "b" must be at 0; nor ".*+" or ".*?+" (possessive), which do not
+    back off: those are matched as written."""
+    if isinstance(parse(source), Alt):
+        return None
+    for run in runs:
+        if source.startswith(run) and not source.startswith(run + "+"):
+            return source[len(run) :]
+    return None
+
+
 def _part(negative: bool, body: str) -> _Part:
-    # Not for "(?=.*a|b)", whose "b" must be at 0; nor ".*+" or ".*?+"
-    # (possessive), which do not back off: those are matched as written.
-    if not isinstance(parse(body), Alt):
-        for lead in (".*?", ".*"):
-            if body.startswith(lead) and not body.startswith(lead + "+"):
-                return negative, True, regex.compile(body[len(lead) :], FLAGS)
+    after = _after_run(body, (".*?", ".*"))
+    if after is not None:
+        return negative, True, regex.compile(after, FLAGS)
     return negative, False, regex.compile(body, FLAGS)
 
 
@@ -64,9 +74,9 @@ class LeadingLooks:
         self._parts = parts
         # A rest that begins ".*?" matches at 0 up to the end of the first
         # place its remainder matches: what a search for the remainder finds.
-        lazy = rest.startswith(".*?") and not rest.startswith(".*?+")
-        self._lazy = lazy and not isinstance(parse(rest), Alt)
-        self._rest = regex.compile(rest[3:] if self._lazy else rest, FLAGS)
+        after = _after_run(rest, (".*?",))
+        self._lazy = after is not None
+        self._rest = regex.compile(rest if after is None else after, FLAGS)
 
     @classmethod
     def build(cls, source: str, probed: int | None = None) -> LeadingLooks | None:
