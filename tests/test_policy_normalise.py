@@ -36,6 +36,9 @@ TECHNIQUES: list[tuple[str, str, set[Evasion]]] = [
     ("@h4ck3r hi", "@hacker hi", {E.LEET}),
     # a clear leet word reads "4" at its edge too; "b4" without leet inside stays
     ("wyjdz s4m4, m4mie ni3 m0w b4 23", "wyjdz sama, mamie nie mow b4 23", {E.LEET}),
+    # leet at both edges of two or more letters reads both; "1st" and "4ever" keep theirs
+    ("b1ld v0n d1r 0hn3 sh1rt", "bild von dir ohne shirt", {E.LEET}),
+    ("s3nd m3 1st pl4c3 4ever", "send me 1st place 4ever", {E.LEET}),
     # split words
     ("s.n.a.p", "snap", {E.SPLIT}),
     ("s n a p", "snap", {E.SPLIT}),

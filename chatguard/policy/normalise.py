@@ -55,7 +55,9 @@ keep the identity map.
    "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
    leading and trailing digits are then read too ("h3ll0"). Trailing digits of
    other words are read only when the message has clear leet ("s3nd m3" ->
-   "send me"; alone, "m3" and "ps5" stay). Never read: words without a
+   "send me"; alone, "m3" and "ps5" stay), and so are the leading ones of a
+   word with leet at both edges of two or more letters ("0hn3" -> "ohne";
+   "1st" and "4ever" keep theirs). Never read: words without a
    letter, words holding 2, 6 or 8 ("gr8", "h2o"), words with ``_`` (user
    names), links and e-mail addresses, ``@`` starting a word (a mention),
    ``!`` or ``|`` runs ("wow!!so"), ``4`` at the edge of a word without
@@ -784,7 +786,10 @@ def _leet_word(w: str) -> tuple[str, bool] | None:
     # At a word's edge "4" is "for" ("b4", "4ever") unless the word itself is
     # clear leet ("s4m4" reads "sama").
     edge = t.LEET_AT_EDGE | {"4"} if clear else t.LEET_AT_EDGE
-    if lead is not None and clear:  # from the letters outwards; "@" (a mention) stops it
+    # Leet at both edges of two or more letters ("0hn3") is no number ("1st",
+    # "4ever") nor a score ("1v1"): its leading characters read too.
+    wrapped = lead is not None and trail is not None and trail - lead >= 2
+    if lead is not None and (clear or wrapped):  # from the letters outwards; "@" (a mention) stops it
         for k in range(lead - 1, -1, -1):
             if w[k] not in edge:
                 break
