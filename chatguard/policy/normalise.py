@@ -788,8 +788,9 @@ def _leet_word(w: str) -> tuple[str, bool] | None:
     edge = t.LEET_AT_EDGE | {"4"} if clear else t.LEET_AT_EDGE
     # Leet at both edges of two or more letters ("0hn3") is no number ("1st",
     # "4ever") nor a score ("1v1"): its leading characters read too.
+    # From the letters outwards; "@" (a mention) stops it.
     wrapped = lead is not None and trail is not None and trail - lead >= 2
-    if lead is not None and (clear or wrapped):  # from the letters outwards; "@" (a mention) stops it
+    if lead is not None and (clear or wrapped):
         for k in range(lead - 1, -1, -1):
             if w[k] not in edge:
                 break
