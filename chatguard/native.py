@@ -53,7 +53,7 @@ MODULES = (
 
 # What a copy needs for ``setup.py build_ext``: the package, the build files
 # and what pyproject.toml names (the readme, the examples' package).
-_SOURCES = ("chatguard", "examples", "setup.py", "pyproject.toml", "README.md")
+SOURCES = ("chatguard", "examples", "setup.py", "pyproject.toml", "README.md")
 
 
 def module_paths() -> list[str]:
@@ -78,7 +78,7 @@ def build_copy(root: Path, into: Path, *, timeout: float = 600.0) -> Path:
     to run with ``into`` first on ``sys.path``. Needs mypy and a C compiler;
     raises ``subprocess.CalledProcessError`` (with the build's output) when
     the build fails."""
-    for name in _SOURCES:
+    for name in SOURCES:
         source = root / name
         if source.is_dir():
             shutil.copytree(
