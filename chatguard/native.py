@@ -15,9 +15,13 @@ Invariants:
    other half with ``-m slow``).
 2. ``MODULES`` lists only modules of the per-message path that compile
    unchanged; a module whose classes other code decorates or patches at
-   import time (``frozen.quick_init``'s records in ``state``, ``model``) stays
-   pure. This file imports nothing from ChatGuard, so that ``setup.py`` can
-   read it before anything is installed.
+   import time (``frozen.quick_init``'s records in ``model``) stays pure.
+   Records that compiled code builds for every message are best plain
+   classes with ``Final`` attributes, which mypyc compiles to native
+   classes (``state``'s); a dataclass in a compiled module stays a Python
+   class, built and read through Python. This file imports nothing from
+   ChatGuard, so that ``setup.py`` can read it before anything is
+   installed.
 3. Nothing here is needed at run time: a pure install (the default, and every
    editable install used for development) works the same, only slower.
 
@@ -45,6 +49,7 @@ MODULES = (
     "chatguard.policy.quotations",
     "chatguard.policy.addressing",
     "chatguard.policy.signal_model",
+    "chatguard.policy.state",
     "chatguard.policy.pending",
     "chatguard.policy.risk_formula",
     "chatguard.policy.risk",

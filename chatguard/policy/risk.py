@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from chatguard.policy.frozen import quick_init
@@ -164,8 +164,7 @@ def decay(
     k = 0.5**owed
     pairs = dict(state.pairs)
     _decay_pairs(pairs, k)
-    decayed = replace(
-        state,
+    decayed = state.replace(
         updated=max(float(now), state.updated),
         scores=_scaled(state.scores, k),
         pairs=pairs,
@@ -463,7 +462,7 @@ def _with_risk(state: ConversationState, settings: RiskSettings) -> Conversation
     risk, enforced = risks_of(state.participants, state.pairs, settings, state.owed)
     if risk == state.risk and enforced == state.enforced_risk:
         return state
-    return replace(state, risk=risk, enforced_risk=enforced)
+    return state.replace(risk=risk, enforced_risk=enforced)
 
 
 # --- Thresholds and severity ---------------------------------------------------------
@@ -512,9 +511,7 @@ def cross_thresholds(
             crossed.append((th, True))
     if not crossed:
         return state, crossed
-    return replace(
-        state, fired=fired | new, fired_shadow=(fired_shadow | new_shadow) - new
-    ), crossed
+    return state.replace(fired=fired | new, fired_shadow=(fired_shadow | new_shadow) - new), crossed
 
 
 def severity_rank(severity: str) -> int:
@@ -563,4 +560,4 @@ def record_escalation(state: ConversationState, severity: str) -> ConversationSt
         state.escalation is not None and severity_rank(state.escalation) >= severity_rank(severity)
     ):
         return state
-    return replace(state, escalation=severity)
+    return state.replace(escalation=severity)
