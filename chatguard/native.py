@@ -16,12 +16,12 @@ Invariants:
 2. ``MODULES`` lists only modules of the per-message path that compile
    unchanged; a module whose classes other code decorates or patches at
    import time (``frozen.quick_init``'s records in ``model``) stays pure.
-   Records that compiled code builds for every message are best plain
-   classes with ``Final`` attributes, which mypyc compiles to native
-   classes (``state``'s); a dataclass in a compiled module stays a Python
-   class, built and read through Python. This file imports nothing from
-   ChatGuard, so that ``setup.py`` can read it before anything is
-   installed.
+   A dataclass in a compiled module stays a Python class, built and read
+   through Python: the records compiled code builds for every message are
+   plain classes with ``Final`` attributes instead, which mypyc makes
+   native classes (``state``'s records, ``normalise.Normalised``,
+   ``risk.Observation``). This file imports nothing from ChatGuard, so that
+   ``setup.py`` can read it before anything is installed.
 3. Nothing here is needed at run time: a pure install (the default, and every
    editable install used for development) works the same, only slower.
 

@@ -69,13 +69,16 @@ def test_a_compiled_unit_works_out_its_lookahead_parts_once(compiled_tree: Path)
     assert done.stdout.split() == ["True"]
 
 
-def test_compiled_state_records_refuse_assignment(compiled_tree: Path) -> None:
+def test_compiled_records_refuse_assignment(compiled_tree: Path) -> None:
     # Native classes: their Final attributes are read-only at run time too
     # (state.py, invariant 1); a Python class would take the assignment.
     script = (
+        "from chatguard.policy.normalise import normalise\n"
+        "from chatguard.policy.risk import Observation\n"
         "from chatguard.policy.state import ConversationState, PairState, Participant\n"
         "for record, name in ((ConversationState(), 'risk'), (PairState(0), 'last'),\n"
-        "                     (Participant(), 'last_seen')):\n"
+        "                     (Participant(), 'last_seen'), (normalise('a'), 'folded'),\n"
+        "                     (Observation('a', (), ()), 'sender')):\n"
         "    try:\n"
         "        setattr(record, name, 1)\n"
         "    except AttributeError:\n"
@@ -89,7 +92,7 @@ def test_compiled_state_records_refuse_assignment(compiled_tree: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert done.stdout.split() == ["refused"] * 3
+    assert done.stdout.split() == ["refused"] * 5
 
 
 @pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])

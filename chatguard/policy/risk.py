@@ -56,10 +56,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
 from chatguard.policy.risk_formula import (
     conversation_risk,
@@ -130,20 +128,61 @@ __all__ = [
 # --- Update --------------------------------------------------------------------------
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
 class Observation:
-    """One message as the risk model sees it: who, to whom, which matches."""
+    """One message as the risk model sees it: who, to whom, which matches.
 
-    sender: str
-    recipients: tuple[str, ...]
-    matches: tuple[Match, ...]
-    sender_age: str = "unknown"  # attested: minor | adult | unknown
-    recipient_ages: Mapping[str, str] = field(default_factory=dict)
-    # Of ``matches``, the age declarations that speak for the recipient too
-    # ("we're both 15"): they declare the one recipient of a message to one
-    # person as they declare the sender.
-    for_recipient: tuple[Match, ...] = ()
+    A record: its attributes are ``Final`` and it compares and shows itself
+    by them, as a frozen dataclass would; a plain class, so that the
+    compiled build makes it a native one (``native.py``, invariant 2)."""
+
+    __slots__ = (
+        "for_recipient",
+        "matches",
+        "recipient_ages",
+        "recipients",
+        "sender",
+        "sender_age",
+    )
+
+    def __init__(
+        self,
+        sender: str,
+        recipients: tuple[str, ...],
+        matches: tuple[Match, ...],
+        sender_age: str = "unknown",
+        recipient_ages: Mapping[str, str] | None = None,
+        for_recipient: tuple[Match, ...] = (),
+    ) -> None:
+        self.sender: Final = sender
+        self.recipients: Final = recipients
+        self.matches: Final = matches
+        self.sender_age: Final = sender_age  # attested: minor | adult | unknown
+        # Attested, per recipient (``None``: a new empty map).
+        self.recipient_ages: Final[Mapping[str, str]] = (
+            {} if recipient_ages is None else recipient_ages
+        )
+        # Of ``matches``, the age declarations that speak for the recipient too
+        # ("we're both 15"): they declare the one recipient of a message to one
+        # person as they declare the sender.
+        self.for_recipient: Final = for_recipient
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.sender, self.recipients, self.matches,
+            self.sender_age, self.recipient_ages, self.for_recipient,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:  # no __hash__: its map is not hashable
+        if not isinstance(other, Observation):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"Observation(sender={self.sender!r}, recipients={self.recipients!r}, "
+            f"matches={self.matches!r}, sender_age={self.sender_age!r}, "
+            f"recipient_ages={self.recipient_ages!r}, for_recipient={self.for_recipient!r})"
+        )
 
 
 def decay(
