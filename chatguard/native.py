@@ -15,9 +15,14 @@ Invariants:
    other half with ``-m slow``).
 2. ``MODULES`` lists only modules of the per-message path that compile
    unchanged; a module whose classes other code decorates or patches at
-   import time (``frozen.quick_init``'s records in ``state``, ``model``) stays
-   pure. This file imports nothing from ChatGuard, so that ``setup.py`` can
-   read it before anything is installed.
+   import time (``frozen.quick_init``'s records in ``model``) stays pure.
+   A dataclass in a compiled module stays a Python class, built and read
+   through Python: the records compiled code builds or reads for every
+   message are plain classes with ``Final`` attributes instead, which mypyc
+   makes native classes (``state``'s records, ``normalise.Normalised``,
+   ``risk.Observation``, ``engine.MessageContext``). This file imports
+   nothing from ChatGuard, so that ``setup.py`` can read it before anything
+   is installed.
 3. Nothing here is needed at run time: a pure install (the default, and every
    editable install used for development) works the same, only slower.
 
@@ -45,6 +50,7 @@ MODULES = (
     "chatguard.policy.quotations",
     "chatguard.policy.addressing",
     "chatguard.policy.signal_model",
+    "chatguard.policy.state",
     "chatguard.policy.pending",
     "chatguard.policy.risk_formula",
     "chatguard.policy.risk",

@@ -69,6 +69,36 @@ def test_a_compiled_unit_works_out_its_lookahead_parts_once(compiled_tree: Path)
     assert done.stdout.split() == ["True"]
 
 
+def test_compiled_records_refuse_assignment(compiled_tree: Path) -> None:
+    # Native classes: their Final attributes are read-only at run time too
+    # (state.py, invariant 1; native.py, invariant 2); a Python class would
+    # take the assignment.
+    script = (
+        "from chatguard.policy.engine import MessageContext\n"
+        "from chatguard.policy.model import Where\n"
+        "from chatguard.policy.normalise import normalise\n"
+        "from chatguard.policy.risk import Observation\n"
+        "from chatguard.policy.state import ConversationState, PairState, Participant\n"
+        "for record, name in ((ConversationState(), 'risk'), (PairState(0), 'last'),\n"
+        "                     (Participant(), 'last_seen'), (normalise('a'), 'folded'),\n"
+        "                     (Observation('a', (), ()), 'sender'),\n"
+        "                     (MessageContext('a', 'c', 'a', (), Where.ROOM), 'text')):\n"
+        "    try:\n"
+        "        setattr(record, name, 1)\n"
+        "    except AttributeError:\n"
+        "        print('refused')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=compiled_tree,
+        env=_env(compiled_tree),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split() == ["refused"] * 6
+
+
 @pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_pure_and_compiled_decide_the_evaluation_set_alike(
     compiled_tree: Path, tmp_path: Path, half: int

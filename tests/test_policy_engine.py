@@ -837,3 +837,15 @@ def test_only_family_words_are_read_in_the_messages_own_language() -> None:
     # Other signals are read in every language; a rule of a language the
     # pack has no function words for cannot be judged, so it stays.
     assert [m.rule_id for m in assessment.matches] == ["es.snap", "xx.kinship"]
+
+
+def test_a_message_context_compares_and_shows_itself_by_its_fields() -> None:
+    msg = MessageContext("hi", "c", "amy", ("bob",), Where.DIRECT)
+    assert msg == MessageContext("hi", "c", "amy", ("bob",), Where.DIRECT, "client", "unknown", {})
+    assert msg != MessageContext("hi", "c", "amy", ("bob",), Where.DIRECT, room="#r")
+    assert msg.recipient_ages == {}
+    assert repr(msg) == (
+        "MessageContext(text='hi', conversation='c', sender='amy', recipients=('bob',), "
+        "where=<Where.DIRECT: 'direct'>, origin='client', sender_age='unknown', "
+        "recipient_ages={}, sender_roles=frozenset(), room=None)"
+    )

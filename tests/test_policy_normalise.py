@@ -573,3 +573,15 @@ def test_every_folded_span_maps_inside_the_original(raw: str, data: st.DataObjec
     assert 0 <= a <= b <= len(raw)
     if start < end:
         assert a < b  # a highlighted match covers something the user typed
+
+
+def test_a_normalised_message_compares_hashes_and_shows_itself_by_its_fields() -> None:
+    n = normalise("Ｈｅｌｌｏ  there")
+    assert n == normalise("Ｈｅｌｌｏ  there")
+    assert hash(n) == hash(normalise("Ｈｅｌｌｏ  there"))
+    assert n != Normalised(n.original, n.text, n.folded, n.evasions, n.features)  # offsets too
+    assert n != normalise("hello there")
+    assert repr(Normalised("A", "a", "a")) == (
+        "Normalised(original='A', text='a', folded='a', evasions=frozenset(), "
+        "features=frozenset(), truncated=False)"
+    )

@@ -430,3 +430,14 @@ def test_observe_builds_the_state_with_the_engines_pending_and_language() -> Non
     kept = observe(after, Observation("kid", ("adult",), ()), DEFAULT_SETTINGS, 1.0)
     assert kept.pending is pending
     assert kept.language == "en"
+
+
+def test_an_observation_compares_and_shows_itself_by_its_fields() -> None:
+    m = match(Signal.FLATTERY)
+    obs = Observation("amara", ("joel",), (m,))
+    assert obs == Observation("amara", ("joel",), (m,), "unknown", {}, ())
+    assert obs != Observation("amara", ("joel",), (m,), recipient_ages={"joel": "minor"})
+    assert obs.recipient_ages == {}
+    assert obs.recipient_ages is not Observation("amara", ("joel",), ()).recipient_ages
+    assert repr(obs).startswith("Observation(sender='amara', recipients=('joel',), matches=(")
+    assert repr(obs).endswith("sender_age='unknown', recipient_ages={}, for_recipient=())")

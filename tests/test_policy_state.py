@@ -5,7 +5,6 @@ optional language key. States are built by the real ``risk.observe``."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +15,10 @@ from chatguard.policy.risk import Observation, conversation_risk, decay, observe
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
 from chatguard.policy.state import (
     ROOM_AUDIENCE,
+    Band,
     ConversationState,
+    PairState,
+    Participant,
     participant_key,
     state_size_bound,
 )
@@ -61,7 +63,7 @@ def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
     pending = {
         f"{i:03d}".ljust(64, "q"): ("minor_self_declared", 2**62, 1e9, True) for i in range(8)
     }
-    state = replace(state, pending=pending)
+    state = state.replace(pending=pending)
     data = state.to_json()
     assert len(state.pairs) == DEFAULT_SETTINGS.max_pairs
     assert len(state.participants) == DEFAULT_SETTINGS.max_participants
@@ -222,3 +224,31 @@ def test_bad_pending_questions_are_unreadable(pending: object) -> None:
     data["q"] = pending
     with pytest.raises(ValueError, match="unreadable"):
         ConversationState.from_json(json.dumps(data))
+
+
+def test_records_compare_show_and_copy_by_their_fields() -> None:
+    state = ConversationState()
+    assert state.scores == {}
+    assert state.scores is not ConversationState().scores
+    assert PairState(3, {"sexual": 1.0}) == PairState(3, {"sexual": 1.0}) != PairState(3)
+    assert Participant(Band.MINOR) == Participant(Band.MINOR, frozenset(), frozenset(), 0)
+    assert Participant(Band.MINOR) != Participant(Band.MINOR, last_seen=1)
+    assert hash(Participant(Band.MINOR)) == hash(Participant(Band.MINOR))
+    assert state != PairState(0)
+    assert state != Participant()
+    with pytest.raises(TypeError):
+        hash(state)  # its maps are not hashable
+    assert repr(PairState(3)) == (
+        "PairState(last=3, scores={}, stages={}, shadow_scores={}, shadow_stages={})"
+    )
+    assert repr(Participant()) == (
+        "Participant(attested=<Band.UNKNOWN: 'unknown'>, declared=frozenset(), "
+        "shadow_declared=frozenset(), last_seen=0)"
+    )
+    assert repr(state).startswith("ConversationState(updated=0.0, messages=0, scores={},")
+    later = state.replace(risk=2.0, escalation="high", fired=frozenset({"t"}))
+    assert (later.risk, later.escalation, later.fired) == (2.0, "high", frozenset({"t"}))
+    assert (later.messages, later.enforced_risk, later.pending) == (0, 0.0, {})
+    assert state == ConversationState()  # unchanged
+    assert later.replace() == later
+    assert later.replace() is not later

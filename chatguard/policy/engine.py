@@ -52,11 +52,10 @@ ties in step 4.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any, Final, Protocol
 
 from chatguard.policy.addressing import addressed
-from chatguard.policy.frozen import quick_init
 from chatguard.policy.language import LanguageGuesser, base_language
 from chatguard.policy.model import (
     ActionType,
@@ -111,21 +110,71 @@ _SCOPE_VALUE = {band: band.value for band in Band}
 _COLLAPSED_VALUE = {band: band.collapsed.value for band in Band}
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
 class MessageContext:
-    """One chat message and what the platform attests about its people."""
+    """One chat message and what the platform attests about its people.
 
-    text: str
-    conversation: str
-    sender: str
-    recipients: tuple[str, ...]
-    where: Where  # Where.ROOM or Where.DIRECT
-    origin: str = "client"  # "client" | "upstream": the side that sent it
-    sender_age: str = "unknown"  # attested: "minor" | "adult" | "unknown"
-    recipient_ages: Mapping[str, str] = field(default_factory=dict)  # attested, per recipient
-    sender_roles: frozenset[str] = frozenset()
-    room: str | None = None
+    A record: its attributes are ``Final`` and it compares and shows itself
+    by them, as a frozen dataclass would; a plain class, so that the
+    compiled build makes it a native one (``native.py``, invariant 2)."""
+
+    __slots__ = (
+        "conversation",
+        "origin",
+        "recipient_ages",
+        "recipients",
+        "room",
+        "sender",
+        "sender_age",
+        "sender_roles",
+        "text",
+        "where",
+    )
+
+    def __init__(
+        self,
+        text: str,
+        conversation: str,
+        sender: str,
+        recipients: tuple[str, ...],
+        where: Where,
+        origin: str = "client",
+        sender_age: str = "unknown",
+        recipient_ages: Mapping[str, str] | None = None,
+        sender_roles: frozenset[str] = frozenset(),
+        room: str | None = None,
+    ) -> None:
+        self.text: Final = text
+        self.conversation: Final = conversation
+        self.sender: Final = sender
+        self.recipients: Final = recipients
+        self.where: Final = where  # Where.ROOM or Where.DIRECT
+        self.origin: Final = origin  # "client" | "upstream": the side that sent it
+        self.sender_age: Final = sender_age  # attested: "minor" | "adult" | "unknown"
+        # Attested, per recipient (``None``: a new empty map).
+        self.recipient_ages: Final[Mapping[str, str]] = (
+            {} if recipient_ages is None else recipient_ages
+        )
+        self.sender_roles: Final = sender_roles
+        self.room: Final = room
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.text, self.conversation, self.sender, self.recipients, self.where,
+            self.origin, self.sender_age, self.recipient_ages, self.sender_roles, self.room,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:  # no __hash__: its map is not hashable
+        if not isinstance(other, MessageContext):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        names = (
+            "text", "conversation", "sender", "recipients", "where",
+            "origin", "sender_age", "recipient_ages", "sender_roles", "room",
+        )  # fmt: skip
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"MessageContext({inner})"
 
 
 class ScanHit(Protocol):

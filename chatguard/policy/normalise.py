@@ -92,10 +92,9 @@ import enum
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from typing import Final
 
 from chatguard.policy import confusables as t
-from chatguard.policy.frozen import quick_init
 
 DEFAULT_MAX_CHARS = 4096
 
@@ -121,26 +120,76 @@ class Feature(enum.StrEnum):
 Offsets = tuple[int, ...]
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
 class Normalised:
     """A normalised message.
 
     ``original`` is the input as given (even when ``truncated``); offsets
     index into it. The private offset fields are ``None`` for the identity
     map, the common case, so plain messages cost no offset tables.
+
+    A record: its attributes are ``Final`` (never changed once built), and
+    it compares, hashes and shows itself by them as a frozen dataclass
+    would. A plain class, so that the compiled build makes it a native one
+    (``native.py``, invariant 2).
     """
 
-    original: str
-    text: str
-    folded: str
-    evasions: frozenset[Evasion] = frozenset()
-    features: frozenset[Feature] = frozenset()
-    truncated: bool = False
-    _starts: Offsets | None = field(default=None, repr=False)
-    _ends: Offsets | None = field(default=None, repr=False)
-    _folded_starts: Offsets | None = field(default=None, repr=False)
-    _folded_ends: Offsets | None = field(default=None, repr=False)
+    __slots__ = (
+        "_ends",
+        "_folded_ends",
+        "_folded_starts",
+        "_starts",
+        "evasions",
+        "features",
+        "folded",
+        "original",
+        "text",
+        "truncated",
+    )
+
+    def __init__(
+        self,
+        original: str,
+        text: str,
+        folded: str,
+        evasions: frozenset[Evasion] = frozenset(),
+        features: frozenset[Feature] = frozenset(),
+        truncated: bool = False,
+        _starts: Offsets | None = None,
+        _ends: Offsets | None = None,
+        _folded_starts: Offsets | None = None,
+        _folded_ends: Offsets | None = None,
+    ) -> None:
+        self.original: Final = original
+        self.text: Final = text
+        self.folded: Final = folded
+        self.evasions: Final = evasions
+        self.features: Final = features
+        self.truncated: Final = truncated
+        self._starts: Final = _starts
+        self._ends: Final = _ends
+        self._folded_starts: Final = _folded_starts
+        self._folded_ends: Final = _folded_ends
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.original, self.text, self.folded, self.evasions, self.features,
+            self.truncated, self._starts, self._ends, self._folded_starts, self._folded_ends,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Normalised):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:  # the offset tables left out
+        return (
+            f"Normalised(original={self.original!r}, text={self.text!r}, "
+            f"folded={self.folded!r}, evasions={self.evasions!r}, "
+            f"features={self.features!r}, truncated={self.truncated!r})"
+        )
 
     @property
     def offsets(self) -> Offsets:

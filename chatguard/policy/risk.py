@@ -56,10 +56,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
 from chatguard.policy.risk_formula import (
     conversation_risk,
@@ -130,20 +128,61 @@ __all__ = [
 # --- Update --------------------------------------------------------------------------
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
 class Observation:
-    """One message as the risk model sees it: who, to whom, which matches."""
+    """One message as the risk model sees it: who, to whom, which matches.
 
-    sender: str
-    recipients: tuple[str, ...]
-    matches: tuple[Match, ...]
-    sender_age: str = "unknown"  # attested: minor | adult | unknown
-    recipient_ages: Mapping[str, str] = field(default_factory=dict)
-    # Of ``matches``, the age declarations that speak for the recipient too
-    # ("we're both 15"): they declare the one recipient of a message to one
-    # person as they declare the sender.
-    for_recipient: tuple[Match, ...] = ()
+    A record: its attributes are ``Final`` and it compares and shows itself
+    by them, as a frozen dataclass would; a plain class, so that the
+    compiled build makes it a native one (``native.py``, invariant 2)."""
+
+    __slots__ = (
+        "for_recipient",
+        "matches",
+        "recipient_ages",
+        "recipients",
+        "sender",
+        "sender_age",
+    )
+
+    def __init__(
+        self,
+        sender: str,
+        recipients: tuple[str, ...],
+        matches: tuple[Match, ...],
+        sender_age: str = "unknown",
+        recipient_ages: Mapping[str, str] | None = None,
+        for_recipient: tuple[Match, ...] = (),
+    ) -> None:
+        self.sender: Final = sender
+        self.recipients: Final = recipients
+        self.matches: Final = matches
+        self.sender_age: Final = sender_age  # attested: minor | adult | unknown
+        # Attested, per recipient (``None``: a new empty map).
+        self.recipient_ages: Final[Mapping[str, str]] = (
+            {} if recipient_ages is None else recipient_ages
+        )
+        # Of ``matches``, the age declarations that speak for the recipient too
+        # ("we're both 15"): they declare the one recipient of a message to one
+        # person as they declare the sender.
+        self.for_recipient: Final = for_recipient
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.sender, self.recipients, self.matches,
+            self.sender_age, self.recipient_ages, self.for_recipient,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:  # no __hash__: its map is not hashable
+        if not isinstance(other, Observation):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"Observation(sender={self.sender!r}, recipients={self.recipients!r}, "
+            f"matches={self.matches!r}, sender_age={self.sender_age!r}, "
+            f"recipient_ages={self.recipient_ages!r}, for_recipient={self.for_recipient!r})"
+        )
 
 
 def decay(
@@ -164,8 +203,7 @@ def decay(
     k = 0.5**owed
     pairs = dict(state.pairs)
     _decay_pairs(pairs, k)
-    decayed = replace(
-        state,
+    decayed = state.replace(
         updated=max(float(now), state.updated),
         scores=_scaled(state.scores, k),
         pairs=pairs,
@@ -463,7 +501,7 @@ def _with_risk(state: ConversationState, settings: RiskSettings) -> Conversation
     risk, enforced = risks_of(state.participants, state.pairs, settings, state.owed)
     if risk == state.risk and enforced == state.enforced_risk:
         return state
-    return replace(state, risk=risk, enforced_risk=enforced)
+    return state.replace(risk=risk, enforced_risk=enforced)
 
 
 # --- Thresholds and severity ---------------------------------------------------------
@@ -512,9 +550,7 @@ def cross_thresholds(
             crossed.append((th, True))
     if not crossed:
         return state, crossed
-    return replace(
-        state, fired=fired | new, fired_shadow=(fired_shadow | new_shadow) - new
-    ), crossed
+    return state.replace(fired=fired | new, fired_shadow=(fired_shadow | new_shadow) - new), crossed
 
 
 def severity_rank(severity: str) -> int:
@@ -563,4 +599,4 @@ def record_escalation(state: ConversationState, severity: str) -> ConversationSt
         state.escalation is not None and severity_rank(state.escalation) >= severity_rank(severity)
     ):
         return state
-    return replace(state, escalation=severity)
+    return state.replace(escalation=severity)

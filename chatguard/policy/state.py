@@ -9,8 +9,15 @@ read out of it is ``risk.py``'s.
 
 Invariants:
 
-1. Immutable: a state is never changed in place; values may be shared
-   between successive states for that reason.
+1. Immutable: a state and its parts are never changed in place; values may
+   be shared between successive states for that reason. The three records
+   are plain classes whose attributes are ``Final``: ``mypy --strict``
+   refuses any assignment after ``__init__`` (and the compiled build, where
+   they are native classes, refuses one at run time as well). They are not
+   frozen dataclasses because mypyc can build and read a native class
+   directly, and a dataclass only through Python (``native.py``); what the
+   code needs of a dataclass they have: equality and ``repr`` by their
+   fields, a hash for ``Participant``, and ``ConversationState.replace``.
 2. Bounded: ``to_json`` output never exceeds ``state_size_bound(settings)``;
    user ids that are long or need escaping are stored as a digest
    (``participant_key``).
@@ -38,10 +45,8 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from chatguard.policy.frozen import quick_init
 from chatguard.policy.model import Stage
 from chatguard.policy.risk_settings import (
     AGE_CONTRADICTION,
@@ -94,20 +99,50 @@ MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
 ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
 
 
+def _repr(record: object, names: tuple[str, ...], values: tuple[object, ...]) -> str:
+    """``Name(field=value, ...)``, as a dataclass shows itself."""
+    inner = ", ".join(f"{name}={value!r}" for name, value in zip(names, values, strict=True))
+    return f"{type(record).__name__}({inner})"
+
+
 def attested_band(value: str | None) -> Band:
     """A platform attestation as a band; anything but minor/adult is unknown."""
     return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+_PARTICIPANT_FIELDS: Final = ("attested", "declared", "shadow_declared", "last_seen")
+
+
 class Participant:
     """What is known about one person's age, and when they were last active."""
 
-    attested: Band = Band.UNKNOWN  # the latest minor/adult attestation
-    declared: frozenset[Band] = frozenset()  # self-declarations (MINOR, ADULT) by enforced rules
-    shadow_declared: frozenset[Band] = frozenset()  # ... only by shadow rules
-    last_seen: int = 0  # index of the last message they sent or received
+    __slots__ = _PARTICIPANT_FIELDS
+
+    def __init__(
+        self,
+        attested: Band = Band.UNKNOWN,
+        declared: frozenset[Band] = frozenset(),
+        shadow_declared: frozenset[Band] = frozenset(),
+        last_seen: int = 0,
+    ) -> None:
+        self.attested: Final = attested  # the latest minor/adult attestation
+        self.declared: Final = declared  # self-declarations (MINOR, ADULT) by enforced rules
+        self.shadow_declared: Final = shadow_declared  # ... only by shadow rules
+        self.last_seen: Final = last_seen  # index of the last message they sent or received
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.attested, self.declared, self.shadow_declared, self.last_seen)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Participant):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return _repr(self, _PARTICIPANT_FIELDS, self._fields())
 
     def band(self, include_shadow: bool) -> Band:
         if self.attested is not _UNKNOWN:
@@ -130,16 +165,44 @@ class Participant:
         return self.attested is Band.ADULT and Band.MINOR in self.declared
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class PairState:
-    """One direction sender→recipient: decayed score per signal, first stages."""
+_PAIR_FIELDS: Final = ("last", "scores", "stages", "shadow_scores", "shadow_stages")
 
-    last: int  # index of the last message on this pair
-    scores: Mapping[str, float] = field(default_factory=dict)
-    stages: Mapping[Stage, int] = field(default_factory=dict)  # stage -> first message index
-    shadow_scores: Mapping[str, float] = field(default_factory=dict)
-    shadow_stages: Mapping[Stage, int] = field(default_factory=dict)
+
+class PairState:
+    """One direction sender→recipient: decayed score per signal, first stages.
+    A map not given (``None``) is a new empty one."""
+
+    __slots__ = _PAIR_FIELDS
+
+    def __init__(
+        self,
+        last: int,
+        scores: Mapping[str, float] | None = None,
+        stages: Mapping[Stage, int] | None = None,
+        shadow_scores: Mapping[str, float] | None = None,
+        shadow_stages: Mapping[Stage, int] | None = None,
+    ) -> None:
+        self.last: Final = last  # index of the last message on this pair
+        self.scores: Final[Mapping[str, float]] = {} if scores is None else scores
+        # stage -> first message index
+        self.stages: Final[Mapping[Stage, int]] = {} if stages is None else stages
+        self.shadow_scores: Final[Mapping[str, float]] = (
+            {} if shadow_scores is None else shadow_scores
+        )
+        self.shadow_stages: Final[Mapping[Stage, int]] = (
+            {} if shadow_stages is None else shadow_stages
+        )
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.last, self.scores, self.stages, self.shadow_scores, self.shadow_stages)
+
+    def __eq__(self, other: object) -> bool:  # no __hash__: its maps are not hashable
+        if not isinstance(other, PairState):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return _repr(self, _PAIR_FIELDS, self._fields())
 
     def view(self, include_shadow: bool) -> tuple[dict[str, float], dict[Stage, int]]:
         scores, stages = dict(self.scores), dict(self.stages)
@@ -151,29 +214,107 @@ class PairState:
         return scores, stages
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+_STATE_FIELDS: Final = (
+    "updated", "messages", "scores", "stages", "participants", "pairs", "fired",
+    "fired_shadow", "escalation", "risk", "enforced_risk", "language", "pending", "owed",
+)  # fmt: skip
+
+
 class ConversationState:
     """All that is remembered about one conversation. Scores (conversation and
     pairs) are as of the last message that scored and still owe ``owed``
-    half-lives of decay (invariant 5); ``risk`` is as of ``updated``."""
+    half-lives of decay (invariant 5); ``risk`` is as of ``updated``. A map
+    not given (``None``) is a new empty one."""
 
-    updated: float = 0.0  # the ``now`` of the last message
-    messages: int = 0  # messages seen; a message's index is the count before it
-    scores: Mapping[str, float] = field(default_factory=dict)  # whole conversation, raw
-    stages: Mapping[Stage, int] = field(default_factory=dict)  # whole conversation
-    participants: Mapping[str, Participant] = field(default_factory=dict)
-    pairs: Mapping[tuple[str, str], PairState] = field(default_factory=dict)
-    fired: frozenset[str] = frozenset()  # thresholds fired (enforced), see threshold_key
-    fired_shadow: frozenset[str] = frozenset()  # thresholds fired only in shadow
-    escalation: str | None = None  # highest severity escalated so far (enforced)
-    risk: float = 0.0  # conversation risk as of ``updated``, shadow matches included
-    enforced_risk: float = 0.0  # the same without shadow matches
-    language: str | None = None  # the language its rules last matched in (a tie-breaker)
-    # Questions a recipient's yes would answer (pending.py): participant key ->
-    # (signal, last message index it may be answered at, weight, shadow).
-    pending: Mapping[str, tuple[str, int, float, bool]] = field(default_factory=dict)
-    owed: float = 0.0  # half-lives of decay the stored scores owe, 0 to MAX_OWED
+    __slots__ = _STATE_FIELDS
+
+    def __init__(
+        self,
+        updated: float = 0.0,
+        messages: int = 0,
+        scores: Mapping[str, float] | None = None,
+        stages: Mapping[Stage, int] | None = None,
+        participants: Mapping[str, Participant] | None = None,
+        pairs: Mapping[tuple[str, str], PairState] | None = None,
+        fired: frozenset[str] = frozenset(),
+        fired_shadow: frozenset[str] = frozenset(),
+        escalation: str | None = None,
+        risk: float = 0.0,
+        enforced_risk: float = 0.0,
+        language: str | None = None,
+        pending: Mapping[str, tuple[str, int, float, bool]] | None = None,
+        owed: float = 0.0,
+    ) -> None:
+        self.updated: Final = updated  # the ``now`` of the last message
+        self.messages: Final = messages  # messages seen; a message's index is the count before it
+        # Whole conversation, raw:
+        self.scores: Final[Mapping[str, float]] = {} if scores is None else scores
+        self.stages: Final[Mapping[Stage, int]] = {} if stages is None else stages
+        self.participants: Final[Mapping[str, Participant]] = (
+            {} if participants is None else participants
+        )
+        self.pairs: Final[Mapping[tuple[str, str], PairState]] = {} if pairs is None else pairs
+        self.fired: Final = fired  # thresholds fired (enforced), see threshold_key
+        self.fired_shadow: Final = fired_shadow  # thresholds fired only in shadow
+        self.escalation: Final = escalation  # highest severity escalated so far (enforced)
+        self.risk: Final = risk  # conversation risk as of ``updated``, shadow matches included
+        self.enforced_risk: Final = enforced_risk  # the same without shadow matches
+        self.language: Final = language  # the language its rules last matched in (a tie-breaker)
+        # Questions a recipient's yes would answer (pending.py): participant key ->
+        # (signal, last message index it may be answered at, weight, shadow).
+        self.pending: Final[Mapping[str, tuple[str, int, float, bool]]] = (
+            {} if pending is None else pending
+        )
+        self.owed: Final = owed  # half-lives of decay the stored scores owe, 0 to MAX_OWED
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.updated, self.messages, self.scores, self.stages, self.participants,
+            self.pairs, self.fired, self.fired_shadow, self.escalation, self.risk,
+            self.enforced_risk, self.language, self.pending, self.owed,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:  # no __hash__: its maps are not hashable
+        if not isinstance(other, ConversationState):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return _repr(self, _STATE_FIELDS, self._fields())
+
+    def replace(
+        self,
+        *,
+        updated: float | None = None,
+        scores: Mapping[str, float] | None = None,
+        pairs: Mapping[tuple[str, str], PairState] | None = None,
+        fired: frozenset[str] | None = None,
+        fired_shadow: frozenset[str] | None = None,
+        escalation: str | None = None,
+        risk: float | None = None,
+        enforced_risk: float | None = None,
+        pending: Mapping[str, tuple[str, int, float, bool]] | None = None,
+        owed: float | None = None,
+    ) -> ConversationState:
+        """A copy with the given parts replaced (``None``: as it was). Only
+        the parts that change after a message is folded in: its decay, risk,
+        fired thresholds, escalation, pending questions."""
+        return ConversationState(
+            self.updated if updated is None else updated,
+            self.messages,
+            self.scores if scores is None else scores,
+            self.stages,
+            self.participants,
+            self.pairs if pairs is None else pairs,
+            self.fired if fired is None else fired,
+            self.fired_shadow if fired_shadow is None else fired_shadow,
+            self.escalation if escalation is None else escalation,
+            self.risk if risk is None else risk,
+            self.enforced_risk if enforced_risk is None else enforced_risk,
+            self.language,
+            self.pending if pending is None else pending,
+            self.owed if owed is None else owed,
+        )
 
     def participant(self, user: str) -> Participant | None:
         return self.participants.get(participant_key(user))
