@@ -629,23 +629,8 @@ def compare_compiled_baseline(
     root = Path(__file__).resolve().parent.parent
     own = [] if same_pack else _own_folders(packs, root)
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "source"
-        source.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(root), "archive", "--format=tar", rev, *native.SOURCES, *own],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-        (Path(tmp) / "old").mkdir()
-        old = native.build_copy(source, Path(tmp) / "old")
-        (old / "bench").symlink_to(root / "bench", target_is_directory=True)
-        for folder in own:
-            (old / folder).symlink_to(source / folder, target_is_directory=True)
-        (Path(tmp) / "new").mkdir()
-        new = compiled_tree(Path(tmp) / "new")
-        for folder in own:
-            (new / folder).symlink_to(root / folder, target_is_directory=True)
+        old = compiled_checkout(rev, Path(tmp) / "old", own)
+        new = compiled_tree(Path(tmp) / "new", own)
         which = "today's packs on both sides" if not own else "each side its own pack"
         print(
             f"baseline {rev} vs the working tree, both compiled ({which}); "
@@ -654,14 +639,43 @@ def compare_compiled_baseline(
         side_by_side(old, new, packs, backends, runs, count, own, texts)
 
 
-def compiled_tree(into: Path) -> Path:
-    """This working tree built compiled under ``into`` (``native.build_copy``),
-    next to a link to this ``bench`` folder, as ``checkout`` leaves an old
-    revision: a worker started there runs today's benchmark on the compiled
-    engine. It has no pack folders: workers read the working tree's."""
+def compiled_checkout(rev: str, into: Path, own: Sequence[str] = ()) -> Path:
+    """Revision ``rev`` built compiled under ``into`` (created), next to a link
+    to this ``bench`` folder, with the pack folders ``own`` as of ``rev``: what
+    ``checkout`` leaves, as the compiled build."""
     root = Path(__file__).resolve().parent.parent
+    source = into / "source"
+    source.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", rev, *native.SOURCES, *own],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    built = native.build_copy(source, _made(into / "built"))
+    (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+    for folder in own:
+        (built / folder).symlink_to(source / folder, target_is_directory=True)
+    return built
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    return folder
+
+
+def compiled_tree(into: Path, own: Sequence[str] = ()) -> Path:
+    """This working tree built compiled under ``into`` (``native.build_copy``;
+    created when missing), next to a link to this ``bench`` folder, as
+    ``checkout`` leaves an old revision: a worker started there runs today's
+    benchmark on the compiled engine. Of the pack folders, it links only
+    ``own``; workers read the others from the working tree."""
+    root = Path(__file__).resolve().parent.parent
+    into.mkdir(parents=True, exist_ok=True)
     built = native.build_copy(root, into)
     (built / "bench").symlink_to(root / "bench", target_is_directory=True)
+    for folder in own:
+        (built / folder).symlink_to(root / folder, target_is_directory=True)
     return built
 
 

@@ -7,7 +7,8 @@ writing to a child in 50 conversations) under ``valgrind --tool=callgrind``
 and reports instructions per message, for the working tree and, with
 ``--baseline REV``, for git revision ``REV`` beside it, with their ratio;
 with ``--compiled``, for the working tree as the compiled build
-(``chatguard.native``) beside it.
+(``chatguard.native``) beside it; with both, for ``REV`` and the working
+tree both compiled.
 
 How it counts. A worker process loads the pack, builds the matcher (from a
 shared cache, filled by a first run outside callgrind), runs ``--warm``
@@ -47,6 +48,7 @@ from bench.engine import (
     _pack_arg,
     baseline_arguments,
     checkout,
+    compiled_checkout,
     compiled_tree,
     messages,
     whole_engine,
@@ -123,7 +125,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=1000, help="messages run before counting")
     baseline_arguments(parser, "count git revision REV beside")
     parser.add_argument(
-        "--compiled", action="store_true", help="count the compiled build beside (needs cc)"
+        "--compiled",
+        action="store_true",
+        help="count the compiled build beside (needs cc); with --baseline, both sides compiled",
     )
     args = parser.parse_args()
     if args.worker:
@@ -136,11 +140,16 @@ def main() -> None:
         raise SystemExit("--count must be at least 1 and --warm at least 0")
     root = Path(__file__).resolve().parent.parent
     packs = args.packs.split(",")
-    # The compiled copy has no pack folders: both sides read the working tree's.
-    own = [] if args.same_pack or args.compiled else _own_folders(packs, root)
+    # Alone, the compiled copy reads the working tree's pack folders.
+    own = [] if args.same_pack or not args.baseline else _own_folders(packs, root)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
         trees = {"working tree": root}
-        if args.baseline:
+        if args.baseline and args.compiled:  # both sides compiled
+            trees = {
+                args.baseline: compiled_checkout(args.baseline, Path(tmp) / "old", own),
+                "working tree": compiled_tree(Path(tmp) / "new", own),
+            }
+        elif args.baseline:
             trees = {args.baseline: checkout(args.baseline, Path(tmp), own), **trees}
         elif args.compiled:
             trees["compiled"] = compiled_tree(Path(tmp))
