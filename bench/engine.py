@@ -579,22 +579,28 @@ def compare(
     *,
     same_pack: bool = False,
     texts: Sequence[Path] = (),
+    compiled: bool = False,
 ) -> None:
     """The engine stages at ``rev`` and now, in alternating worker processes
-    (old, new, new, old; each with half the runs), medians of all runs. A
-    pack folder of this repository is read as of ``rev`` on the old side
-    (old code with its own pack), unless ``same_pack``: then both sides read
-    today's (a comparison of code alone, for code that reads it)."""
+    (old, new, new, old; each with half the runs), medians of all runs;
+    ``compiled``: both sides built as the compiled build. A pack folder of
+    this repository is read as of ``rev`` on the old side (old code with its
+    own pack), unless ``same_pack``: then both sides read today's (a
+    comparison of code alone, for code that reads it)."""
     root = Path(__file__).resolve().parent.parent
     own = [] if same_pack else _own_folders(packs, root)
     with tempfile.TemporaryDirectory() as tmp:
-        old = checkout(rev, Path(tmp), own)
+        if compiled:
+            old = compiled_checkout(rev, Path(tmp) / "old", own)
+            new = compiled_tree(Path(tmp) / "new", own)
+        else:
+            old, new = checkout(rev, Path(tmp), own), root
         which = "today's packs on both sides" if not own else "each side its own pack"
         print(
-            f"baseline {rev} vs the working tree ({which}); "
-            f"CPU µs per message, medians of {runs} runs"
+            f"baseline {rev} vs the working tree{', both compiled' if compiled else ''} "
+            f"({which}); CPU µs per message, medians of {runs} runs"
         )
-        side_by_side(old, root, packs, backends, runs, count, own, texts)
+        side_by_side(old, new, packs, backends, runs, count, own, texts)
 
 
 def compare_compiled(
@@ -611,32 +617,6 @@ def compare_compiled(
         built = compiled_tree(Path(tmp))
         print(f"pure vs compiled, the working tree; CPU µs per message, medians of {runs} runs")
         side_by_side(root, built, packs, backends, runs, count, [], texts)
-
-
-def compare_compiled_baseline(
-    rev: str,
-    packs: Sequence[str],
-    backends: Sequence[str],
-    runs: int,
-    count: int,
-    *,
-    same_pack: bool = False,
-    texts: Sequence[Path] = (),
-) -> None:
-    """The engine stages at ``rev`` and now, both as the compiled build, side
-    by side as ``compare`` sets them (a change to the compiled build measured
-    against the compiled build it replaces). Pack folders as ``compare``."""
-    root = Path(__file__).resolve().parent.parent
-    own = [] if same_pack else _own_folders(packs, root)
-    with tempfile.TemporaryDirectory() as tmp:
-        old = compiled_checkout(rev, Path(tmp) / "old", own)
-        new = compiled_tree(Path(tmp) / "new", own)
-        which = "today's packs on both sides" if not own else "each side its own pack"
-        print(
-            f"baseline {rev} vs the working tree, both compiled ({which}); "
-            f"CPU µs per message, medians of {runs} runs"
-        )
-        side_by_side(old, new, packs, backends, runs, count, own, texts)
 
 
 def compiled_checkout(rev: str, into: Path, own: Sequence[str] = ()) -> Path:
@@ -763,14 +743,16 @@ def main() -> None:
     runs, count = (1, 2000) if args.quick else (args.runs, args.count)
     backends = args.backends.split(",")
     packs = args.packs.split(",")
-    if args.baseline and args.compiled:
-        compare_compiled_baseline(
-            args.baseline, packs, backends, runs, count, same_pack=args.same_pack, texts=args.texts
-        )
-        return
     if args.baseline:
         compare(
-            args.baseline, packs, backends, runs, count, same_pack=args.same_pack, texts=args.texts
+            args.baseline,
+            packs,
+            backends,
+            runs,
+            count,
+            same_pack=args.same_pack,
+            texts=args.texts,
+            compiled=args.compiled,
         )
         return
     if args.compiled:

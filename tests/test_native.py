@@ -58,15 +58,7 @@ def test_a_compiled_unit_works_out_its_lookahead_parts_once(compiled_tree: Path)
         "u = _Unit(0, p)\n"
         "print(u.looks() is not None and u.looks() is u.looks())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=compiled_tree,
-        env=_env(compiled_tree),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout.split() == ["True"]
+    assert _run(compiled_tree, script) == ["True"]
 
 
 def test_compiled_records_refuse_assignment(compiled_tree: Path) -> None:
@@ -88,15 +80,20 @@ def test_compiled_records_refuse_assignment(compiled_tree: Path) -> None:
         "    except AttributeError:\n"
         "        print('refused')\n"
     )
+    assert _run(compiled_tree, script) == ["refused"] * 6
+
+
+def _run(tree: Path, script: str) -> list[str]:
+    """The words ``script`` prints, run by the build in ``tree``."""
     done = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=compiled_tree,
-        env=_env(compiled_tree),
+        cwd=tree,
+        env=_env(tree),
         check=True,
         capture_output=True,
         text=True,
     )
-    assert done.stdout.split() == ["refused"] * 6
+    return done.stdout.split()
 
 
 @pytest.mark.parametrize("half", [0, pytest.param(1, marks=pytest.mark.slow)])
