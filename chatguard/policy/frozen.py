@@ -5,12 +5,12 @@ dataclass a faster ``__init__``. The ``__init__`` that ``dataclasses``
 writes for a frozen class stores each field with
 ``object.__setattr__(self, "name", value)``, which finds the field's slot by
 its name again for every field of every instance: about 70 ns a field. The
-engine builds several such records for every chat message (the normalised
-text, the observation, the matches, the assessment), so this is a
-measurable part of its time (``docs/performance.md``). The records built
-most often, the conversation state and its parts, are no longer
-dataclasses at all: they are plain classes that the compiled build makes
-native (``state.py``, invariant 1). The ``__init__``
+engine builds several such records for every chat message (the matches,
+the assessment, the planned actions), so this is a measurable part of its
+time (``docs/performance.md``). The records built most often (the
+conversation state and its parts, the normalised text, the observation, the
+message) are no longer dataclasses at all: they are plain classes that the
+compiled build makes native (``state.py``, invariant 1). The ``__init__``
 written here stores each field through its slot's descriptor, taken once
 when the class is decorated: the same parameters in the same order, the same
 defaults and default factories, about half the time.
