@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from chatguard.policy.frozen import quick_init
+from chatguard.policy.frozen import quick_init, record_repr
 from chatguard.policy.model import Match, Signal
 
 
@@ -106,3 +106,12 @@ def test_refuses_a_class_it_cannot_build_the_same_way() -> None:
     for cls in (Mutable, NoSlots, PostInit, KeywordOnly, Derived, NotADataclass):
         with pytest.raises(TypeError, match="quick_init"):
             quick_init(cls)
+
+
+def test_record_repr_shows_a_plain_record_as_a_dataclass_would() -> None:
+    class Point:
+        pass
+
+    assert record_repr(Point(), ("x", "label"), (1, "a")) == "Point(x=1, label='a')"
+    with pytest.raises(ValueError, match="zip"):  # a name for every value
+        record_repr(Point(), ("x",), (1, 2))

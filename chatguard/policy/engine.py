@@ -56,6 +56,7 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from chatguard.policy.addressing import addressed
+from chatguard.policy.frozen import record_repr
 from chatguard.policy.language import LanguageGuesser, base_language
 from chatguard.policy.model import (
     ActionType,
@@ -110,6 +111,12 @@ _SCOPE_VALUE = {band: band.value for band in Band}
 _COLLAPSED_VALUE = {band: band.collapsed.value for band in Band}
 
 
+_MESSAGE_FIELDS: Final = (
+    "text", "conversation", "sender", "recipients", "where",
+    "origin", "sender_age", "recipient_ages", "sender_roles", "room",
+)  # fmt: skip
+
+
 class MessageContext:
     """One chat message and what the platform attests about its people.
 
@@ -117,18 +124,7 @@ class MessageContext:
     by them, as a frozen dataclass would; a plain class, so that the
     compiled build makes it a native one (``native.py``, invariant 2)."""
 
-    __slots__ = (
-        "conversation",
-        "origin",
-        "recipient_ages",
-        "recipients",
-        "room",
-        "sender",
-        "sender_age",
-        "sender_roles",
-        "text",
-        "where",
-    )
+    __slots__ = _MESSAGE_FIELDS
 
     def __init__(
         self,
@@ -169,12 +165,7 @@ class MessageContext:
         return self._fields() == other._fields()
 
     def __repr__(self) -> str:
-        names = (
-            "text", "conversation", "sender", "recipients", "where",
-            "origin", "sender_age", "recipient_ages", "sender_roles", "room",
-        )  # fmt: skip
-        inner = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
-        return f"MessageContext({inner})"
+        return record_repr(self, _MESSAGE_FIELDS, self._fields())
 
 
 class ScanHit(Protocol):

@@ -22,6 +22,8 @@ are all ordinary ``__init__`` parameters (no ``__post_init__``, no
 ``InitVar``, no keyword-only or ``init=False`` field): anything else is
 refused with ``TypeError`` when the module defining the class is imported.
 
+``record_repr`` shows such a plain-class record as a dataclass would.
+
 Never: decorate a class that is not frozen (a mutable dataclass's own
 ``__init__`` is already quick), or change what a class accepts.
 """
@@ -74,3 +76,10 @@ def quick_init(cls: type[_T]) -> type[_T]:
     init.__doc__ = cls.__init__.__doc__
     type.__setattr__(cls, "__init__", init)
     return cls
+
+
+def record_repr(record: object, names: tuple[str, ...], values: tuple[object, ...]) -> str:
+    """``Name(field=value, ...)``, as a dataclass shows itself: for the
+    records that are plain classes (``state.py``, invariant 1)."""
+    inner = ", ".join(f"{name}={value!r}" for name, value in zip(names, values, strict=True))
+    return f"{type(record).__name__}({inner})"

@@ -95,6 +95,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from chatguard.policy import confusables as t
+from chatguard.policy.frozen import record_repr
 
 DEFAULT_MAX_CHARS = 4096
 
@@ -120,6 +121,13 @@ class Feature(enum.StrEnum):
 Offsets = tuple[int, ...]
 
 
+_NORMALISED_FIELDS: Final = (
+    "original", "text", "folded", "evasions", "features", "truncated",
+    "_starts", "_ends", "_folded_starts", "_folded_ends",
+)  # fmt: skip
+_SHOWN = 6  # repr leaves the offset tables out
+
+
 class Normalised:
     """A normalised message.
 
@@ -133,18 +141,7 @@ class Normalised:
     (``native.py``, invariant 2).
     """
 
-    __slots__ = (
-        "_ends",
-        "_folded_ends",
-        "_folded_starts",
-        "_starts",
-        "evasions",
-        "features",
-        "folded",
-        "original",
-        "text",
-        "truncated",
-    )
+    __slots__ = _NORMALISED_FIELDS
 
     def __init__(
         self,
@@ -184,12 +181,8 @@ class Normalised:
     def __hash__(self) -> int:
         return hash(self._fields())
 
-    def __repr__(self) -> str:  # the offset tables left out
-        return (
-            f"Normalised(original={self.original!r}, text={self.text!r}, "
-            f"folded={self.folded!r}, evasions={self.evasions!r}, "
-            f"features={self.features!r}, truncated={self.truncated!r})"
-        )
+    def __repr__(self) -> str:
+        return record_repr(self, _NORMALISED_FIELDS[:_SHOWN], self._fields()[:_SHOWN])
 
     @property
     def offsets(self) -> Offsets:

@@ -58,6 +58,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
+from chatguard.policy.frozen import record_repr
 from chatguard.policy.model import STAGE_OF, Match, Signal, Stage, Threshold
 from chatguard.policy.risk_formula import (
     conversation_risk,
@@ -128,6 +129,11 @@ __all__ = [
 # --- Update --------------------------------------------------------------------------
 
 
+_OBSERVATION_FIELDS: Final = (
+    "sender", "recipients", "matches", "sender_age", "recipient_ages", "for_recipient",
+)  # fmt: skip
+
+
 class Observation:
     """One message as the risk model sees it: who, to whom, which matches.
 
@@ -135,14 +141,7 @@ class Observation:
     by them, as a frozen dataclass would; a plain class, so that the
     compiled build makes it a native one (``native.py``, invariant 2)."""
 
-    __slots__ = (
-        "for_recipient",
-        "matches",
-        "recipient_ages",
-        "recipients",
-        "sender",
-        "sender_age",
-    )
+    __slots__ = _OBSERVATION_FIELDS
 
     def __init__(
         self,
@@ -178,11 +177,7 @@ class Observation:
         return self._fields() == other._fields()
 
     def __repr__(self) -> str:
-        return (
-            f"Observation(sender={self.sender!r}, recipients={self.recipients!r}, "
-            f"matches={self.matches!r}, sender_age={self.sender_age!r}, "
-            f"recipient_ages={self.recipient_ages!r}, for_recipient={self.for_recipient!r})"
-        )
+        return record_repr(self, _OBSERVATION_FIELDS, self._fields())
 
 
 def decay(

@@ -47,6 +47,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from chatguard.policy.frozen import record_repr
 from chatguard.policy.model import Stage
 from chatguard.policy.risk_settings import (
     AGE_CONTRADICTION,
@@ -99,12 +100,6 @@ MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
 ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
 
 
-def _repr(record: object, names: tuple[str, ...], values: tuple[object, ...]) -> str:
-    """``Name(field=value, ...)``, as a dataclass shows itself."""
-    inner = ", ".join(f"{name}={value!r}" for name, value in zip(names, values, strict=True))
-    return f"{type(record).__name__}({inner})"
-
-
 def attested_band(value: str | None) -> Band:
     """A platform attestation as a band; anything but minor/adult is unknown."""
     return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
@@ -142,7 +137,7 @@ class Participant:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        return _repr(self, _PARTICIPANT_FIELDS, self._fields())
+        return record_repr(self, _PARTICIPANT_FIELDS, self._fields())
 
     def band(self, include_shadow: bool) -> Band:
         if self.attested is not _UNKNOWN:
@@ -202,7 +197,7 @@ class PairState:
         return self._fields() == other._fields()
 
     def __repr__(self) -> str:
-        return _repr(self, _PAIR_FIELDS, self._fields())
+        return record_repr(self, _PAIR_FIELDS, self._fields())
 
     def view(self, include_shadow: bool) -> tuple[dict[str, float], dict[Stage, int]]:
         scores, stages = dict(self.scores), dict(self.stages)
@@ -280,7 +275,7 @@ class ConversationState:
         return self._fields() == other._fields()
 
     def __repr__(self) -> str:
-        return _repr(self, _STATE_FIELDS, self._fields())
+        return record_repr(self, _STATE_FIELDS, self._fields())
 
     def replace(
         self,
