@@ -270,6 +270,8 @@ def test_part_of_a_split_word_maps_to_its_letters() -> None:
         ("a d d m e o n s n a p", "add me on snap"),
         ("can u m e e t at 11", "can u meet at 11"),
         ("just send a s e l f i e", "just send a selfie"),
+        # Leet letters spell as the letters they stand for: "a p 1 c" is "a pic".
+        ("send me a p 1 c of u", "send me a pic of u"),
         ("w y s l i j z d j e c i e", "wyslij zdjecie"),
         # One word, or words the table does not spell whole, stay one word.
         ("s w i m", "swim"),

@@ -307,6 +307,7 @@ _EL_RE = re.compile(_SPLIT_EL)
 _LEET_CHARS = re.escape("".join(t.LEET))
 _LEET_CHAR_RE = re.compile(f"[{_LEET_CHARS}]")
 _LEET_RUN_RE = re.compile(f"[{_LEET_CHARS}]+")
+_LEET_TABLE = str.maketrans(t.LEET)
 _LEET_GATE = re.compile(rf"[^\W\d_][{_LEET_CHARS}]+[^\W\d_]|\$[^\W\d_]")
 _LEET_WORD_RE = re.compile(rf"[\w{_LEET_CHARS}]+")
 _LEET_READABLE_RE = re.compile(rf"(?=.*[^\W\d_])(?:[^\W\d_]|[{_LEET_CHARS}])+")
@@ -732,14 +733,17 @@ def _words_of(word: str) -> list[str] | None:
     ``MAX_SPLIT_SEGMENTED``. The same word always gives the same reading (ties
     go to the longer first word)."""
     n = len(word)
-    if n < 4 or n > t.MAX_SPLIT_SEGMENTED or word in t.SPLIT_WORDS:
+    # Leet letters spell as the letters they stand for ("a p 1 c" is "a" and
+    # "p1c", which step 9 reads "pic"); the pieces keep the characters typed.
+    key = word.translate(_LEET_TABLE) if _LEET_CHAR_RE.search(word) else word
+    if n < 4 or n > t.MAX_SPLIT_SEGMENTED or key in t.SPLIT_WORDS:
         return None
     # fewest[i]: the fewest words that spell word[i:], and the first of them.
     fewest: list[tuple[int, int]] = [(0, 0)] * (n + 1)
     for i in range(n - 1, -1, -1):
         best = (n + 1, 0)
         for j in range(min(n, i + _MAX_PIECE), i, -1):
-            if word[i:j] in t.SPLIT_WORDS and fewest[j][0] + 1 < best[0]:
+            if key[i:j] in t.SPLIT_WORDS and fewest[j][0] + 1 < best[0]:
                 best = (fewest[j][0] + 1, j)
         fewest[i] = best
     if fewest[0][0] > n:
@@ -752,7 +756,7 @@ def _words_of(word: str) -> list[str] | None:
     # Short words fit almost anything ("n u m e r" is the Polish "numer", not
     # "nu me r"): a reading must begin with a word of three letters or "u",
     # "i" or "a", and end with a word of three letters or more.
-    first, last = pieces[0], pieces[-1]
+    first, last = pieces[0].translate(_LEET_TABLE), pieces[-1]
     # (Two pieces at least: a word of SPLIT_WORDS itself returned above.)
     if len(last) < 3 or (len(first) < 3 and first not in ("u", "i", "a")):
         return None
