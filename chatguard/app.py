@@ -310,6 +310,7 @@ class ChatGuard:
             self.metrics,
             backend=cfg.policy.backend,
             cache_dir=Path(cfg.data_dir) / "cache",
+            settle_heap=True,
         )
         self.live.load_now()  # an invalid pack stops start-up with its errors
         self.speedbumps = self._speedbumps(evidence, escalations)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -342,3 +344,35 @@ async def test_watch_refuses_a_bad_change_once_then_loads_the_fix(
         rewrite(policies / "en" / "rules.yaml", RULES + EXTRA_RULE)
         await eventually(lambda: live.current is not before)
     assert (reloads(live, "loaded"), reloads(live, "refused")) == (2, 1)
+
+
+async def test_a_settled_pack_leaves_the_collector_and_a_reload_releases_the_old_one(
+    test_pack: Pack, tmp_path: Path
+) -> None:
+    policies, _ = test_pack
+    live = LivePolicy(
+        policies, test_pack[1], Metrics(), cache_dir=tmp_path / "cache", settle_heap=True
+    )
+    try:
+        first = live.load_now()
+        assert gc.get_freeze_count() > 0
+        # The pack in force is no longer walked by the collector.
+        assert not any(o is first.policy.rules for o in gc.get_objects())
+        old_engine = weakref.ref(first.engine)
+        del first
+        rewrite(policies / "en" / "rules.yaml", RULES + EXTRA_RULE)
+        assert await live.reload() is True
+        current = live.current
+        assert current is not None
+        assert "t.meeting.meet_up" in current.rules
+        # The new pack is settled in its turn, and the old one is gone.
+        assert not any(o is current.policy.rules for o in gc.get_objects())
+        assert old_engine() is None
+    finally:
+        gc.unfreeze()
+
+
+async def test_without_settling_nothing_is_frozen(test_pack: Pack, tmp_path: Path) -> None:
+    gc.unfreeze()
+    live_policy(test_pack, tmp_path).load_now()
+    assert gc.get_freeze_count() == 0
