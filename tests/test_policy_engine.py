@@ -576,6 +576,35 @@ def test_a_declaration_for_both_declares_the_person_it_is_said_to() -> None:
     assert state.bands("joel")[1] is Band.UNKNOWN
 
 
+def test_a_declaration_of_the_reader_declares_them_and_not_the_sender() -> None:
+    """A rule with ``declares_sender: false`` ("ur only 13"), said by an
+    attested adult to one person, declares that person a likely minor; the
+    adult declares nothing, so it is no age contradiction either."""
+    reader = replace(
+        rule("en.minor.reader", S.MINOR_SELF, 0.5, r"\bur only 1[0-7]\b"),
+        declares_recipient=True,
+        declares_sender=False,
+    )
+    ages = {"tyler": "adult"}
+    _, state = engine((*RULES, reader)).assess(
+        message("tyler", "bc ur sweet and ur only 13", ("chloe",), ages), None, 1.7e9
+    )
+    assert state.bands("chloe")[1] is Band.LIKELY_MINOR
+    tyler = state.participant("tyler")
+    assert tyler is not None
+    assert not tyler.declared
+    assert not tyler.contradiction
+    assert set(state.pairs[("tyler", "chloe")].scores) == {S.MINOR_SELF.value}
+    # The same words as a declaration for both would make the adult claim to be 13.
+    both = replace(reader, declares_sender=True)
+    _, state = engine((*RULES, both)).assess(
+        message("tyler", "bc ur sweet and ur only 13", ("chloe",), ages), None, 1.7e9
+    )
+    tyler = state.participant("tyler")
+    assert tyler is not None
+    assert tyler.contradiction
+
+
 def test_evasion_counts_only_with_a_rule_match() -> None:
     chat = Chat({"a": "unknown", "b": "unknown"})
     plain = chat.say("a", "ｈｅｌｌｏ ｔｈｅｒｅ")  # fullwidth, nothing else

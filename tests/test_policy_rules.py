@@ -67,7 +67,7 @@ ERRORS = [
                 6,
                 "unknown key 'zzz' in a rule (allowed: id, description, signal, languages, "
                 "patterns, unless, signal_unless, weight, scope, actions, mode, examples, "
-                "yes_means, declares_recipient, trigger)",
+                "yes_means, declares_recipient, declares_sender, trigger)",
             )
         ],
     ),
@@ -240,6 +240,19 @@ ERRORS = [
                 6,
                 "declares_recipient needs a signal of minor_self_declared or "
                 "adult_self_declared (an age declaration)",
+            )
+        ],
+    ),
+    (
+        "a declaration that speaks for nobody",
+        rule_with("declares_sender: false", patterns="      - phrase: ur only 13").replace(
+            "signal: isolation", "signal: minor_self_declared"
+        ),
+        [
+            (
+                6,
+                "declares_sender: false needs declares_recipient: true"
+                " (a declaration that speaks for nobody declares nothing)",
             )
         ],
     ),

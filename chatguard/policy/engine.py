@@ -248,6 +248,7 @@ class Engine:
             msg.sender_age,
             msg.recipient_ages,
             _for_recipient(matched, matches) if matched else (),
+            _reader_only(matched) if matched else _NO_IDS,
         )
         pending = ask(
             pending,
@@ -507,6 +508,16 @@ def _for_recipient(matched: list[tuple[Match, Rule]], matches: list[Match]) -> t
     15"), outside quotations."""
     ids = {m.rule_id for m, rule in matched if rule.declares_recipient}
     return tuple(m for m in matches if m.rule_id in ids and not m.quoted) if ids else ()
+
+
+_NO_IDS: frozenset[str] = frozenset()
+
+
+def _reader_only(matched: list[tuple[Match, Rule]]) -> frozenset[str]:
+    """The rule ids of the age declarations that speak for the recipient
+    alone ("ur only 13"): the sender declares nothing by them."""
+    ids = [m.rule_id for m, rule in matched if not rule.declares_sender]
+    return frozenset(ids) if ids else _NO_IDS
 
 
 # A ``trigger: false`` match acts as a trigger when the same person's score

@@ -168,6 +168,9 @@ class Rule:
     # An age declaration that speaks for the person it is said to as well
     # ("we're both 15"): in a message to one person, it declares them too.
     declares_recipient: bool = False
+    # ``False`` on such a rule whose words speak of the recipient alone ("ur
+    # only 13", "smart for 12"): it declares the recipient and not the sender.
+    declares_sender: bool = True
     # A sextortion or safeguarding match escalates at once (the risk model's
     # direct trigger). ``False`` on a rule whose words are often said in jest
     # ("i want to die"): its own actions apply (a help banner) and its match

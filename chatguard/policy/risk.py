@@ -131,6 +131,7 @@ __all__ = [
 
 _OBSERVATION_FIELDS: Final = (
     "sender", "recipients", "matches", "sender_age", "recipient_ages", "for_recipient",
+    "reader_only",
 )  # fmt: skip
 
 
@@ -151,6 +152,7 @@ class Observation:
         sender_age: str = "unknown",
         recipient_ages: Mapping[str, str] | None = None,
         for_recipient: tuple[Match, ...] = (),
+        reader_only: frozenset[str] = frozenset(),
     ) -> None:
         self.sender: Final = sender
         self.recipients: Final = recipients
@@ -164,11 +166,15 @@ class Observation:
         # ("we're both 15"): they declare the one recipient of a message to one
         # person as they declare the sender.
         self.for_recipient: Final = for_recipient
+        # Rule ids of the declarations in ``for_recipient`` that speak for the
+        # recipient only ("ur only 13"): they declare nothing of the sender,
+        # and an attested adult saying them contradicts nothing.
+        self.reader_only: Final = reader_only
 
     def _fields(self) -> tuple[object, ...]:
         return (
             self.sender, self.recipients, self.matches,
-            self.sender_age, self.recipient_ages, self.for_recipient,
+            self.sender_age, self.recipient_ages, self.for_recipient, self.reader_only,
         )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:  # no __hash__: its map is not hashable
@@ -282,7 +288,10 @@ def observe(
     sender = participant_key(obs.sender)
     me = _seen(participants.get(sender), obs.sender_age, index)
     if matches or me.shadow_declared:
-        me = _declaring(me, matches)
+        reader_only = obs.reader_only
+        me = _declaring(
+            me, [m for m in matches if m.rule_id not in reader_only] if reader_only else matches
+        )
     participants[sender] = me
     targets = _targets(obs, sender, participants, settings)
     for user, key in targets:
@@ -303,7 +312,9 @@ def observe(
         for m in matches:
             key = (
                 AGE_CONTRADICTION
-                if contradiction and m.signal is Signal.MINOR_SELF
+                if contradiction
+                and m.signal is Signal.MINOR_SELF
+                and m.rule_id not in obs.reader_only
                 else _KEY_OF[m.signal]
             )
             # A quotation of grooming lines (a lesson) is not a grooming stage.

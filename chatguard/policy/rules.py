@@ -214,6 +214,7 @@ _RULE_KEYS = (
     "examples",
     "yes_means",
     "declares_recipient",
+    "declares_sender",
     "trigger",
 )
 _RULE_REQUIRED = ("id", "description", "signal", "patterns")
@@ -378,6 +379,17 @@ def _rule(
             fields["declares_recipient"],
             f"declares_recipient needs a signal of {' or '.join(_YES_MEANS)} (an age declaration)",
         )
+    declares_sender = (
+        r.boolean(fields["declares_sender"], "declares_sender")
+        if "declares_sender" in fields
+        else True
+    )
+    if declares_sender is False and not declares_recipient:
+        r.error(
+            fields["declares_sender"],
+            "declares_sender: false needs declares_recipient: true"
+            " (a declaration that speaks for nobody declares nothing)",
+        )
     trigger = r.boolean(fields["trigger"], "trigger") if "trigger" in fields else True
     if trigger is False and signal not in _TRIGGERING:
         r.error(
@@ -410,6 +422,7 @@ def _rule(
         signal_unless=tuple(signal_unless),
         yes_means=Signal(yes_means) if yes_means else None,
         declares_recipient=bool(declares_recipient),
+        declares_sender=declares_sender is not False,
         trigger=trigger is not False,
         examples_match=tuple(matches),
         examples_no_match=tuple(no_matches),
