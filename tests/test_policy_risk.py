@@ -440,4 +440,7 @@ def test_an_observation_compares_and_shows_itself_by_its_fields() -> None:
     assert obs.recipient_ages == {}
     assert obs.recipient_ages is not Observation("amara", ("joel",), ()).recipient_ages
     assert repr(obs).startswith("Observation(sender='amara', recipients=('joel',), matches=(")
-    assert repr(obs).endswith("sender_age='unknown', recipient_ages={}, for_recipient=())")
+    assert obs != Observation("amara", ("joel",), (m,), reader_only=frozenset({"r1"}))
+    assert repr(obs).endswith(
+        "sender_age='unknown', recipient_ages={}, for_recipient=(), reader_only=frozenset())"
+    )
