@@ -318,6 +318,25 @@ def _replace(scope: Scope, **changes: Any) -> Scope:
     return Scope(**values)
 
 
+def _flag(
+    r: Reader,
+    fields: Mapping[str, yaml.Node],
+    name: str,
+    default: bool,
+    allowed: bool,
+    reason: str,
+) -> bool | None:
+    """An optional true/false key: ``default`` when it is absent. The other
+    value is for some rules only: where it is not ``allowed``, ``reason`` is
+    the error. ``None`` when the value is not a boolean (already reported)."""
+    if name not in fields:
+        return default
+    value = r.boolean(fields[name], name)
+    if value is (not default) and not allowed:
+        r.error(fields[name], reason)
+    return value
+
+
 def _rule(
     r: Reader, node: yaml.Node, language: str | None, verdicts: SafetyCache | None = None
 ) -> tuple[str | None, Rule | None]:
@@ -369,34 +388,32 @@ def _rule(
     yes_means = (
         r.choice(fields["yes_means"], "yes_means", _YES_MEANS) if "yes_means" in fields else None
     )
-    declares_recipient = (
-        r.boolean(fields["declares_recipient"], "declares_recipient")
-        if "declares_recipient" in fields
-        else False
+    declares_recipient = _flag(
+        r,
+        fields,
+        "declares_recipient",
+        False,
+        signal in _YES_MEANS,
+        f"declares_recipient needs a signal of {' or '.join(_YES_MEANS)} (an age declaration)",
     )
-    if declares_recipient and signal not in _YES_MEANS:
-        r.error(
-            fields["declares_recipient"],
-            f"declares_recipient needs a signal of {' or '.join(_YES_MEANS)} (an age declaration)",
-        )
-    declares_sender = (
-        r.boolean(fields["declares_sender"], "declares_sender")
-        if "declares_sender" in fields
-        else True
+    declares_sender = _flag(
+        r,
+        fields,
+        "declares_sender",
+        True,
+        bool(declares_recipient),
+        "declares_sender: false needs declares_recipient: true"
+        " (a declaration that speaks for nobody declares nothing)",
     )
-    if declares_sender is False and not declares_recipient:
-        r.error(
-            fields["declares_sender"],
-            "declares_sender: false needs declares_recipient: true"
-            " (a declaration that speaks for nobody declares nothing)",
-        )
-    trigger = r.boolean(fields["trigger"], "trigger") if "trigger" in fields else True
-    if trigger is False and signal not in _TRIGGERING:
-        r.error(
-            fields["trigger"],
-            f"trigger: false is for a rule whose signal is {' or '.join(_TRIGGERING)}"
-            " (the signals that escalate at once)",
-        )
+    trigger = _flag(
+        r,
+        fields,
+        "trigger",
+        True,
+        signal in _TRIGGERING,
+        f"trigger: false is for a rule whose signal is {' or '.join(_TRIGGERING)}"
+        " (the signals that escalate at once)",
+    )
     matches, no_matches = _examples(r, node, fields.get("examples"))
     if (
         len(r.issues) > before
