@@ -632,30 +632,23 @@ def compiled_checkout(rev: str, into: Path, own: Sequence[str] = ()) -> Path:
         capture_output=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-    built = native.build_copy(source, _made(into / "built"))
+    return compiled_tree(into / "built", own, source=source)
+
+
+def compiled_tree(into: Path, own: Sequence[str] = (), *, source: Path | None = None) -> Path:
+    """The source checkout ``source`` (this working tree by default) built
+    compiled under ``into`` (``native.build_copy``; created when missing),
+    next to a link to this ``bench`` folder, as ``checkout`` leaves an old
+    revision: a worker started there runs today's benchmark on the compiled
+    engine. Of the pack folders, it links only ``own`` (from ``source``);
+    workers read the others from the working tree."""
+    root = Path(__file__).resolve().parent.parent
+    source = source or root
+    into.mkdir(parents=True, exist_ok=True)
+    built = native.build_copy(source, into)
     (built / "bench").symlink_to(root / "bench", target_is_directory=True)
     for folder in own:
         (built / folder).symlink_to(source / folder, target_is_directory=True)
-    return built
-
-
-def _made(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    return folder
-
-
-def compiled_tree(into: Path, own: Sequence[str] = ()) -> Path:
-    """This working tree built compiled under ``into`` (``native.build_copy``;
-    created when missing), next to a link to this ``bench`` folder, as
-    ``checkout`` leaves an old revision: a worker started there runs today's
-    benchmark on the compiled engine. Of the pack folders, it links only
-    ``own``; workers read the others from the working tree."""
-    root = Path(__file__).resolve().parent.parent
-    into.mkdir(parents=True, exist_ok=True)
-    built = native.build_copy(root, into)
-    (built / "bench").symlink_to(root / "bench", target_is_directory=True)
-    for folder in own:
-        (built / folder).symlink_to(root / folder, target_is_directory=True)
     return built
 
 

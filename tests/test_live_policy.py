@@ -37,9 +37,18 @@ EXTRA_RULE = """
 """
 
 
-def live_policy(pack: Pack, tmp_path: Path, backend: str = "auto") -> LivePolicy:
+def live_policy(
+    pack: Pack, tmp_path: Path, backend: str = "auto", *, settle_heap: bool = False
+) -> LivePolicy:
     policies, banners = pack
-    return LivePolicy(policies, banners, Metrics(), backend=backend, cache_dir=tmp_path / "cache")
+    return LivePolicy(
+        policies,
+        banners,
+        Metrics(),
+        backend=backend,
+        cache_dir=tmp_path / "cache",
+        settle_heap=settle_heap,
+    )
 
 
 def reloads(live: LivePolicy, outcome: str) -> float:
@@ -350,9 +359,7 @@ async def test_a_settled_pack_leaves_the_collector_and_a_reload_releases_the_old
     test_pack: Pack, tmp_path: Path
 ) -> None:
     policies, _ = test_pack
-    live = LivePolicy(
-        policies, test_pack[1], Metrics(), cache_dir=tmp_path / "cache", settle_heap=True
-    )
+    live = live_policy(test_pack, tmp_path, settle_heap=True)
     try:
         first = live.load_now()
         assert gc.get_freeze_count() > 0

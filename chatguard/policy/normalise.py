@@ -49,8 +49,8 @@ keep the identity map.
    with one ("s e n d m e a p i c" reads "send me a pic", not "sendmeapic";
    "n u m e r" stays "numer"), its leet characters spelling the letters they
    stand for ("a p 1 c" reads "a p1c", then "a pic"); each space read back
-   maps to the space after its word's last letter. Known false positives: "I a m" -> "iam", "a.k.a"
-   -> "aka", "i.e. s.n.a.p" -> "ie. snap".
+   maps to the space after its word's last letter. Known false positives:
+   "I a m" -> "iam", "a.k.a" -> "aka", "i.e. s.n.a.p" -> "ie. snap".
 9. Leetspeak (``leet``): 0 1 3 4 5 7 9 @ $ ! | read as o i e a s t g a s i l.
    A word is *clear* leet when a leet character sits between letters ("s3x",
    "p1cs", "n00dz") or it starts with ``$`` before a letter ("$ex"); its
