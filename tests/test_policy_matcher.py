@@ -146,6 +146,24 @@ def test_signal_unless_cancels_the_rule_and_says_what_is_only_talked_about(
     assert m.talked_about(normalise("add me"), signals) == set()
 
 
+def test_talked_about_right_after_a_scan_reuses_it_and_answers_the_same(backend: str) -> None:
+    rules = [rule("b.move", "phrase:add me", signal_unless=["phrase:if someone"])]
+    m = build_matcher(rules, backend=backend)
+    guarded = normalise("if someone says add me, block")
+    m.scan(guarded)  # what the engine does first
+    assert m.talked_about(guarded, [Signal.ISOLATION]) == {Signal.ISOLATION}
+    # A scan of another text is not taken for this one, nor this one for it;
+    # the texts whose white space is not single spaces (another finder) too.
+    m.scan(normalise("add me"))
+    assert m.talked_about(guarded, [Signal.ISOLATION]) == {Signal.ISOLATION}
+    assert m.talked_about(normalise("add me"), [Signal.ISOLATION]) == set()
+    loose = Normalised(
+        "if  someone says add me", "if  someone says add me", "if  someone says add me"
+    )
+    m.scan(loose)
+    assert m.talked_about(loose, [Signal.ISOLATION]) == {Signal.ISOLATION}
+
+
 def test_text_with_other_white_space(backend: str) -> None:
     # Not what the normaliser makes, but scanned right all the same.
     rules = [rule("a", "phrase:add me on snap", "regex:\\bme on\\b"), rule("b", "word:kik")]

@@ -47,8 +47,11 @@ Intel's (``exact_hyperscan``); ``hyperscan`` takes whatever is installed.
 
 Invariants: a prefilter may over-report but never miss, so both backends
 return identical hits. A rule whose ``unless`` or ``signal_unless``
-patterns match the same message is not returned. No per-message state
-outlives a scan; `regex` expressions are compiled on first use, and each
+patterns match the same message is not returned. The one per-message
+state kept past a scan is the last text's candidates and confirmations,
+which ``talked_about`` reuses when asked of the same text: both depend on
+the text alone, so reusing them changes no answer. `regex` expressions are
+compiled on first use, and each
 unit's work bound is worked out on first use for a few text lengths (powers
 of two). No confirmation runs without a bound on its time: the timeout,
 or a work bound within it.
@@ -483,6 +486,12 @@ class Matcher:
         self._units = list(units)
         self._finder = finder
         self._loose: _AhoCorasick | None = None
+        # The last text scanned, its candidates and its confirmations: the
+        # engine asks ``talked_about`` of the same text right after ``scan``
+        # when the signal model finds something, and need not scan it again.
+        self._last_text = ""
+        self._last_candidates: set[int] | frozenset[int] = frozenset()
+        self._last_found: dict[int, list[tuple[int, int]]] = {}
         ids = {u.pattern.expression: i for i, u in enumerate(units)}
         self._patterns = [
             tuple(dict.fromkeys(ids[p.expression] for p in r.patterns)) for r in rules
@@ -523,12 +532,13 @@ class Matcher:
                 self._loose = _AhoCorasick(self._units, loose=True)
             finder = self._loose
         candidates = finder.candidates(text) | finder.always
+        found: dict[int, list[tuple[int, int]]] = {}
+        self._last_text, self._last_candidates, self._last_found = text, candidates, found
         rule_ids: set[int] = set()
         for u in candidates:
             rule_ids.update(self._rules_of[u])
         if not rule_ids:
             return []
-        found: dict[int, list[tuple[int, int]]] = {}
         hits: list[RuleHit] = []
         for r in sorted(rule_ids):
             spans = [
@@ -554,8 +564,12 @@ class Matcher:
         text = norm.folded
         if not text or not any(self._unless_of.get(s) for s in signals):
             return set()
-        candidates = self._finder.candidates(text) | self._finder.always
-        found: dict[int, list[tuple[int, int]]] = {}
+        if text == self._last_text:
+            # Any finder's candidates will do: confirmation decides.
+            candidates, found = self._last_candidates, self._last_found
+        else:
+            candidates = self._finder.candidates(text) | self._finder.always
+            found = {}
         return {
             s
             for s in signals
