@@ -51,10 +51,9 @@ patterns match the same message is not returned. The one per-message
 state kept past a scan is the last text's candidates and confirmations,
 which ``talked_about`` reuses when asked of the same text: both depend on
 the text alone, so reusing them changes no answer. `regex` expressions are
-compiled on first use, and each
-unit's work bound is worked out on first use for a few text lengths (powers
-of two). No confirmation runs without a bound on its time: the timeout,
-or a work bound within it.
+compiled on first use, and each unit's work bound is worked out on first
+use for a few text lengths (powers of two). No confirmation runs without a
+bound on its time: the timeout, or a work bound within it.
 
 The only I/O: with ``cache_dir``, the compiled Hyperscan database is saved
 there and loaded on the next build of the same units, keyed by a hash of
