@@ -117,6 +117,7 @@ EMOJI: list[tuple[str, str]] = [
     ("☎️ me", "emoji_phone me"),
     ("💰🏽 gift 🎁", "emoji_money gift emoji_gift"),
     ("one in ur 🩱 or 🩲", "one in ur emoji_bikini or emoji_bikini"),  # one word for swimwear
+    ("w 🛏️ i bez 👕", "w emoji_bed i bez emoji_shirt"),  # clothes named by what is taken off
 ]
 
 

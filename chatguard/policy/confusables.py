@@ -239,6 +239,9 @@ EMOJI_WORDS: Final[dict[str, str]] = {
     "🩱": "emoji_bikini",
     "🩲": "emoji_bikini",
     "🛏": "emoji_bed",
+    # Clothes named only by what is taken off: "bez 👕" (without a shirt).
+    "👕": "emoji_shirt",
+    "👚": "emoji_shirt",
     "🚿": "emoji_shower",
     "🔞": "emoji_18plus",
     "🤫": "emoji_shush",
