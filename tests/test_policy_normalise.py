@@ -118,6 +118,7 @@ EMOJI: list[tuple[str, str]] = [
     ("💰🏽 gift 🎁", "emoji_money gift emoji_gift"),
     ("one in ur 🩱 or 🩲", "one in ur emoji_bikini or emoji_bikini"),  # one word for swimwear
     ("w 🛏️ i bez 👕", "w emoji_bed i bez emoji_shirt"),  # clothes named by what is taken off
+    ("cam on, 🚪🔒", "cam on, emoji_door emoji_lock"),  # a shut door, said in pictures
 ]
 
 

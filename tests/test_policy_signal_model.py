@@ -97,6 +97,12 @@ def test_features_are_words_prefixes_pairs_and_age_brackets() -> None:
         "we won 12-10",
         "1.5 km",
         "7 × 8",
+        "Trainingslager: 12.–14. Juli",
+        "ages 12 - 14",
+        "el 14 de julio",
+        "le 12 juillet",
+        "born july 12",
+        "do 15 lipca",
     ],
 )
 def test_a_number_in_a_sum_time_date_score_or_price_has_no_age(text: str) -> None:

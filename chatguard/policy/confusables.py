@@ -247,6 +247,7 @@ EMOJI_WORDS: Final[dict[str, str]] = {
     "🤫": "emoji_shush",
     "🤐": "emoji_zipped",
     "🔒": "emoji_lock",
+    "🚪": "emoji_door",
     "㊙": "emoji_secret",
     "🎁": "emoji_gift",
     "💰": "emoji_money",

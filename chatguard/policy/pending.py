@@ -19,18 +19,19 @@ message to one person: in a room, "same" answers whoever spoke last. A
 same-question is kept under the recipient's key with ``SAME_PREFIX``,
 which no participant key starts with.
 
-An age question works alike for a bare number: when a message to one
-person (or a room message that names one: ``addressing``; or a message to a
-room of at most ``MAX_ROOM_ASKED`` people, asked of each of them) asks their
-age or school year (a match of an ``age_probe`` rule),
-that person's next message whose first clause is short and starts with a
-number ("13 a co", "10.", "34. you?", "9 aber bald 10", "też 16. to może
-jutro...") declares them a minor (5 to 17) or an adult (18 to 99): a child
-who answers "how old r u" with "13" has said it as plainly as "im 13". A
-number followed by a unit ("5 min", "2 km") is not an age. When the
-answer asks back ("34 et toi ?", "14 u?"), the asker's own bare number
-answers in turn, so that two teenagers trading ages are two teenagers. Age
-questions are kept under ``AGE_PREFIX`` and the recipient's key.
+An age question works alike for a bare number: when a message to one person
+(or a room message that names one: ``addressing``; or a message to a room
+of at most ``MAX_ROOM_ASKED`` people, asked of each of them) asks their age
+or school year (a match of an ``age_probe`` rule), that person's next
+message whose first clause is short and starts with a number ("13 a co",
+"10.", "34. you?", "9 aber bald 10", "też 16. to może jutro...", or a
+school year as an ordinal: "9te.", "8th lol") declares them a minor (5 to
+17) or an adult (18 to 99): a child who answers "how old r u" with "13" has
+said it as plainly as "im 13". A number followed by a unit ("5 min", "2
+km") is not an age. When the answer asks back ("34 et toi ?", "14 u?"), the
+asker's own bare number answers in turn, so that two teenagers trading ages
+are two teenagers. Age questions are kept under ``AGE_PREFIX`` and the
+recipient's key.
 
 Invariants: pure (state and text in, matches and a new pending map out); at
 most ``MAX_PENDING`` questions are remembered per conversation (the oldest
@@ -114,6 +115,20 @@ def _first_clause(folded: str) -> str:
     return clause.group() if clause is not None else ""
 
 
+def _answer_clause(folded: str) -> str:
+    """The clause that answers an age question: the first, or the second when
+    the first is only a yes ("oui, 15 depuis janvier", "yeah. 12")."""
+    clauses = _CLAUSE.finditer(folded, 0, 200)
+    first = next(clauses, None)
+    if first is None:
+        return ""
+    words = _squeezed(first.group())
+    if words and all(w in _YES for w in words):
+        second = next(clauses, None)
+        return second.group() if second is not None else ""
+    return first.group()
+
+
 # "Me too" at the start of a reply, written squeezed as compared ("sameee"
 # -> "same", "too" -> "to", "aussi" -> "ausi").
 _SAME = (
@@ -148,7 +163,11 @@ _LEAD_IN = frozenset(
         "eu", "tambem", "tenho", "tb", "ja", "tez", "mam", "jestem", "only", "like",
     }
 )  # fmt: skip
-_DIGITS = re.compile(r"[0-9]{1,2}")
+# A number, or a school year written as an ordinal ("9te", "8th", "7mo",
+# "9ª" folded to "9a", "5e"): the answer to "welche Klasse?" as much as to
+# "how old are you?". Any school year from 5 to 13 is a child's; a lower
+# one reads as no age at all, never as the wrong one.
+_DIGITS = re.compile(r"([0-9]{1,2})(?:te|ten|th|st|nd|rd|e|eme|o|a|mo|vo|no|ro|do|to|ta|ma|na|ra)?")
 # After the number, words that end the answer and start another clause.
 _BUT = frozenset(
     {"but", "and", "tho", "though", "pero", "mais", "aber", "und", "mas", "ale"}
@@ -156,7 +175,7 @@ _BUT = frozenset(
 
 
 def age_of(folded: str) -> Signal | None:
-    """The age a reply's first clause gives, as a declaration
+    """The age a reply's first clause (after a bare yes, its second) gives, as a declaration
     (``minor_self_declared`` for 5 to 17, ``adult_self_declared`` for 18 to
     99), or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
     among its first three, after nothing but lead-ins ("13 a co", "10.",
@@ -166,7 +185,7 @@ def age_of(folded: str) -> Signal | None:
     # Squeezed as everywhere here, but not a number's digits ("11" stays 11).
     words = [
         w if w.isdigit() else _REPEAT.sub(r"\1", w)
-        for w in _WORD.findall(_first_clause(folded).lower())
+        for w in _WORD.findall(_answer_clause(folded).lower())
     ]
     at = next((i for i, w in enumerate(words[:3]) if _DIGITS.fullmatch(w)), None)
     if at is None or not all(w in _LEAD_IN for w in words[:at]):
@@ -177,7 +196,9 @@ def age_of(folded: str) -> Signal | None:
         return None
     if at + 1 < len(words) and words[at + 1] in _UNITS:
         return None
-    age = int(words[at])
+    digits = _DIGITS.fullmatch(words[at])
+    assert digits is not None  # found by the same pattern above
+    age = int(digits.group(1))
     if 5 <= age <= 17:
         return Signal.MINOR_SELF
     return Signal.ADULT_SELF if age >= 18 else None

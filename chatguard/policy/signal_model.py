@@ -54,7 +54,7 @@ FORMAT = 1
 # The version of ``features``: a model trained on other features would add
 # weights to the wrong things, so it is refused (retrain it). Raise this
 # whenever ``features`` or ``word_features`` changes what they return.
-FEATURES = 2
+FEATURES = 3
 MAX_WORDS = 64  # a long message is read by its first words; signals come early
 STEM = 5  # letters of a word's prefix feature...
 SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
@@ -91,9 +91,27 @@ class ModelError(ValueError):
 
 # Beside a number, what makes it a quantity rather than an age: joined to
 # another number by a decimal point, colon, slash or dash ("1.5", "6:30",
-# "9/12", "3-1"), or next to an operator or a currency or percent sign, with
-# or without a space ("7 x 8", "= 56", "$20", "20 %").
-_JOINED = ".,:/-"
+# "9/12", "3-1", "12.–14."), or next to an operator or a currency or percent
+# sign, with or without a space ("7 x 8", "= 56", "$20", "20 %"); or a day of
+# a month ("14. Juli", "12 de julio", "le 3 mars", "july 12"), in the six
+# languages' month names as the normaliser folds them (English "may" and
+# "march" are left out: "13 may be" is an age more often than a date).
+_JOINED = ".,:/-–—"
+_MONTHS = (
+    "jan|january|feb|february|apr|april|jun|june|jul|july|aug|august|sep|sept|september|"
+    "oct|october|nov|november|dec|december|"
+    "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|"
+    "noviembre|diciembre|"
+    "janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+    "januar|jaenner|janner|februar|marz|maerz|juni|juli|oktober|dezember|"
+    "janeiro|fevereiro|marco|maio|junho|julho|setembro|outubro|novembro|dezembro|"
+    "stycznia|lutego|marca|kwietnia|maja|czerwca|lipca|sierpnia|wrzesnia|pazdziernika|"
+    "listopada|grudnia"
+)
+_MONTH_AFTER = re.compile(rf"\.? ?(?:de |of )?(?:{_MONTHS})\b")
+_MONTH_BEFORE = re.compile(rf"\b(?:{_MONTHS}) $")
+_RANGE_AFTER = re.compile(r"\.? ?[-–—] ?[0-9]")  # "12.–14.", "12 - 14"
+_RANGE_BEFORE = re.compile(r"[0-9]\.? ?[-–—] ?$")
 _OPERATOR_BEFORE = "+×*=÷$€£#"
 _OPERATOR_AFTER = "+×*=÷%€$£"
 
@@ -104,6 +122,13 @@ def _is_quantity(text: str, start: int, end: int) -> bool:
     if before and before in _JOINED and start >= 2 and text[start - 2].isdigit():
         return True
     if after and after in _JOINED and end + 1 < len(text) and text[end + 1].isdigit():
+        return True
+    if (
+        _MONTH_AFTER.match(text, end, end + 16)
+        or _MONTH_BEFORE.search(text, max(0, start - 14), start)
+        or _RANGE_AFTER.match(text, end, end + 4)
+        or _RANGE_BEFORE.search(text, max(0, start - 5), start)
+    ):
         return True
     left = text[max(0, start - 3) : start].rstrip()
     right = text[end : end + 4].lstrip()
