@@ -30,7 +30,8 @@ S = Signal
 
 @pytest.mark.parametrize(
     "text",
-    ["yea", "Yesss", "ya lol", "yeah why", "yea how did u know", "Sí!!", "ouais", "oui et toi",
+    ["yea", "Yesss", "ya lol", "yeah why", "yea how did u know",
+     "ye how u know that", "Sí!!", "ouais", "oui et toi",
      "ja und du?", "genau", "sim", "aham", "tak", "👍", "mhmm", "yep 👍"],
 )  # fmt: skip
 def test_a_bare_yes_in_six_languages(text: str) -> None:

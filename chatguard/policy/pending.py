@@ -93,8 +93,9 @@ _YES = frozenset(
 _FILLER = frozenset(
     {
         "lol", "haha", "hehe", "xd", "lmao", "why", "how", "u", "you", "and", "wbu", "hbu",
-        "tho", "i", "am", "im", "did", "know", "y", "sie", "por", "que", "pourquoi", "et", "toi",
-        "und", "du", "warum", "e", "tu", "porque", "a", "ty", "czemu", "dlaczego", "jestem",
+        "tho", "i", "am", "im", "did", "know", "that", "y", "sie", "por", "que", "pourquoi",
+        "et", "toi", "und", "du", "warum", "e", "tu", "porque", "a", "ty", "czemu", "dlaczego",
+        "jestem",
         "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
     }
 )  # fmt: skip
