@@ -25,7 +25,7 @@ of at most ``MAX_ROOM_ASKED`` people, asked of each of them) asks their age
 or school year (a match of an ``age_probe`` rule), that person's next
 message whose first clause is short and starts with a number ("13 a co",
 "10.", "34. you?", "9 aber bald 10", "też 16. to może jutro...", or a
-school year as an ordinal: "9te.", "8th lol") declares them a minor (5 to
+school year: "9te.", "8th lol", "year 8. why") declares them a minor (5 to
 17) or an adult (18 to 99): a child who answers "how old r u" with "13" has
 said it as plainly as "im 13". A number followed by a unit ("5 min", "2
 km") is not an age. When the answer asks back ("34 et toi ?", "14 u?"), the
@@ -162,6 +162,8 @@ _LEAD_IN = frozenset(
         "same", "too", "also", "me", "to", "im", "i", "am", "just", "turned", "tambien", "yo",
         "tengo", "igual", "moi", "aussi", "je", "j", "ai", "pareil", "ich", "auch", "bin",
         "eu", "tambem", "tenho", "tb", "ja", "tez", "mam", "jestem", "only", "like",
+        # A school year named: "year 8. why", "grade 7", "klasa 6".
+        "year", "yr", "grade", "klasa", "klasse",
     }
 )  # fmt: skip
 # A number, or a school year written as an ordinal ("9te", "8th", "7mo",
