@@ -168,8 +168,10 @@ _LEAD_IN = frozenset(
 )  # fmt: skip
 # A number, or a school year written as an ordinal ("9te", "8th", "7mo",
 # "9ª" folded to "9a", "5e"): the answer to "welche Klasse?" as much as to
-# "how old are you?". Any school year from 5 to 13 is a child's; a lower
-# one reads as no age at all, never as the wrong one.
+# "how old are you?". A school year is read as if it were the age: from 5
+# to 13 that says "a child" correctly (a pupil in the 13th year is 17 or
+# 18, in school either way), and a lower one reads as no age at all, never
+# as an adult's.
 _DIGITS = re.compile(r"([0-9]{1,2})(?:te|ten|th|st|nd|rd|e|eme|o|a|mo|vo|no|ro|do|to|ta|ma|na|ra)?")
 # After the number, words that end the answer and start another clause.
 _BUT = frozenset(
