@@ -605,6 +605,31 @@ def test_a_declaration_of_the_reader_declares_them_and_not_the_sender() -> None:
     assert tyler.contradiction
 
 
+@pytest.mark.parametrize(
+    ("script", "years"),
+    [
+        ([("sam", "i'm 17 lol")], 17),
+        ([("kim", "how old are u"), ("sam", "13, why")], 13),  # a bare answer
+        ([("kim", "how old are u"), ("sam", "year 8. why")], 0),  # a school year, not an age
+        ([("sam", "ur only 13")], 0),  # said of the reader: nothing of the sender
+        ([("sam", "i'm 16"), ("sam", "so mature")], 16),  # kept until another is said
+        ([("sam", "i'm 16"), ("sam", "i'm 17 now")], 17),
+    ],
+)
+def test_the_age_a_declaration_gives_is_kept(script: list[tuple[str, str]], years: int) -> None:
+    reader = replace(
+        rule("en.minor.reader", S.MINOR_SELF, 0.5, r"\bur only 1[0-7]\b"),
+        declares_recipient=True,
+        declares_sender=False,
+    )
+    chat = Chat({"sam": "unknown", "kim": "unknown"}, engine((*RULES, reader)))
+    for sender, text in script:
+        chat.say(sender, text)
+    assert chat.state is not None
+    sam = chat.state.participant("sam")
+    assert (sam.years if sam is not None else 0) == years
+
+
 def test_evasion_counts_only_with_a_rule_match() -> None:
     chat = Chat({"a": "unknown", "b": "unknown"})
     plain = chat.say("a", "ｈｅｌｌｏ ｔｈｅｒｅ")  # fullwidth, nothing else

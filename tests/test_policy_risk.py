@@ -50,8 +50,10 @@ def say(
     now: float = 0.0,
     ages: dict[str, str] | None = None,
     risk_settings: RiskSettings = DEFAULT_SETTINGS,
+    years: int = 0,
 ) -> ConversationState:
-    """One message; ``ages`` attests bands for the sender and recipients."""
+    """One message; ``ages`` attests bands for the sender and recipients,
+    ``years`` is the age the sender's declaration gives."""
     recipients = (to,) if isinstance(to, str) else to
     ages = ages or {}
     obs = Observation(
@@ -60,6 +62,7 @@ def say(
         matches,
         ages.get(sender, "unknown"),
         {r: ages[r] for r in recipients if r in ages},
+        sender_years=years,
     )
     return observe(state, obs, risk_settings, now)
 
@@ -353,6 +356,37 @@ def test_escalation_severity_follows_risk(risk: float, severity: str) -> None:
     assert escalation_severity(risk, EMPTY) == severity
 
 
+def _minors_of_ages(older: int, younger: int, risk_settings: RiskSettings) -> float:
+    """The risk after an older declared child asks a younger one for a picture."""
+    r = risk_settings
+    state = say(EMPTY, "kid", "teen", match(S.MINOR_SELF, 0.5), years=younger, risk_settings=r)
+    state = say(state, "teen", "kid", match(S.MINOR_SELF, 0.5), years=older, risk_settings=r)
+    state = say(
+        state, "teen", "kid", match(S.IMAGE_REQUEST, 2.0), match(S.SECRECY, 1.5), risk_settings=r
+    )
+    assert state.participants["teen"].years == older
+    return state.risk
+
+
+def test_two_minors_years_apart_are_not_counted_as_peers() -> None:
+    peers = _minors_of_ages(14, 13, DEFAULT_SETTINGS)
+    apart = _minors_of_ages(17, 13, DEFAULT_SETTINGS)
+    m = DEFAULT_SETTINGS.minor_gap_multiplier / DEFAULT_SETTINGS.minor_to_minor
+    assert apart == pytest.approx(peers * m, rel=1e-6)
+    off = RiskSettings(minor_age_gap=0)
+    assert _minors_of_ages(17, 13, off) == pytest.approx(peers, rel=1e-6)
+    # Two years apart is still one school's teenagers.
+    assert _minors_of_ages(15, 13, DEFAULT_SETTINGS) == pytest.approx(peers, rel=1e-6)
+
+
+def test_an_age_said_stays_until_another_is_said() -> None:
+    state = say(EMPTY, "teen", "kid", match(S.MINOR_SELF, 0.5), years=16)
+    state = say(state, "teen", "kid", match(S.FLATTERY))
+    assert state.participants["teen"].years == 16
+    state = say(state, "teen", "kid", match(S.MINOR_SELF, 0.5), years=17)
+    assert state.participants["teen"].years == 17
+
+
 def test_sexual_stage_with_a_minor_is_at_least_high() -> None:
     ages = {"a": "unknown", "kid": "minor"}
     state = say(EMPTY, "a", "kid", match(S.SEXUAL, 0.01), ages=ages)
@@ -442,5 +476,7 @@ def test_an_observation_compares_and_shows_itself_by_its_fields() -> None:
     assert repr(obs).startswith("Observation(sender='amara', recipients=('joel',), matches=(")
     assert obs != Observation("amara", ("joel",), (m,), reader_only=frozenset({"r1"}))
     assert repr(obs).endswith(
-        "sender_age='unknown', recipient_ages={}, for_recipient=(), reader_only=frozenset())"
+        "sender_age='unknown', recipient_ages={}, for_recipient=(), reader_only=frozenset(), "
+        "sender_years=0)"
     )
+    assert obs != Observation("amara", ("joel",), (m,), sender_years=17)

@@ -59,7 +59,7 @@ def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
     for i in range(120):
         sender, recipient = f"{i:03d}".ljust(64, "s"), f"{i:03d}".ljust(64, "r")
         ages = {sender: "adult", recipient: "minor"}
-        state = say(state, sender, recipient, *every, now=1e15 + i * 1e-3, ages=ages)
+        state = say(state, sender, recipient, *every, now=1e15 + i * 1e-3, ages=ages, years=120)
     pending = {
         f"{i:03d}".ljust(64, "q"): ("minor_self_declared", 2**62, 1e9, True) for i in range(8)
     }
@@ -67,6 +67,9 @@ def test_state_json_stays_under_its_bound_in_the_worst_case() -> None:
     data = state.to_json()
     assert len(state.pairs) == DEFAULT_SETTINGS.max_pairs
     assert len(state.participants) == DEFAULT_SETTINGS.max_participants
+    senders = [p for k, p in state.participants.items() if k.endswith("s")]
+    assert senders
+    assert all(p.years == 120 for p in senders)
     assert len(data) <= state_size_bound()
     assert state_size_bound() < 56 * 1024
     assert ConversationState.from_json(data) == state
@@ -209,6 +212,25 @@ def test_pending_questions_round_trip_and_are_optional() -> None:
     assert "q" not in json.loads(ConversationState().to_json())
 
 
+def test_an_age_said_round_trips_and_is_optional() -> None:
+    said = Participant(Band.UNKNOWN, frozenset({Band.MINOR}), frozenset(), 3, 17)
+    state = ConversationState(participants={"kid": said, "other": Participant()})
+    data = json.loads(state.to_json())
+    assert data["p"]["kid"][4] == 17
+    assert len(data["p"]["other"]) == 4  # nothing said: the item is left out
+    assert ConversationState.from_json(state.to_json()) == state
+    data["p"]["kid"] = data["p"]["kid"][:4]  # a state written before ages were kept
+    assert ConversationState.from_json(json.dumps(data)).participants["kid"].years == 0
+
+
+@pytest.mark.parametrize("years", [0, -1, 121, "17", 1.5, True])
+def test_a_bad_age_is_unreadable(years: object) -> None:
+    data = json.loads(ConversationState(participants={"kid": Participant()}).to_json())
+    data["p"]["kid"].append(years)
+    with pytest.raises(ValueError, match="unreadable"):
+        ConversationState.from_json(json.dumps(data))
+
+
 @pytest.mark.parametrize(
     "pending",
     [
@@ -243,7 +265,7 @@ def test_records_compare_show_and_copy_by_their_fields() -> None:
     )
     assert repr(Participant()) == (
         "Participant(attested=<Band.UNKNOWN: 'unknown'>, declared=frozenset(), "
-        "shadow_declared=frozenset(), last_seen=0)"
+        "shadow_declared=frozenset(), last_seen=0, years=0)"
     )
     assert repr(state).startswith("ConversationState(updated=0.0, messages=0, scores={},")
     later = state.replace(risk=2.0, escalation="high", fired=frozenset({"t"}))

@@ -51,6 +51,7 @@ ties in step 4.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
@@ -72,7 +73,7 @@ from chatguard.policy.model import (
     Where,
 )
 from chatguard.policy.normalise import Evasion, Normalised, normalise
-from chatguard.policy.pending import answer, ask
+from chatguard.policy.pending import AGE_RULE, answer, answered_age, ask
 from chatguard.policy.quotations import without_quotations
 from chatguard.policy.risk import (
     MAX_THRESHOLDS,
@@ -249,6 +250,7 @@ class Engine:
             msg.recipient_ages,
             _for_recipient(matched, matches) if matched else (),
             _reader_only(matched) if matched else _NO_IDS,
+            _years_said(matched, yes, msg.text, norm.folded) if matched or yes is not None else 0,
         )
         pending = ask(
             pending,
@@ -520,6 +522,42 @@ def _reader_only(matched: list[tuple[Match, Rule]]) -> frozenset[str]:
     return frozenset(ids) if ids else _NO_IDS
 
 
+_DECLARING = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
+# A number of years: not a school year ("year 11", "en 3e", "8th grade",
+# "7. Klasse"), which declarations also carry.
+_NUMBER = re.compile(
+    r"(?<![0-9])([0-9]{1,2})(?![0-9])"
+    r"(?!\s?(?:th|st|nd|rd|e[a-zA-Z]?\b|eme|ème|te\b|º|ª|o\b|\.\s?klass|grade|klas|class|curso|série|serie))"
+)
+_SCHOOL = re.compile(
+    r"\b(?:year|yr|grade|klass\w*|klas\w*|class\w*|série|serie|ano|año|curso|coll[eè]ge|lyc[eé]e"
+    r"|primaria|secundaria|eso|schule|szko\w*|sixth form)\b",
+    re.IGNORECASE,
+)
+
+
+def _years_said(
+    matched: list[tuple[Match, Rule]], yes: Match | None, text: str, folded: str
+) -> int:
+    """The age in years the sender gives of themselves by an enforced
+    declaration: a bare answer's number ("13, year 8"), or the first one- or
+    two-digit number inside a declaring rule's match ("im 17", "tengo 13
+    años"); 0 when none gives one (an age in words, or the signal model's)."""
+    if yes is not None and yes.rule_id == AGE_RULE and not yes.shadow:
+        age = answered_age(folded, years_only=True)
+        if age is not None:
+            return age
+    for m, rule in matched:
+        if m.signal in _DECLARING and not m.shadow and not m.quoted and rule.declares_sender:
+            for start, end in m.spans:
+                if _SCHOOL.search(text, start, end) is not None:
+                    continue  # "im year 11 at st aidan's": a school year, not an age
+                found = _NUMBER.search(text, start, end)
+                if found is not None and int(found.group(1)) >= 8:
+                    return int(found.group(1))
+    return 0
+
+
 # A ``trigger: false`` match acts as a trigger when the same person's score
 # for its signal, this message included, is at least this many times its
 # weight: they said it again within about a half-life.
@@ -658,7 +696,7 @@ def _participant(state: ConversationState, user: str, attested: str | None) -> P
     band = attested_band(attested)
     if band is _UNKNOWN:
         return p
-    return Participant(band, p.declared, p.shadow_declared, p.last_seen)
+    return Participant(band, p.declared, p.shadow_declared, p.last_seen, p.years)
 
 
 def scope_bands(p: Participant, *, include_shadow: bool) -> frozenset[str]:

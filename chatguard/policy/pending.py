@@ -166,6 +166,7 @@ _LEAD_IN = frozenset(
         "year", "yr", "grade", "klasa", "klasse",
     }
 )  # fmt: skip
+_SCHOOL_YEAR = frozenset({"year", "yr", "grade", "klasa", "klasse"})
 # A number, or a school year written as an ordinal ("9te", "8th", "7mo",
 # "9ª" folded to "9a", "5e"): the answer to "welche Klasse?" as much as to
 # "how old are you?". A school year is read as if it were the age: from 5
@@ -179,14 +180,14 @@ _BUT = frozenset(
 )  # fmt: skip
 
 
-def age_of(folded: str) -> Signal | None:
-    """The age a reply's first clause (after a bare yes, its second) gives, as a declaration
-    (``minor_self_declared`` for 5 to 17, ``adult_self_declared`` for 18 to
-    99), or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
+def answered_age(folded: str, *, years_only: bool = False) -> int | None:
+    """The age in years a reply's first clause (after a bare yes, its second)
+    gives, or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
     among its first three, after nothing but lead-ins ("13 a co", "10.",
     "też 16. to może jutro...", "im 14 lol"), the clause ending early at a
     "but" after the number ("10 but im really responsible"); a number
-    followed by a unit is a quantity ("5 min")."""
+    followed by a unit is a quantity ("5 min"). With ``years_only``, a school
+    year ("year 8", "9te", "8th") is no answer: it is not an age in years."""
     # Squeezed as everywhere here, but not a number's digits ("11" stays 11).
     words = [
         w if w.isdigit() else _REPEAT.sub(r"\1", w)
@@ -203,7 +204,17 @@ def age_of(folded: str) -> Signal | None:
         return None
     digits = _DIGITS.fullmatch(words[at])
     assert digits is not None  # found by the same pattern above
-    age = int(digits.group(1))
+    if years_only and (digits.group(0) != digits.group(1) or _SCHOOL_YEAR & set(words[:at])):
+        return None
+    return int(digits.group(1))
+
+
+def age_of(folded: str) -> Signal | None:
+    """The age ``answered_age`` reads, as a declaration: ``minor_self_declared``
+    for 5 to 17, ``adult_self_declared`` for 18 to 99, None for anything else."""
+    age = answered_age(folded)
+    if age is None:
+        return None
     if 5 <= age <= 17:
         return Signal.MINOR_SELF
     return Signal.ADULT_SELF if age >= 18 else None

@@ -131,7 +131,7 @@ __all__ = [
 
 _OBSERVATION_FIELDS: Final = (
     "sender", "recipients", "matches", "sender_age", "recipient_ages", "for_recipient",
-    "reader_only",
+    "reader_only", "sender_years",
 )  # fmt: skip
 
 
@@ -153,6 +153,7 @@ class Observation:
         recipient_ages: Mapping[str, str] | None = None,
         for_recipient: tuple[Match, ...] = (),
         reader_only: frozenset[str] = frozenset(),
+        sender_years: int = 0,
     ) -> None:
         self.sender: Final = sender
         self.recipients: Final = recipients
@@ -170,11 +171,14 @@ class Observation:
         # recipient only ("ur only 13"): they declare nothing of the sender,
         # and an attested adult saying them contradicts nothing.
         self.reader_only: Final = reader_only
+        # The age in years an enforced declaration of the sender's in
+        # ``matches`` gives ("im 17"); 0 when none gives one.
+        self.sender_years: Final = sender_years
 
     def _fields(self) -> tuple[object, ...]:
         return (
-            self.sender, self.recipients, self.matches,
-            self.sender_age, self.recipient_ages, self.for_recipient, self.reader_only,
+            self.sender, self.recipients, self.matches, self.sender_age,
+            self.recipient_ages, self.for_recipient, self.reader_only, self.sender_years,
         )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:  # no __hash__: its map is not hashable
@@ -292,6 +296,10 @@ def observe(
         me = _declaring(
             me, [m for m in matches if m.rule_id not in reader_only] if reader_only else matches
         )
+    if obs.sender_years and obs.sender_years != me.years:
+        me = Participant(
+            me.attested, me.declared, me.shadow_declared, me.last_seen, obs.sender_years
+        )
     participants[sender] = me
     targets = _targets(obs, sender, participants, settings)
     for user, key in targets:
@@ -379,7 +387,7 @@ def _declaring(p: Participant, matches: Iterable[Match]) -> Participant:
     enforced = p.declared | {band for band, shadow in declaring if not shadow}
     shadow = (p.shadow_declared | {band for band, _ in declaring}) - enforced
     if enforced != p.declared or shadow != p.shadow_declared:
-        return Participant(p.attested, enforced, shadow, p.last_seen)
+        return Participant(p.attested, enforced, shadow, p.last_seen, p.years)
     return p
 
 
@@ -395,7 +403,7 @@ def _seen(p: Participant | None, attested: str | None, index: int) -> Participan
     band = band or p.attested
     if band is p.attested and p.last_seen == index:
         return p
-    return Participant(band, p.declared, p.shadow_declared, index)
+    return Participant(band, p.declared, p.shadow_declared, index, p.years)
 
 
 def _targets(

@@ -257,13 +257,25 @@ def _weighed(
 ) -> float:
     """R_D from the dyad's sum of signals and combinations: times the
     relationship multiplier and the progression bonus."""
-    if bonus and band_a in MINORISH and band_b in MINORISH:
+    minors = band_a in MINORISH and band_b in MINORISH
+    # Two minors who said ages years apart are not peers (``minor_age_gap``).
+    apart = (
+        minors
+        and settings.minor_age_gap > 0
+        and pa.years > 0
+        and pb.years > 0
+        and abs(pa.years - pb.years) >= settings.minor_age_gap
+    )
+    if bonus and minors and not apart:
         bonus *= settings.progression_between_minors
     bonus *= family
     m = 1.0
     if ROOM_AUDIENCE not in dyad:
         both_adult = pa.attested is _ADULT and pb.attested is _ADULT
-        m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
+        if apart:
+            m = settings.minor_gap_multiplier
+        else:
+            m = multiplier(band_a, band_b, settings, attested_adults=both_adult)
         if kin and m > 1.0:
             m = 1.0  # a parent and their child are not a stranger and a child
     return m * total * (1.0 + bonus)

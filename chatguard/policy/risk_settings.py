@@ -108,6 +108,12 @@ class RiskSettings:
     # Two children (or likely children): teenagers of an age flirting and
     # swapping snaps is not grooming; a peer's threat still triggers at once.
     minor_to_minor: float = 0.6
+    # ... unless both said their ages and they are this many years apart or
+    # more (0: never): a 17-year-old who picks a 13-year-old up from school
+    # is not her classmate. Such a pair counts ``minor_gap_multiplier``, and
+    # the stage bonus in full.
+    minor_age_gap: int = 3
+    minor_gap_multiplier: float = 1.0
     minor_target_factor: float = 1.5
     minor_target_signals: frozenset[str] = frozenset({_S.IMAGE_REQUEST, _S.SEXUAL, _S.ISOLATION})
     signal_factors: Mapping[str, float] = field(default_factory=lambda: dict(_FACTORS))
@@ -173,6 +179,7 @@ _FLOATS = {
     "unknown_to_minor": 100.0,
     "adult_to_adult": 100.0,
     "minor_to_minor": 100.0,
+    "minor_gap_multiplier": 100.0,
     "minor_target_factor": 100.0,
     "stage_bonus": 100.0,
     "order_bonus": 100.0,
@@ -190,6 +197,7 @@ _INTS = {
     "max_pairs": 1000,
     "max_fanout": 1000,
     "answer_window": 100,
+    "minor_age_gap": 100,
 }
 
 

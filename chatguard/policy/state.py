@@ -25,7 +25,9 @@ Invariants:
    ``risk.observe``; ``from_json`` raises ``ValueError`` for anything else.
 4. The stored format has a version (``VERSION``); changing any JSON code
    means a new one. Optional keys (``l``, ``q``) may be added without one: a
-   reader ignores keys it does not know. Every earlier version is still read
+   reader ignores keys it does not know; so may optional trailing items of a
+   participant's record (the fifth, their age in years), which a reader
+   that does not know them never reads. Every earlier version is still read
    (``READABLE``): version 1 stored scores already decayed to ``updated``,
    which reads as a version 2 state that owes no decay.
 5. Scores decay lazily. The stored scores are as of the last message that
@@ -105,7 +107,7 @@ def attested_band(value: str | None) -> Band:
     return Band.MINOR if value == "minor" else Band.ADULT if value == "adult" else Band.UNKNOWN
 
 
-_PARTICIPANT_FIELDS: Final = ("attested", "declared", "shadow_declared", "last_seen")
+_PARTICIPANT_FIELDS: Final = ("attested", "declared", "shadow_declared", "last_seen", "years")
 
 
 class Participant:
@@ -119,14 +121,18 @@ class Participant:
         declared: frozenset[Band] = frozenset(),
         shadow_declared: frozenset[Band] = frozenset(),
         last_seen: int = 0,
+        years: int = 0,
     ) -> None:
         self.attested: Final = attested  # the latest minor/adult attestation
         self.declared: Final = declared  # self-declarations (MINOR, ADULT) by enforced rules
         self.shadow_declared: Final = shadow_declared  # ... only by shadow rules
         self.last_seen: Final = last_seen  # index of the last message they sent or received
+        # The age in years they last said of themselves by an enforced rule
+        # ("im 17", a bare "13" to an age question); 0 when none was said.
+        self.years: Final = years
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.attested, self.declared, self.shadow_declared, self.last_seen)
+        return (self.attested, self.declared, self.shadow_declared, self.last_seen, self.years)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Participant):
@@ -333,6 +339,8 @@ class ConversationState:
                     _enc_bands(p.shadow_declared),
                     p.last_seen,
                 ]
+                # Optional: an age said is a fifth item; older states have four.
+                + ([p.years] if p.years else [])
                 for k, p in self.participants.items()
             },
             "d": [
@@ -392,7 +400,11 @@ class ConversationState:
                 stages=_dec_stages(obj["g"]),
                 participants={
                     _str(k): Participant(
-                        _BAND_OF[v[0]], _dec_bands(v[1]), _dec_bands(v[2]), _int(v[3])
+                        _BAND_OF[v[0]],
+                        _dec_bands(v[1]),
+                        _dec_bands(v[2]),
+                        _int(v[3]),
+                        _years(v[4]) if len(v) > 4 else 0,
                     )
                     for k, v in obj["p"].items()
                 },
@@ -467,6 +479,14 @@ def _int(v: Any) -> int:
     return v
 
 
+def _years(value: object) -> int:
+    """An age in years as stored: 1 to 120."""
+    years = _int(value)
+    if not 1 <= years <= 120:
+        raise ValueError(f"bad age {years!r}")
+    return years
+
+
 def _owed(v: Any) -> float:
     owed = _num(v)
     if not 0.0 <= owed <= MAX_OWED:
@@ -524,7 +544,7 @@ def state_size_bound(settings: RiskSettings = DEFAULT_SETTINGS) -> int:
     scores = 2 + len(_SIG_CODE) * (4 + 1 + score + 1)
     stages = 2 + len(_STAGE_CODE) * (4 + 1 + num + 1)
     pair = 2 + 2 * key + num + 2 * (scores + stages) + 8
-    person = key + 1 + 2 + 3 + 5 + 5 + num + 4
+    person = key + 1 + 2 + 3 + 5 + 5 + num + 4 + 4  # the last: ",120", an age in years
     fired = 2 + MAX_THRESHOLDS * 30
     header = 200 + 5 * num + scores + stages + 2 * fired + 8 + _MAX_LANGUAGE
     header += 8 + MAX_PENDING * (key + 2 + 1 + 2 + 4 + 1 + 2 * num + 4)  # "q", "#=" keys
