@@ -523,11 +523,10 @@ def _reader_only(matched: list[tuple[Match, Rule]]) -> frozenset[str]:
 
 
 _DECLARING = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
-# A number of years: not a school year ("year 11", "en 3e", "8th grade",
-# "7. Klasse"), which declarations also carry.
+# A number of years, not an ordinal ("8th", "en 3e", "9te", "8º"); a span
+# that names a school year in words ("year 11", "7. Klasse") is ``_SCHOOL``'s.
 _NUMBER = re.compile(
-    r"(?<![0-9])([0-9]{1,2})(?![0-9])"
-    r"(?!\s?(?:th|st|nd|rd|e[a-zA-Z]?\b|eme|ème|te\b|º|ª|o\b|\.\s?klass|grade|klas|class|curso|série|serie))"
+    r"(?<![0-9])([0-9]{1,2})(?![0-9])(?!\s?(?:th|st|nd|rd|e[a-zA-Z]?\b|eme|ème|te\b|º|ª|o\b))"
 )
 _SCHOOL = re.compile(
     r"\b(?:year|yr|grade|klass\w*|klas\w*|class\w*|série|serie|ano|año|curso|coll[eè]ge|lyc[eé]e"

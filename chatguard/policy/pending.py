@@ -95,8 +95,7 @@ _FILLER = frozenset(
         "lol", "haha", "hehe", "xd", "lmao", "why", "how", "u", "you", "and", "wbu", "hbu",
         "tho", "i", "am", "im", "did", "know", "that", "y", "sie", "por", "que", "pourquoi",
         "et", "toi", "und", "du", "warum", "e", "tu", "porque", "a", "ty", "czemu", "dlaczego",
-        "jestem",
-        "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
+        "jestem", "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
     }
 )  # fmt: skip
 _WORD = re.compile(r"[^\W_]+|👍")
@@ -156,17 +155,16 @@ _ASKED_BACK = frozenset(
         "sie", "vc", "voce", "ty", "wy", "pan", "pani",
     }
 )  # fmt: skip
+# A school year named before its number: "year 8. why", "grade 7", "klasa 6".
+_SCHOOL_YEAR = frozenset({"year", "yr", "grade", "klasa", "klasse"})
 # Words that may come before the number ("też 16", "same 16", "im 14", "j'ai 12").
-_LEAD_IN = frozenset(
+_LEAD_IN = _SCHOOL_YEAR | frozenset(
     {
         "same", "too", "also", "me", "to", "im", "i", "am", "just", "turned", "tambien", "yo",
         "tengo", "igual", "moi", "aussi", "je", "j", "ai", "pareil", "ich", "auch", "bin",
         "eu", "tambem", "tenho", "tb", "ja", "tez", "mam", "jestem", "only", "like",
-        # A school year named: "year 8. why", "grade 7", "klasa 6".
-        "year", "yr", "grade", "klasa", "klasse",
     }
 )  # fmt: skip
-_SCHOOL_YEAR = frozenset({"year", "yr", "grade", "klasa", "klasse"})
 # A number, or a school year written as an ordinal ("9te", "8th", "7mo",
 # "9ª" folded to "9a", "5e"): the answer to "welche Klasse?" as much as to
 # "how old are you?". A school year is read as if it were the age: from 5
