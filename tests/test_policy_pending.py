@@ -222,7 +222,8 @@ def test_a_same_answers_only_a_message_to_one_person() -> None:
      ("9te. ich weiß ich hab in der app 18 angegeben sorry", S.MINOR_SELF),
      ("8th lol", S.MINOR_SELF), ("7mo, y tú?", S.MINOR_SELF), ("9ª série", S.MINOR_SELF),
      ("oui, 15 depuis janvier", S.MINOR_SELF), ("yeah. 34", S.ADULT_SELF),
-     ("year 8. why", S.MINOR_SELF), ("grade 7 lol", S.MINOR_SELF)],
+     ("year 8. why", S.MINOR_SELF), ("grade 7 lol", S.MINOR_SELF),
+     ("si 15, en 4o", S.MINOR_SELF), ("yeah 12", S.MINOR_SELF)],
 )  # fmt: skip
 def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
     assert age_of(normalise(text).folded) is signal
@@ -233,7 +234,8 @@ def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
     ["", "lol 13", "why do u ask", "5 min", "2 km away", "10 mins and im there", "100",
      "3", "idk like 13 or 14 people came to the party yesterday", "the 13th",
      "12 people came to the party last night but only 3 stayed", "5km", "10min lol", "3rd",
-     "yes", "oui, on se voit à 15h", "yeah, 5 min", "year 2 of uni lol"],
+     "yes", "oui, on se voit à 15h", "yeah, 5 min", "year 2 of uni lol", "yes 5 min",
+     "lol yes 13"],
 )  # fmt: skip
 def test_anything_else_gives_no_age(text: str) -> None:
     assert age_of(normalise(text).folded) is None

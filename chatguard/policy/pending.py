@@ -181,7 +181,7 @@ _BUT = frozenset(
 def answered_age(folded: str, *, years_only: bool = False) -> int | None:
     """The age in years a reply's first clause (after a bare yes, its second)
     gives, or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
-    among its first three, after nothing but lead-ins ("13 a co", "10.",
+    among its first three, after nothing but a yes and lead-ins ("13 a co", "10.", "si 15",
     "też 16. to może jutro...", "im 14 lol"), the clause ending early at a
     "but" after the number ("10 but im really responsible"); a number
     followed by a unit is a quantity ("5 min"). With ``years_only``, a school
@@ -192,7 +192,10 @@ def answered_age(folded: str, *, years_only: bool = False) -> int | None:
         for w in _WORD.findall(_answer_clause(folded).lower())
     ]
     at = next((i for i, w in enumerate(words[:3]) if _DIGITS.fullmatch(w)), None)
-    if at is None or not all(w in _LEAD_IN for w in words[:at]):
+    # A yes may open the clause itself: "si 15, en 4o", "yeah 12".
+    if at is None or not all(
+        w in _LEAD_IN or (j == 0 and w in _YES) for j, w in enumerate(words[:at])
+    ):
         return None
     # "10 but im really responsible": the answer ends where a "but" starts.
     words = words[: next((j for j in range(at + 1, len(words)) if words[j] in _BUT), None)]
