@@ -78,7 +78,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
@@ -108,7 +108,7 @@ DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
 #: What one step of the `regex` module's search is assumed to cost when a
 #: confirmation may skip the timeout: measured at 1 to 2 ns; a hundred times
 #: that leaves room for a slow or busy machine and for steps that cost more.
-STEP_SECONDS = 1e-7
+STEP_SECONDS: Final = 1e-7
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 MAX_CACHED_DATABASES = 4  # Hyperscan databases kept in one cache directory
 
