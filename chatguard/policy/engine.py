@@ -300,14 +300,17 @@ class Engine:
                 after = record_escalation(after, str(a.params["severity"]))
 
         signals = tuple(dict.fromkeys(m.signal for m in matches)) if matches else ()
+        # By position, in the order of its fields (conversation, risk, signals,
+        # matches, actions, evasions, policy version): a dataclass's keyword
+        # arguments are matched by name, a measurable part of every message.
         assessment = Assessment(
-            conversation=msg.conversation,
-            risk=after.risk,
-            signals=signals,
-            matches=tuple(matches),
-            actions=actions,
-            evasions=frozenset(norm.evasions),
-            policy_version=self.policy.version,
+            msg.conversation,
+            after.risk,
+            signals,
+            tuple(matches),
+            actions,
+            frozenset(norm.evasions),
+            self.policy.version,
         )
         return assessment, after
 
