@@ -80,6 +80,9 @@ LEARNABLE: tuple[Signal, ...] = tuple(
 )
 
 _WORD: Final = re.compile(r"[^\W_]+")
+# The same words in ASCII text, where a word character is a letter or a
+# digit: a plain class, cheaper than asking the Unicode database of each.
+_ASCII_WORD: Final = re.compile(r"[0-9A-Za-z]+")
 # In ASCII text a word starts with a digit only if the text has one: a
 # cheaper test than looking at every word's first character.
 _ASCII_DIGIT: Final = re.compile(r"[0-9]")
@@ -141,10 +144,11 @@ def _is_quantity(text: str, start: int, end: int) -> bool:
 
 
 def _words(folded: str) -> list[str]:
-    words = _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+    ascii_ = folded.isascii()
+    words = (_ASCII_WORD if ascii_ else _WORD).findall(folded, 0, 8 * 1024)[:MAX_WORDS]
     if (
         not _ASCII_DIGIT.search(folded, 0, 8 * 1024)
-        if folded.isascii()
+        if ascii_
         else not any(w[0].isdigit() for w in words)
     ):
         return words
