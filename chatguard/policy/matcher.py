@@ -533,19 +533,22 @@ class Matcher:
         candidates = finder.candidates(text) | finder.always
         found: dict[int, list[tuple[int, int]]] = {}
         self._last_text, self._last_candidates, self._last_found = text, candidates, found
-        rule_ids: set[int] = set()
+        # Each rule with its candidate units, from the few candidates rather
+        # than from each rule's many patterns. In no particular order: the
+        # spans are sorted below, and every candidate unit is confirmed.
+        units_of: dict[int, list[int]] = {}
         for u in candidates:
-            rule_ids.update(self._rules_of[u])
-        if not rule_ids:
+            for r in self._rules_of[u]:
+                units = units_of.get(r)
+                if units is None:
+                    units_of[r] = [u]
+                else:
+                    units.append(u)
+        if not units_of:
             return []
         hits: list[RuleHit] = []
-        for r in sorted(rule_ids):
-            spans = [
-                s
-                for u in self._patterns[r]
-                if u in candidates
-                for s in self._confirm(u, text, found)
-            ]
+        for r in sorted(units_of):
+            spans = [s for u in units_of[r] for s in self._confirm(u, text, found)]
             if not spans or any(
                 self._confirm(u, text, found) for u in self._unless[r] if u in candidates
             ):
