@@ -20,7 +20,11 @@ Invariants:
    through Python: the records compiled code builds or reads for every
    message are plain classes with ``Final`` attributes instead, which mypyc
    makes native classes (``state``'s records, ``normalise.Normalised``,
-   ``risk.Observation``, ``engine.MessageContext``). This file imports
+   ``risk.Observation``, ``engine.MessageContext``). Likewise the module
+   constants those modules read for every message are ``Final``: compiled
+   code reads a ``Final`` constant as a C static (a number or string one as
+   its value), any other module-level name by a lookup in the module's
+   dict. This file imports
    nothing from ChatGuard, so that ``setup.py`` can read it before anything
    is installed.
 3. Nothing here is needed at run time: a pure install (the default, and every

@@ -20,6 +20,8 @@ from chatguard.policy.model import ActionType, Mode, ModelUse, Policy, Rule, Sig
 from chatguard.policy.normalise import normalise
 from chatguard.policy.rules import regex_pattern
 from chatguard.policy.signal_model import (
+    _ASCII_WORD,
+    _WORD,
     MAX_FILE_BYTES,
     MAX_WORDS,
     ModelError,
@@ -130,6 +132,17 @@ def test_a_number_on_its_own_keeps_its_age_bracket(text: str) -> None:
 )
 def test_words_mark_quantities_in_ascii_and_other_text(text: str, words: list[str]) -> None:
     assert _words(text) == words
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_text_is_read_into_the_same_words_either_way(text: str) -> None:
+    # _words reads ASCII text with the plain class, other text with \w.
+    assert _ASCII_WORD.findall(text) == _WORD.findall(text)
+
+
+def test_each_ascii_character_is_a_word_character_by_both_patterns_or_by_neither() -> None:
+    for c in map(chr, range(128)):
+        assert bool(_ASCII_WORD.fullmatch(c)) == bool(_WORD.fullmatch(c)), repr(c)
 
 
 def test_a_feature_counts_as_often_as_it_occurs() -> None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
-MIN_NAME = 3
-_STEM = re.compile(r"[^\W\d_]+")
-_WORD = re.compile(r"@?[^\W_]+(?:[._-][^\W_]+)*")
+MIN_NAME: Final = 3
+_STEM: Final = re.compile(r"[^\W\d_]+")
+_WORD: Final = re.compile(r"@?[^\W_]+(?:[._-][^\W_]+)*")
 # Name parts that are also everyday words: reading them as addressing would
 # narrow a message to the wrong person.
-_COMMON = frozenset(
+_COMMON: Final = frozenset(
     {
         "the", "and", "you", "your", "are", "not", "but", "all", "any", "can", "may", "will",
         "max", "art", "joy", "sky", "ray", "sun", "bee", "kid", "boy", "girl", "guy", "man",

@@ -93,23 +93,23 @@ from chatguard.policy.risk import (
     severity_rank,
 )
 
-EVASION_RULE = "normalise.evasion"  # the rule id of the evasion match
+EVASION_RULE: Final = "normalise.evasion"  # the rule id of the evasion match
 # Letters drawn out ("siii", "pleaseee") are how children write when they
 # are excited, not a disguise: recorded, but not the evasion signal.
-_EXPRESSIVE = frozenset({Evasion.REPEAT})
-MODEL_RULE_PREFIX = "model."  # a learned match's rule id: "model.image_request"
-MODEL_EXEMPT_ROLES = frozenset({"moderator"})  # as rules' default ``exempt_roles``
-_CONTEXT_SIGNALS = frozenset({Signal.KINSHIP, Signal.OPENNESS})
+_EXPRESSIVE: Final = frozenset({Evasion.REPEAT})
+MODEL_RULE_PREFIX: Final = "model."  # a learned match's rule id: "model.image_request"
+MODEL_EXEMPT_ROLES: Final = frozenset({"moderator"})  # as rules' default ``exempt_roles``
+_CONTEXT_SIGNALS: Final = frozenset({Signal.KINSHIP, Signal.OPENNESS})
 # Enum members read on every message, as module constants: on Python 3.11 a
 # member read through its class (``Mode.SHADOW``) goes through the enum
 # type's ``__getattr__`` hook, several times the cost of a global.
-_SHADOW = Mode.SHADOW
-_ESCALATE = ActionType.ESCALATE
-_ANY_WHERE = Where.ANY
-_UNKNOWN = Band.UNKNOWN
+_SHADOW: Final = Mode.SHADOW
+_ESCALATE: Final = ActionType.ESCALATE
+_ANY_WHERE: Final = Where.ANY
+_UNKNOWN: Final = Band.UNKNOWN
 # How a band is spelled in a scope: its own value, and its collapsed one.
-_SCOPE_VALUE = {band: band.value for band in Band}
-_COLLAPSED_VALUE = {band: band.collapsed.value for band in Band}
+_SCOPE_VALUE: Final = {band: band.value for band in Band}
+_COLLAPSED_VALUE: Final = {band: band.collapsed.value for band in Band}
 
 
 _MESSAGE_FIELDS: Final = (
@@ -300,14 +300,17 @@ class Engine:
                 after = record_escalation(after, str(a.params["severity"]))
 
         signals = tuple(dict.fromkeys(m.signal for m in matches)) if matches else ()
+        # By position, in the order of its fields (conversation, risk, signals,
+        # matches, actions, evasions, policy version): a dataclass's keyword
+        # arguments are matched by name, a measurable part of every message.
         assessment = Assessment(
-            conversation=msg.conversation,
-            risk=after.risk,
-            signals=signals,
-            matches=tuple(matches),
-            actions=actions,
-            evasions=frozenset(norm.evasions),
-            policy_version=self.policy.version,
+            msg.conversation,
+            after.risk,
+            signals,
+            tuple(matches),
+            actions,
+            frozenset(norm.evasions),
+            self.policy.version,
         )
         return assessment, after
 
@@ -502,7 +505,7 @@ class _OwnWords:
         return self._signals
 
 
-_NOTHING_OWN = _OwnWords(None, "")  # for a message that matched nothing: never asked
+_NOTHING_OWN: Final = _OwnWords(None, "")  # for a message that matched nothing: never asked
 
 
 def _for_recipient(matched: list[tuple[Match, Rule]], matches: list[Match]) -> tuple[Match, ...]:
@@ -512,7 +515,7 @@ def _for_recipient(matched: list[tuple[Match, Rule]], matches: list[Match]) -> t
     return tuple(m for m in matches if m.rule_id in ids and not m.quoted) if ids else ()
 
 
-_NO_IDS: frozenset[str] = frozenset()
+_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
 def _reader_only(matched: list[tuple[Match, Rule]]) -> frozenset[str]:
@@ -522,13 +525,13 @@ def _reader_only(matched: list[tuple[Match, Rule]]) -> frozenset[str]:
     return frozenset(ids) if ids else _NO_IDS
 
 
-_DECLARING = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
+_DECLARING: Final = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
 # A number of years, not an ordinal ("8th", "en 3e", "9te", "8º"); a span
 # that names a school year in words ("year 11", "7. Klasse") is ``_SCHOOL``'s.
-_NUMBER = re.compile(
+_NUMBER: Final = re.compile(
     r"(?<![0-9])([0-9]{1,2})(?![0-9])(?!\s?(?:th|st|nd|rd|e[a-zA-Z]?\b|eme|ème|te\b|º|ª|o\b))"
 )
-_SCHOOL = re.compile(
+_SCHOOL: Final = re.compile(
     r"\b(?:year|yr|grade|klass\w*|klas\w*|class\w*|série|serie|ano|año|curso|coll[eè]ge|lyc[eé]e"
     r"|primaria|secundaria|eso|schule|szko\w*|sixth form)\b",
     re.IGNORECASE,
@@ -560,7 +563,7 @@ def _years_said(
 # A ``trigger: false`` match acts as a trigger when the same person's score
 # for its signal, this message included, is at least this many times its
 # weight: they said it again within about a half-life.
-SAID_AGAIN = 1.5
+SAID_AGAIN: Final = 1.5
 
 
 def _said_again(state: ConversationState, sender: str, soft: Sequence[Match]) -> list[Match]:

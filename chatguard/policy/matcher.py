@@ -78,7 +78,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import ahocorasick
 import regex  # type: ignore[import-untyped, unused-ignore]
@@ -108,7 +108,7 @@ DEFAULT_TIMEOUT = 0.05  # seconds for one pattern on one message
 #: What one step of the `regex` module's search is assumed to cost when a
 #: confirmation may skip the timeout: measured at 1 to 2 ns; a hundred times
 #: that leaves room for a slow or busy machine and for steps that cost more.
-STEP_SECONDS = 1e-7
+STEP_SECONDS: Final = 1e-7
 _CACHE_FORMAT = b"chatguard-hs-1\n"
 MAX_CACHED_DATABASES = 4  # Hyperscan databases kept in one cache directory
 
@@ -533,19 +533,22 @@ class Matcher:
         candidates = finder.candidates(text) | finder.always
         found: dict[int, list[tuple[int, int]]] = {}
         self._last_text, self._last_candidates, self._last_found = text, candidates, found
-        rule_ids: set[int] = set()
+        # Each rule with its candidate units, from the few candidates rather
+        # than from each rule's many patterns. In no particular order: the
+        # spans are sorted below, and every candidate unit is confirmed.
+        units_of: dict[int, list[int]] = {}
         for u in candidates:
-            rule_ids.update(self._rules_of[u])
-        if not rule_ids:
+            for r in self._rules_of[u]:
+                units = units_of.get(r)
+                if units is None:
+                    units_of[r] = [u]
+                else:
+                    units.append(u)
+        if not units_of:
             return []
         hits: list[RuleHit] = []
-        for r in sorted(rule_ids):
-            spans = [
-                s
-                for u in self._patterns[r]
-                if u in candidates
-                for s in self._confirm(u, text, found)
-            ]
+        for r in sorted(units_of):
+            spans = [s for u in units_of[r] for s in self._confirm(u, text, found)]
             if not spans or any(
                 self._confirm(u, text, found) for u in self._unless[r] if u in candidates
             ):

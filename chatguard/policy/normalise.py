@@ -243,7 +243,7 @@ def _letters(ranges: t.Ranges) -> frozenset[str]:
 
 
 _CONTROL, _INVISIBLE, _OVERRIDE, _TAG, _MODIFIER, _KEYCAP, _EMOJI = range(7)
-_KINDS: dict[str, int] = {
+_KINDS: Final[dict[str, int]] = {
     **dict.fromkeys(_codepoints(t.CONTROL_RANGES), _CONTROL),
     **dict.fromkeys(_codepoints(t.INVISIBLE_RANGES), _INVISIBLE),
     **dict.fromkeys(t.BIDI_OVERRIDES, _OVERRIDE),
@@ -255,71 +255,73 @@ _KINDS: dict[str, int] = {
 # Presence checks: a class of BMP characters compiles to a bitmap and scans
 # fast; the few astral ones (emoji, tags) are looked up only when the message
 # has an astral character at all.
-_SPECIAL_BMP_RE = re.compile(_class((), (c for c in _KINDS if c <= "\uffff")))
-_SPECIAL_ASTRAL = frozenset(c for c in _KINDS if c > "\uffff")
-_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
+_SPECIAL_BMP_RE: Final = re.compile(_class((), (c for c in _KINDS if c <= "\uffff")))
+_SPECIAL_ASTRAL: Final = frozenset(c for c in _KINDS if c > "\uffff")
+_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 # Skipped when looking for the characters either side of an invisible one.
-_HIDDEN = frozenset((_INVISIBLE, _OVERRIDE, _TAG, _MODIFIER))
-_TAG_CONTEXT = frozenset((t.TAG_BASE, *_codepoints(t.TAG_RANGES)))
-_EMOJI_RE = re.compile(_class(t.EMOJI_RANGES))
-_FULLWIDTH_RE = re.compile(_class(t.FULLWIDTH_RANGES))
-_CJK_RE = re.compile(_class(t.CJK_RANGES))
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+_HIDDEN: Final = frozenset((_INVISIBLE, _OVERRIDE, _TAG, _MODIFIER))
+_TAG_CONTEXT: Final = frozenset((t.TAG_BASE, *_codepoints(t.TAG_RANGES)))
+_EMOJI_RE: Final = re.compile(_class(t.EMOJI_RANGES))
+_FULLWIDTH_RE: Final = re.compile(_class(t.FULLWIDTH_RANGES))
+_CJK_RE: Final = re.compile(_class(t.CJK_RANGES))
+_NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]")
 # Built with chr(): a compiled build cannot hold a lone surrogate in a literal.
-_SURROGATE_RE = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
+_SURROGATE_RE: Final = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
 
-_LATIN_LETTERS = _letters(t.LATIN_LETTER_RANGES)
-_CG_LETTERS = _letters(t.CYRILLIC_GREEK_RANGES)
-_LATIN_RE = re.compile(_class((), _LATIN_LETTERS))
-_CG_RE = re.compile(_class((), _CG_LETTERS))
-_LETTER = _class((), _LATIN_LETTERS | _CG_LETTERS)
-_WORD_CHAR_RE = re.compile(f"{_LETTER}|[0-9]")
-_WORD_RE = re.compile(r"\w+")
-_EMOJI_TOKEN_RE = re.compile(r"emoji_[a-z0-9]+")
-_LATIN_LOOKALIKE_RE = re.compile(_class((), t.LATIN_LOOKALIKES))
-_STRONG_RE = re.compile(_class((), t.STRONG_LOOKALIKES))
-_LATIN_LOOKALIKE_TABLE = str.maketrans(t.LATIN_LOOKALIKES)
-_LOWER_KEYS = frozenset(t.LOOKALIKE_LOWER)
-_LOWER_TABLE = str.maketrans(t.LOOKALIKE_LOWER)
-_MIXED_TABLE = str.maketrans({**t.LOOKALIKE_LOWER, **t.LOOKALIKE_UPPER_ONLY})
+_LATIN_LETTERS: Final = _letters(t.LATIN_LETTER_RANGES)
+_CG_LETTERS: Final = _letters(t.CYRILLIC_GREEK_RANGES)
+_LATIN_RE: Final = re.compile(_class((), _LATIN_LETTERS))
+_CG_RE: Final = re.compile(_class((), _CG_LETTERS))
+_LETTER: Final = _class((), _LATIN_LETTERS | _CG_LETTERS)
+_WORD_CHAR_RE: Final = re.compile(f"{_LETTER}|[0-9]")
+_WORD_RE: Final = re.compile(r"\w+")
+_EMOJI_TOKEN_RE: Final = re.compile(r"emoji_[a-z0-9]+")
+_LATIN_LOOKALIKE_RE: Final = re.compile(_class((), t.LATIN_LOOKALIKES))
+_STRONG_RE: Final = re.compile(_class((), t.STRONG_LOOKALIKES))
+_LATIN_LOOKALIKE_TABLE: Final = str.maketrans(t.LATIN_LOOKALIKES)
+_LOWER_KEYS: Final = frozenset(t.LOOKALIKE_LOWER)
+_LOWER_TABLE: Final = str.maketrans(t.LOOKALIKE_LOWER)
+_MIXED_TABLE: Final = str.maketrans({**t.LOOKALIKE_LOWER, **t.LOOKALIKE_UPPER_ONLY})
 
-_WS_RE = re.compile(r"\s+")
-_SPLIT_EL = f"(?:{_LETTER}|[0134579@$])"
-_SPLIT_SEPS = "".join(re.escape(c) for c in t.SPLIT_SEPARATORS)
-_SPLIT_RE = re.compile(
+_WS_RE: Final = re.compile(r"\s+")
+_SPLIT_EL: Final = f"(?:{_LETTER}|[0134579@$])"
+_SPLIT_SEPS: Final = "".join(re.escape(c) for c in t.SPLIT_SEPARATORS)
+_SPLIT_RE: Final = re.compile(
     rf"(?<![\w@$]){_SPLIT_EL}(?P<sep> ?[{_SPLIT_SEPS}] ?| ){_SPLIT_EL}"
     rf"(?:(?P=sep){_SPLIT_EL})+(?![\w@$])"
 )
 # Two letters joined by a separator, standing alone: "m.e" in "m.e a p.i.c".
-_SPLIT_PAIR_RE = re.compile(
+_SPLIT_PAIR_RE: Final = re.compile(
     rf"(?<![\w@$]|[{_SPLIT_SEPS}]){_SPLIT_EL}(?P<sep>[{_SPLIT_SEPS}]){_SPLIT_EL}"
     rf"(?![\w@$]|[{_SPLIT_SEPS}][\w@$])"
 )
 # What every split run holds: its second letter, with a separator or a
 # space on each side. A plain class test, much cheaper than _SPLIT_RE's
 # lookbehind and backreference, that most messages fail.
-_SPLIT_GATE_RE = re.compile(rf"[{_SPLIT_SEPS} ]{_SPLIT_EL}[{_SPLIT_SEPS} ]")
+_SPLIT_GATE_RE: Final = re.compile(rf"[{_SPLIT_SEPS} ]{_SPLIT_EL}[{_SPLIT_SEPS} ]")
 # Letters or digits spaced out between wider gaps (or an end, or a stop):
 # "o r" and "5 0" in "s e n d  5 0  q u i d  o r  i t".
-_GAPPED_EL = f"(?:{_LETTER}|[0-9@$])"
-_SPLIT_GAPPED_RE = re.compile(rf"(?:^|(?<=  )){_GAPPED_EL}(?: {_GAPPED_EL})+(?=  |$|[,.!?;:])")
-_SEP_SET = frozenset(t.SPLIT_SEPARATORS)
-_EL_RE = re.compile(_SPLIT_EL)
-_LEET_CHARS = re.escape("".join(t.LEET))
-_LEET_CHAR_RE = re.compile(f"[{_LEET_CHARS}]")
-_LEET_RUN_RE = re.compile(f"[{_LEET_CHARS}]+")
-_LEET_TABLE = str.maketrans(t.LEET)
-_LEET_GATE = re.compile(rf"[^\W\d_][{_LEET_CHARS}]+[^\W\d_]|\$[^\W\d_]")
-_LEET_WORD_RE = re.compile(rf"[\w{_LEET_CHARS}]+")
-_LEET_READABLE_RE = re.compile(rf"(?=.*[^\W\d_])(?:[^\W\d_]|[{_LEET_CHARS}])+")
-_PUNCT_RUN_RE = re.compile(r"[!|]")
-_VOWEL_RE = re.compile(r"[aeiouy]|[^\x00-\x7f]")
-_LINK_RE = re.compile(r"://|^www\.|@\w[\w.-]*\.\w|\w\.(?:com|net|org|io|me|gg|ly|app)\b")
-_TRIPLE_RE = re.compile(r"(.)\1\1")
+_GAPPED_EL: Final = f"(?:{_LETTER}|[0-9@$])"
+_SPLIT_GAPPED_RE: Final = re.compile(
+    rf"(?:^|(?<=  )){_GAPPED_EL}(?: {_GAPPED_EL})+(?=  |$|[,.!?;:])"
+)
+_SEP_SET: Final = frozenset(t.SPLIT_SEPARATORS)
+_EL_RE: Final = re.compile(_SPLIT_EL)
+_LEET_CHARS: Final = re.escape("".join(t.LEET))
+_LEET_CHAR_RE: Final = re.compile(f"[{_LEET_CHARS}]")
+_LEET_RUN_RE: Final = re.compile(f"[{_LEET_CHARS}]+")
+_LEET_TABLE: Final = str.maketrans(t.LEET)
+_LEET_GATE: Final = re.compile(rf"[^\W\d_][{_LEET_CHARS}]+[^\W\d_]|\$[^\W\d_]")
+_LEET_WORD_RE: Final = re.compile(rf"[\w{_LEET_CHARS}]+")
+_LEET_READABLE_RE: Final = re.compile(rf"(?=.*[^\W\d_])(?:[^\W\d_]|[{_LEET_CHARS}])+")
+_PUNCT_RUN_RE: Final = re.compile(r"[!|]")
+_VOWEL_RE: Final = re.compile(r"[aeiouy]|[^\x00-\x7f]")
+_LINK_RE: Final = re.compile(r"://|^www\.|@\w[\w.-]*\.\w|\w\.(?:com|net|org|io|me|gg|ly|app)\b")
+_TRIPLE_RE: Final = re.compile(r"(.)\1\1")
 # The same tests restricted to lowercase ASCII, where they are twice as fast.
-_ASCII_LEET_GATE = re.compile(rf"[a-z][{_LEET_CHARS}]+[a-z]|\$[a-z]")
-_ASCII_REPEAT_RE = re.compile(r"([a-z])\1\1")
-_REPEAT_RE = re.compile(rf"({_LETTER})\1{{2,}}")
+_ASCII_LEET_GATE: Final = re.compile(rf"[a-z][{_LEET_CHARS}]+[a-z]|\$[a-z]")
+_ASCII_REPEAT_RE: Final = re.compile(r"([a-z])\1\1")
+_REPEAT_RE: Final = re.compile(rf"({_LETTER})\1{{2,}}")
 
 
 def _fold_table() -> dict[str, str]:
@@ -332,10 +334,10 @@ def _fold_table() -> dict[str, str]:
     return fold
 
 
-_FOLD = _fold_table()
-_FOLD_RE = re.compile(_class((), _FOLD))
-_FOLD_TABLE = str.maketrans(_FOLD)
-_FOLD_UNEVEN_RE = re.compile(_class((), (k for k, v in _FOLD.items() if len(v) != 1)))
+_FOLD: Final = _fold_table()
+_FOLD_RE: Final = re.compile(_class((), _FOLD))
+_FOLD_TABLE: Final = str.maketrans(_FOLD)
+_FOLD_UNEVEN_RE: Final = re.compile(_class((), (k for k, v in _FOLD.items() if len(v) != 1)))
 
 
 # --- The pipeline ------------------------------------------------------------------
@@ -724,7 +726,7 @@ class _Clear:
         return i == len(spans) or b <= spans[i][0]
 
 
-_MAX_PIECE = max(map(len, t.SPLIT_WORDS))
+_MAX_PIECE: Final = max(map(len, t.SPLIT_WORDS))
 
 
 def _words_of(word: str) -> list[str] | None:

@@ -46,24 +46,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from chatguard.policy.model import Match, Rule, Signal
 from chatguard.policy.state import MAX_PENDING, ConversationState, participant_key
 
-ANSWER_RULE = "engine.yes_means"  # the rule id of a match made by a yes
-SAME_RULE = "engine.same_means"  # the rule id of a match made by a "same"
+ANSWER_RULE: Final = "engine.yes_means"  # the rule id of a match made by a yes
+SAME_RULE: Final = "engine.same_means"  # the rule id of a match made by a "same"
 # Participant keys are user ids that never start with "#", or "#" and a hex
 # digest (``participant_key``): "#=" starts neither.
-SAME_PREFIX = "#="
-AGE_RULE = "engine.age_answer"  # the rule id of a match made by a bare age
-AGE_PREFIX = "#?"  # likewise: no participant key starts with it
-MAX_SAME_WORDS = 8
-MAX_AGE_WORDS = 6
+SAME_PREFIX: Final = "#="
+AGE_RULE: Final = "engine.age_answer"  # the rule id of a match made by a bare age
+AGE_PREFIX: Final = "#?"  # likewise: no participant key starts with it
+MAX_SAME_WORDS: Final = 8
+MAX_AGE_WORDS: Final = 6
 #: A room message's age question is asked of each recipient up to this many
 #: (a bigger room's question is asked of nobody unless it names someone).
-MAX_ROOM_ASKED = 8
-_DECLARATIONS = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
-_ENGINE_RULES = (ANSWER_RULE, SAME_RULE)  # their declarations leave no same-question
+MAX_ROOM_ASKED: Final = 8
+_DECLARATIONS: Final = frozenset({Signal.MINOR_SELF, Signal.ADULT_SELF})
+_ENGINE_RULES: Final = (ANSWER_RULE, SAME_RULE)  # their declarations leave no same-question
 
 # A pending question: (signal its answer means, last message index it may be
 # answered at, weight, shadow); under the recipient's key for a yes, under
@@ -72,7 +73,7 @@ Pending = tuple[str, int, float, bool]
 
 # Bare affirmations, written squeezed as they are compared ("yesss" -> "yes",
 # "stimmt" -> "stimt").
-_YES = frozenset(
+_YES: Final = frozenset(
     {
         # en
         "yes", "yea", "yeah", "ya", "yah", "ye", "yep", "yup", "yus", "yh", "mhm", "uhuh",
@@ -90,7 +91,7 @@ _YES = frozenset(
     }
 )  # fmt: skip
 # Words that may follow a yes without changing it ("yea lol", "ja und du?").
-_FILLER = frozenset(
+_FILLER: Final = frozenset(
     {
         "lol", "haha", "hehe", "xd", "lmao", "why", "how", "u", "you", "and", "wbu", "hbu",
         "tho", "i", "am", "im", "did", "know", "that", "y", "sie", "por", "que", "pourquoi",
@@ -98,9 +99,9 @@ _FILLER = frozenset(
         "jestem", "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
     }
 )  # fmt: skip
-_WORD = re.compile(r"[^\W_]+|👍")
-_REPEAT = re.compile(r"(.)\1+")
-_CLAUSE = re.compile(r"[^.!?,;:\n]+")  # a message's first clause
+_WORD: Final = re.compile(r"[^\W_]+|👍")
+_REPEAT: Final = re.compile(r"(.)\1+")
+_CLAUSE: Final = re.compile(r"[^.!?,;:\n]+")  # a message's first clause
 
 
 def _squeezed(text: str, end: int = 1 << 62) -> list[str]:

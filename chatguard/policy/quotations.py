@@ -24,24 +24,25 @@ quotation of fewer than ``MIN_WORDS`` words is the sender's own words too
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # Opening quotation mark -> its closing mark. Straight and typographic
 # double quotes, guillemets (fr, de, pl, es, pt) and the low-high quotes of
 # German and Polish. Single quotes have rules of their own (``_SINGLE``).
-_QUOTES = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
-_SINGLE = frozenset("'‘’")
-MIN_WORDS = 3  # a shorter quotation is emphasis, not quoting
-MAX_DEPTH = 3  # a whole-message quotation is looked into this many levels deep
+_QUOTES: Final = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
+_SINGLE: Final = frozenset("'‘’")
+MIN_WORDS: Final = 3  # a shorter quotation is emphasis, not quoting
+MAX_DEPTH: Final = 3  # a whole-message quotation is looked into this many levels deep
 # Words that start with an apostrophe ('em, 'cause, 'til): not an opening quote.
-_ELISION = re.compile(
+_ELISION: Final = re.compile(
     r"(?:em|cause|cos|coz|til|till|round|bout|n|tis|twas|ello|ere|ow)\b", re.IGNORECASE
 )
-_OPEN_AFTER = frozenset(" \t\n:([—–-")
-_MARKS = frozenset(_QUOTES) | _SINGLE
+_OPEN_AFTER: Final = frozenset(" \t\n:([—–-")
+_MARKS: Final = frozenset(_QUOTES) | _SINGLE
 # The scans below go from one mark to the next: every other character is
 # passed over, and most messages hold no mark or only an apostrophe or two.
-_MARK_RE = re.compile("[" + "".join(sorted(_MARKS)) + "]")
-_SINGLE_RE = re.compile("[" + "".join(sorted(_SINGLE)) + "]")
+_MARK_RE: Final = re.compile("[" + "".join(sorted(_MARKS)) + "]")
+_SINGLE_RE: Final = re.compile("[" + "".join(sorted(_SINGLE)) + "]")
 
 
 def _single_close(text: str, start: int) -> int:

@@ -249,9 +249,9 @@ def _same(a: Mapping[str, float], b: Mapping[str, float] | None) -> bool:
     return a is b or (b is not None and len(a) == len(b) and list(a.items()) == list(b.items()))
 
 
-_DECLARES = {Signal.MINOR_SELF: Band.MINOR, Signal.ADULT_SELF: Band.ADULT}
-_KEY_OF = {s: s.value for s in Signal}  # a dict read is cheaper than .value
-_NO_PAIR = PairState(0)  # read, never changed: copied before any update
+_DECLARES: Final = {Signal.MINOR_SELF: Band.MINOR, Signal.ADULT_SELF: Band.ADULT}
+_KEY_OF: Final = {s: s.value for s in Signal}  # a dict read is cheaper than .value
+_NO_PAIR: Final = PairState(0)  # read, never changed: copied before any update
 
 
 def observe(
@@ -391,7 +391,7 @@ def _declaring(p: Participant, matches: Iterable[Match]) -> Participant:
     return p
 
 
-_ATTESTED = {"minor": Band.MINOR, "adult": Band.ADULT}
+_ATTESTED: Final = {"minor": Band.MINOR, "adult": Band.ADULT}
 
 
 def _seen(p: Participant | None, attested: str | None, index: int) -> Participant:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Final
 
 from chatguard.policy.model import Signal, Stage
 from chatguard.policy.risk_settings import DEFAULT_SETTINGS, RiskSettings
@@ -44,7 +45,7 @@ from chatguard.policy.state import (
 )
 
 #: Phases of O'Connell's stages: building rapport, testing and isolating, harm.
-_PHASE = {
+_PHASE: Final = {
     Stage.FRIENDSHIP: 0, Stage.RELATIONSHIP: 0, Stage.RISK_ASSESSMENT: 1,
     Stage.EXCLUSIVITY: 1, Stage.SEXUAL: 2, Stage.CONTACT: 2,
 }  # fmt: skip
@@ -96,13 +97,13 @@ def dyad_risks(
     }
 
 
-_KINSHIP = Signal.KINSHIP.value
-_OPENNESS = Signal.OPENNESS.value
-_SECRECY = Signal.SECRECY.value
-_ADULT = Band.ADULT  # a module constant: enum member lookups cost on hot paths
-_NOBODY = Participant()
-_NO_STAGES: Mapping[Stage, int] = {}  # read, never changed
-_PLAIN = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
+_KINSHIP: Final = Signal.KINSHIP.value
+_OPENNESS: Final = Signal.OPENNESS.value
+_SECRECY: Final = Signal.SECRECY.value
+_ADULT: Final = Band.ADULT  # a module constant: enum member lookups cost on hot paths
+_NOBODY: Final = Participant()
+_NO_STAGES: Final[Mapping[Stage, int]] = {}  # read, never changed
+_PLAIN: Final = (1.0, math.inf)  # (factor, cap) of a score key the settings do not name
 
 
 def _decayed(scores: Mapping[str, float], k: float) -> dict[str, float]:
@@ -331,11 +332,11 @@ class _Static:
 # Keyed by the identities of the maps and settings, which each entry holds,
 # so that no identity is reused while its entry lives. Cleared when full:
 # it only saves work, and a conversation's maps are read again at once.
-_STATICS: dict[tuple[int, int, bool, int], tuple[object, object, object, _Static]] = {}
-_MAX_STATICS = 4096
+_STATICS: Final[dict[tuple[int, int, bool, int], tuple[object, object, object, _Static]]] = {}
+_MAX_STATICS: Final = 4096
 # The stage bonus per stage map: a message that scores changes the score map
 # and, far less often, the stage map (``risk.observe`` shares it until then).
-_BONUSES: dict[tuple[int, int], tuple[object, object, float]] = {}
+_BONUSES: Final[dict[tuple[int, int], tuple[object, object, float]]] = {}
 
 
 def _read(

@@ -46,7 +46,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from chatguard.policy.model import Signal
 
@@ -55,17 +55,17 @@ FORMAT = 1
 # weights to the wrong things, so it is refused (retrain it). Raise this
 # whenever ``features`` or ``word_features`` changes what they return.
 FEATURES = 3
-MAX_WORDS = 64  # a long message is read by its first words; signals come early
-STEM = 5  # letters of a word's prefix feature...
-SHORT_STEM = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
+MAX_WORDS: Final = 64  # a long message is read by its first words; signals come early
+STEM: Final = 5  # letters of a word's prefix feature...
+SHORT_STEM: Final = 4  # ...and of its shorter one ("fotinho" and "fotos" share "q:foto")
 MAX_FILE_BYTES = 32 * 1024 * 1024  # a larger model file is refused, not read
-MAX_MEMO_ENTRIES = 100_000  # (word before, word) pairs whose summed weights a model remembers
+MAX_MEMO_ENTRIES: Final = 100_000  # (word before, word) pairs whose summed weights are kept
 MAX_WEIGHT = 100.0  # a larger weight, bias or threshold is refused (lanes must not overflow)
-SCALE = 1_000_000  # weights are added in millionths
-LANE = 48  # bits per signal in the packed sum
-_HALF = 1 << (LANE - 1)
-_MASK = (1 << LANE) - 1
-_TOPS = [sum(_HALF << (LANE * i) for i in range(n)) for n in range(len(Signal) + 1)]
+SCALE: Final = 1_000_000  # weights are added in millionths
+LANE: Final = 48  # bits per signal in the packed sum
+_HALF: Final = 1 << (LANE - 1)
+_MASK: Final = (1 << LANE) - 1
+_TOPS: Final = [sum(_HALF << (LANE * i) for i in range(n)) for n in range(len(Signal) + 1)]
 
 
 def _fixed(x: float) -> int:
@@ -79,10 +79,13 @@ LEARNABLE: tuple[Signal, ...] = tuple(
     s for s in Signal if s not in (Signal.EVASION, Signal.KINSHIP, Signal.OPENNESS)
 )
 
-_WORD = re.compile(r"[^\W_]+")
+_WORD: Final = re.compile(r"[^\W_]+")
+# The same words in ASCII text, where a word character is a letter or a
+# digit: a plain class, cheaper than asking the Unicode database of each.
+_ASCII_WORD: Final = re.compile(r"[0-9A-Za-z]+")
 # In ASCII text a word starts with a digit only if the text has one: a
 # cheaper test than looking at every word's first character.
-_ASCII_DIGIT = re.compile(r"[0-9]")
+_ASCII_DIGIT: Final = re.compile(r"[0-9]")
 
 
 class ModelError(ValueError):
@@ -141,10 +144,11 @@ def _is_quantity(text: str, start: int, end: int) -> bool:
 
 
 def _words(folded: str) -> list[str]:
-    words = _WORD.findall(folded, 0, 8 * 1024)[:MAX_WORDS]
+    ascii_ = folded.isascii()
+    words = (_ASCII_WORD if ascii_ else _WORD).findall(folded, 0, 8 * 1024)[:MAX_WORDS]
     if (
         not _ASCII_DIGIT.search(folded, 0, 8 * 1024)
-        if folded.isascii()
+        if ascii_
         else not any(w[0].isdigit() for w in words)
     ):
         return words

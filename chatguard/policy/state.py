@@ -60,20 +60,20 @@ from chatguard.policy.risk_settings import (
 
 VERSION = 2
 READABLE = (1, 2)  # the versions from_json reads
-ROOM_AUDIENCE = "*"  # the recipient of a message with no (or too many) named recipients
-_MAX_ID_BYTES = 64
-MAX_THRESHOLDS = 64
+ROOM_AUDIENCE: Final = "*"  # the recipient of a message with no (or too many) named recipients
+_MAX_ID_BYTES: Final = 64
+MAX_THRESHOLDS: Final = 64
 _MAX_LANGUAGE = 16  # a language code such as "pt-br"
-MAX_PENDING = 8  # pending questions per conversation (pending.py)
-MIN_SCORE = 1e-3  # a score that decayed below it counts as gone, and is dropped
+MAX_PENDING: Final = 8  # pending questions per conversation (pending.py)
+MIN_SCORE: Final = 1e-3  # a score that decayed below it counts as gone, and is dropped
 # The least decayed value that is still read: the least that, stored to 6
 # significant digits, is MIN_SCORE. A score read before its decay is applied
 # then counts exactly as long as it would be kept once the decay is applied.
-MIN_READ = 0.0009999995
+MIN_READ: Final = 0.0009999995
 # Decay owed is kept below this many half-lives: after 64 halvings any score
 # up to the largest ``max_score`` (1e9) is below MIN_SCORE, so more changes
 # nothing, and the number stays bounded however long the silence.
-MAX_OWED = 64.0
+MAX_OWED: Final = 64.0
 
 
 class Band(enum.StrEnum):
@@ -97,9 +97,9 @@ class Band(enum.StrEnum):
         return Band.MINOR if self.minorish else Band.ADULT if self.adultish else Band.UNKNOWN
 
 
-_UNKNOWN = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
-MINORISH = frozenset({Band.MINOR, Band.LIKELY_MINOR})
-ADULTISH = frozenset({Band.ADULT, Band.LIKELY_ADULT})
+_UNKNOWN: Final = Band.UNKNOWN  # a module constant: enum member lookups cost on hot paths
+MINORISH: Final = frozenset({Band.MINOR, Band.LIKELY_MINOR})
+ADULTISH: Final = frozenset({Band.ADULT, Band.LIKELY_ADULT})
 
 
 def attested_band(value: str | None) -> Band:
