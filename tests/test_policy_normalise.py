@@ -119,6 +119,11 @@ EMOJI: list[tuple[str, str]] = [
     ("one in ur 🩱 or 🩲", "one in ur emoji_bikini or emoji_bikini"),  # one word for swimwear
     ("w 🛏️ i bez 👕", "w emoji_bed i bez emoji_shirt"),  # clothes named by what is taken off
     ("cam on, 🚪🔒", "cam on, emoji_door emoji_lock"),  # a shut door, said in pictures
+    # A meeting spelt in pictures, the variation selector after 🅿 and 🗣 dropped.
+    (
+        "🚗 at the 🅿️ behind 🏫 thurs. dont 🗣️",
+        "emoji_car at the emoji_parking behind emoji_school thurs. dont emoji_speak",
+    ),
 ]
 
 

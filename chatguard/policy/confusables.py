@@ -260,6 +260,11 @@ EMOJI_WORDS: Final[dict[str, str]] = {
     "🏠": "emoji_house",
     "🏡": "emoji_house",
     "🚗": "emoji_car",
+    # Where and how, in a meeting spelt in pictures: "🚗 at the 🅿️ behind 🏫
+    # thurs 4pm. dont 🗣️ to mum".
+    "🏫": "emoji_school",
+    "🅿": "emoji_parking",
+    "🗣": "emoji_speak",
 }
 
 #: Code points treated as emoji when deciding whether a zero-width joiner or a
