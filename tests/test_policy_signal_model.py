@@ -390,6 +390,58 @@ def test_the_model_finds_nothing_in_a_message_that_shows_a_family() -> None:
     assert S.SAFEGUARDING in say(e, "ich hab mich geritzt", sender_age="minor").signals
 
 
+def test_a_learned_threat_between_family_does_not_act_at_once() -> None:
+    threats = SignalModel(
+        signals=(S.SEXTORTION,),
+        bias=(-2.0,),
+        thresholds=(0.0,),
+        weights={"w:zeig": ((0, 3.0),), "w:zimmer": ((0, 3.0),)},
+        examples_sha256="abc",
+    )
+    kin = Rule(
+        id="de.kinship.address",
+        description="calls the reader oma",
+        signal=S.KINSHIP,
+        languages=frozenset({"de"}),
+        patterns=(regex_pattern(r"\boma\b"),),
+    )
+    rules = (*RULES, kin)
+    e = Engine(Policy(rules, (), "test-1", signal_model=threats), build_matcher(rules))
+
+    def call(first: str | None) -> Any:
+        state = None
+        if first is not None:
+            child = MessageContext(
+                text=first,
+                conversation="c-1",
+                sender="b",
+                recipients=("a",),
+                where=Where.DIRECT,
+                sender_age="minor",
+                recipient_ages={"a": "adult"},
+            )
+            _, state = e.assess(child, None, 1.7e9)
+        grandma = MessageContext(
+            text="zeig mir dein zimmer",
+            conversation="c-1",
+            sender="a",
+            recipients=("b",),
+            where=Where.DIRECT,
+            sender_age="adult",
+            recipient_ages={"b": "minor"},
+        )
+        return e.assess(grandma, state, 1.7e9 + 60)[0]
+
+    # The model reads words, not relations: a grandmother's "show me your
+    # room" on a video call is not a threat once the child has called her oma.
+    stranger = call("hallo")
+    assert S.SEXTORTION in stranger.signals
+    assert ActionType.ESCALATE in {x.type for x in stranger.actions}
+    family = call("hallo oma")
+    assert S.SEXTORTION in family.signals
+    assert ActionType.ESCALATE not in {x.type for x in family.actions}
+
+
 def test_signal_unless_guards_silence_the_model_and_unless_guards_do_not() -> None:
     image = Rule(
         id="de.image.foto",

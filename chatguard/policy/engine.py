@@ -397,13 +397,17 @@ class Engine:
     ) -> list[Match]:
         """The learned matches that may trigger at once: the pack lets them,
         the model is at least ``trigger_at`` sure (it found nothing in a
-        message that shows a family or brings the parents in), and, as in
-        ``_acting``, the signal is not found only inside a quotation by
-        someone not known as a child."""
+        message that shows a family or brings the parents in), a learned
+        sextortion threat is not said to someone the conversation has shown
+        to be the sender's family (a grandmother's "show me your room" on a
+        video call), and, as in ``_acting``, the signal is not found only
+        inside a quotation by someone not known as a child."""
         use = self.policy.model_use
         if not use.triggers:
             return []
         sure = [m for m, p in found if p >= use.trigger_at]
+        if sure and any(m.signal is Signal.SEXTORTION for m in sure) and _kin(state, msg):
+            sure = [m for m in sure if m.signal is not Signal.SEXTORTION]
         if not sure or _minorish(state, msg.sender) or own.rules() is None:
             return sure
         still = own.signals()
@@ -585,6 +589,23 @@ def _said_again(state: ConversationState, sender: str, soft: Sequence[Match]) ->
         if said >= SAID_AGAIN * m.weight:
             out.append(m)
     return out
+
+
+_KIN: Final = Signal.KINSHIP.value
+
+
+def _kin(state: ConversationState, msg: MessageContext) -> bool:
+    """Whether the conversation has shown the sender and one of the message's
+    recipients to be family: a kinship score in either direction of a pair.
+    The model reads words, not relations, so its threat between family is
+    ordinary family talk; a rule's threat still acts."""
+    me = participant_key(msg.sender)
+    others = {participant_key(r) for r in msg.recipients}
+    return any(
+        p.scores.get(_KIN, 0.0) > 0.0
+        for (x, y), p in state.pairs.items()
+        if (x == me and y in others) or (y == me and x in others)
+    )
 
 
 def _minorish(state: ConversationState, user: str) -> bool:
