@@ -371,15 +371,31 @@ def test_a_match_only_inside_quotations_weighs_less() -> None:
     assert quoted.matches[0].quoted
 
 
-def test_the_model_finds_nothing_in_a_message_that_shows_a_family() -> None:
-    kin = Rule(
+def calls_the_reader(word: str) -> Rule:
+    """A German kinship rule: the sender calls the reader ``word``."""
+    return Rule(
         id="de.kinship.address",
-        description="calls the reader mama",
+        description=f"calls the reader {word}",
         signal=S.KINSHIP,
         languages=frozenset({"de"}),
-        patterns=(regex_pattern(r"\bmama\b"),),
+        patterns=(regex_pattern(rf"\b{word}\b"),),
     )
-    rules = (*RULES, kin)
+
+
+def dm(text: str, sender: str, to: str, sender_age: str, to_age: str) -> MessageContext:
+    return MessageContext(
+        text=text,
+        conversation="c-1",
+        sender=sender,
+        recipients=(to,),
+        where=Where.DIRECT,
+        sender_age=sender_age,
+        recipient_ages={to: to_age},
+    )
+
+
+def test_the_model_finds_nothing_in_a_message_that_shows_a_family() -> None:
+    rules = (*RULES, calls_the_reader("mama"))
     policy = Policy(rules, (), "test-1", signal_model=tiny())
     e = Engine(policy, build_matcher(rules))
     # The model reads words, not relations: what it would find beside a
@@ -398,38 +414,12 @@ def test_a_learned_threat_between_family_does_not_act_at_once() -> None:
         weights={"w:zeig": ((0, 3.0),), "w:zimmer": ((0, 3.0),)},
         examples_sha256="abc",
     )
-    kin = Rule(
-        id="de.kinship.address",
-        description="calls the reader oma",
-        signal=S.KINSHIP,
-        languages=frozenset({"de"}),
-        patterns=(regex_pattern(r"\boma\b"),),
-    )
-    rules = (*RULES, kin)
+    rules = (*RULES, calls_the_reader("oma"))
     e = Engine(Policy(rules, (), "test-1", signal_model=threats), build_matcher(rules))
 
-    def call(first: str | None) -> Any:
-        state = None
-        if first is not None:
-            child = MessageContext(
-                text=first,
-                conversation="c-1",
-                sender="b",
-                recipients=("a",),
-                where=Where.DIRECT,
-                sender_age="minor",
-                recipient_ages={"a": "adult"},
-            )
-            _, state = e.assess(child, None, 1.7e9)
-        grandma = MessageContext(
-            text="zeig mir dein zimmer",
-            conversation="c-1",
-            sender="a",
-            recipients=("b",),
-            where=Where.DIRECT,
-            sender_age="adult",
-            recipient_ages={"b": "minor"},
-        )
+    def call(first: str) -> Any:
+        _, state = e.assess(dm(first, "b", "a", "minor", "adult"), None, 1.7e9)
+        grandma = dm("zeig mir dein zimmer", "a", "b", "adult", "minor")
         return e.assess(grandma, state, 1.7e9 + 60)[0]
 
     # The model reads words, not relations: a grandmother's "show me your
