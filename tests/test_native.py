@@ -61,6 +61,22 @@ def test_a_compiled_unit_works_out_its_lookahead_parts_once(compiled_tree: Path)
     assert _run(compiled_tree, script) == ["True"]
 
 
+def test_a_compiled_unit_keeps_the_tree_its_work_bound_remembers(compiled_tree: Path) -> None:
+    # The work bound's memo is keyed by the ids of the tree's nodes: a tree
+    # parsed again on each read would reuse a freed tree's ids, and the memo
+    # would answer for the wrong node (once a zip of an alternation's
+    # branches with another's). The tree is parsed once and kept.
+    script = (
+        "from chatguard.policy.matcher import _Unit\n"
+        "from chatguard.policy.model import Pattern, PatternKind\n"
+        "p = Pattern(PatternKind.REGEX, 'x', r'\\b(?:a|bc|d) (?:e|f)\\b')\n"
+        "u = _Unit(0, p)\n"
+        "print(u.tree() is not None and u.tree() is u.tree())\n"
+        "print(all(u.untimed(n, 0.05) or True for n in range(1, 5000, 7)))\n"
+    )
+    assert _run(compiled_tree, script) == ["True", "True"]
+
+
 def test_compiled_records_refuse_assignment(compiled_tree: Path) -> None:
     # Native classes: their Final attributes are read-only at run time too
     # (state.py, invariant 1; native.py, invariant 2); a Python class would

@@ -157,7 +157,11 @@ class _Unit:
         self._budget = -1
         self._within = -1
         self._beyond = 1 << 62
+        # The bound's memo is keyed by the ids of the tree's nodes, so the
+        # tree must live as long as the memo: kept here, not re-parsed.
         self._work: regex_work.Memo = {}  # what the bound reads once from the tree
+        self._tree: safety.Node | None = None
+        self._tree_known = False
 
     def untimed(self, n: int, timeout: float) -> bool:
         """Whether confirming this unit on a text of ``n`` characters cannot
@@ -172,7 +176,7 @@ class _Unit:
         if n >= self._beyond:
             return False
         size = 1 << max(n - 1, 0).bit_length()  # the least power of two >= n
-        tree = self.tree
+        tree = self.tree()
         if tree is not None and regex_work.search_steps(tree, size, self._work) <= budget:
             self._within = size
             return True
@@ -181,16 +185,23 @@ class _Unit:
         self._beyond = min(self._beyond, 0 if tree is None else size // 2 + 1)
         return False
 
-    @functools.cached_property
     def tree(self) -> safety.Node | None:
         """The tree of the unit's expression, literal or regex (None when the
-        parser refuses it, as fuzzy ones: those always run with the timeout)."""
-        if self.pattern.literal is None:
-            return self.root
-        try:
-            return safety.parse(self.pattern.expression)
-        except safety.RegexRefused:
-            return None
+        parser refuses it, as fuzzy ones: those always run with the timeout).
+        Worked out on first use and kept in plain attributes, as ``looks``:
+        in the compiled build a ``cached_property`` is worked out again on
+        every read, and a new tree would reuse the ids of a freed one that
+        ``_work`` still holds entries for."""
+        if not self._tree_known:
+            if self.pattern.literal is None:
+                self._tree = self.root
+            else:
+                try:
+                    self._tree = safety.parse(self.pattern.expression)
+                except safety.RegexRefused:
+                    self._tree = None
+            self._tree_known = True
+        return self._tree
 
     def looks(self) -> LeadingLooks | None:
         """The regex read as its lookaheads and the rest, when it begins with
