@@ -214,7 +214,7 @@ def test_the_timeout_still_fires_where_the_work_bound_allows_a_long_run(backend:
 def test_a_fuzzy_unit_always_runs_with_the_timeout(backend: str) -> None:
     m = build_matcher([rule("f", "fuzzy1:snapchat")], backend=backend)
     (unit,) = m._units
-    assert unit.tree is None
+    assert unit.tree() is None
     assert not unit.untimed(1, m.timeout)
     assert matched(m, "add me on snpchat") == [("f", ["snpchat"])]
 
