@@ -109,3 +109,17 @@ def test_going_from_mark_to_mark_finds_what_reading_every_character_finds(
 ) -> None:
     text = "".join(pieces)
     assert quoted_regions(text) == _regions_char_by_char(text)
+
+
+def test_a_quoted_passage_of_several_sentences_is_quoting_even_alone() -> None:
+    """A lesson's sample message, read out whole: nobody wraps three sentences
+    of their own in quotation marks. One or two quoted sentences alone are
+    still the sender's own words (a poem line, a lyric)."""
+    sample = (
+        "\"You're so mature for your age. Don't tell your parents about me, "
+        'they won\'t understand. Can you send me a pic? It\'ll be our secret."'
+    )
+    assert without_quotations(sample) == " . "
+    assert without_quotations('"you left me on read. the typing bubble haunts me"') is None
+    assert without_quotations("'they ask why im always cold / i say the school is freezing'") is None
+    assert without_quotations('"Really? Yes. Fine"') is None  # a word a sentence: emphasis

@@ -453,3 +453,37 @@ def test_signal_unless_guards_silence_the_model_and_unless_guards_do_not() -> No
     # The guard says the message only talks about it: neither finds it.
     lesson = say(e, "wenn dich jemand bittet: schick mir n foto von dir, blockier ihn")
     assert lesson.matches == ()
+
+
+def test_a_sign_that_acts_only_when_said_again_leaves_the_model_its_catch() -> None:
+    """A ``trigger: false`` rule adds caution to what it matches ("when he
+    drinks he hits me" alone could be a story); it must not silence the
+    model's surer reading of the same message, which acts at once."""
+    sign = Rule(
+        id="de.safeguarding.sign",
+        description="a parent who drinks",
+        signal=S.SAFEGUARDING,
+        languages=frozenset({"de"}),
+        patterns=(regex_pattern(r"\bwenn er trinkt\b"),),
+        trigger=False,
+    )
+    rules = (*RULES, sign)
+    e = Engine(Policy(rules, (), "test-1", signal_model=tiny()), build_matcher(rules))
+    alone = say(e, "wenn er trinkt schreit er", sender_age="minor")
+    assert [m.rule_id for m in alone.matches] == ["de.safeguarding.sign"]
+    assert ActionType.ESCALATE not in {x.type for x in alone.actions}
+    told = say(e, "wenn er trinkt hab ich mich geritzt", sender_age="minor")
+    assert MODEL_RULE_PREFIX + "safeguarding" in [m.rule_id for m in told.matches]
+    assert ActionType.ESCALATE in {x.type for x in told.actions}
+    # A rule that triggers keeps the signal to itself, as before.
+    sure = Rule(
+        id="de.safeguarding.told",
+        description="self-harm told",
+        signal=S.SAFEGUARDING,
+        languages=frozenset({"de"}),
+        patterns=(regex_pattern(r"\bgeritzt\b"),),
+    )
+    rules = (*RULES, sure)
+    e = Engine(Policy(rules, (), "test-1", signal_model=tiny()), build_matcher(rules))
+    told = say(e, "wenn er trinkt hab ich mich geritzt", sender_age="minor")
+    assert [m.rule_id for m in told.matches] == ["de.safeguarding.told"]

@@ -356,6 +356,10 @@ class Engine:
         ruled = {m.signal for m, _ in matched}
         if not ruled.isdisjoint(_CONTEXT_SIGNALS):
             return []
+        # A signal only ``trigger: false`` rules matched (a sign that counts
+        # once and acts when said again) is still the model's to read: such a
+        # rule adds caution to what it matches, never takes a catch away.
+        ruled = {m.signal for m, r in matched if r.trigger}
         found = [(s, p) for s, p in found if s not in ruled]
         if found:
             about = self._matcher.talked_about(norm, [s for s, _ in found])

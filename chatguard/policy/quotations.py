@@ -15,7 +15,8 @@ Invariants: pure; regions never nest or overlap; an unclosed mark quotes
 nothing; a message that is nothing but quotations has no framing text and
 is the sender's own words (``without_quotations`` returns ``None``), unless
 it is a list of two or more quotations (« ... » / « ... »: examples in a
-lesson) or one quotation that quotes in turn (a forwarded warning: what is
+lesson), a passage of ``MIN_SENTENCES`` sentences or more (a sample message
+read out whole), or one quotation that quotes in turn (a forwarded warning: what is
 inside is read the same way, at most ``MAX_DEPTH`` levels deep); a
 quotation of fewer than ``MIN_WORDS`` words is the sender's own words too
 (emphasis: 'send me a "pic"').
@@ -32,6 +33,8 @@ from typing import Final
 _QUOTES: Final = {'"': '"', "“": "”", "„": "”", "«": "»", "»": "«"}
 _SINGLE: Final = frozenset("'‘’")
 MIN_WORDS: Final = 3  # a shorter quotation is emphasis, not quoting
+MIN_SENTENCES: Final = 3  # a whole-message quotation of this many sentences...
+MIN_PASSAGE_WORDS: Final = 8  # ...and words is a passage quoted, not the sender's own words
 MAX_DEPTH: Final = 3  # a whole-message quotation is looked into this many levels deep
 # Words that start with an apostrophe ('em, 'cause, 'til): not an opening quote.
 _ELISION: Final = re.compile(
@@ -41,6 +44,7 @@ _OPEN_AFTER: Final = frozenset(" \t\n:([—–-")
 _MARKS: Final = frozenset(_QUOTES) | _SINGLE
 # The scans below go from one mark to the next: every other character is
 # passed over, and most messages hold no mark or only an apostrophe or two.
+_SENTENCE_END: Final = re.compile(r"[.!?]+(?=\s+\S)")
 _MARK_RE: Final = re.compile("[" + "".join(sorted(_MARKS)) + "]")
 _SINGLE_RE: Final = re.compile("[" + "".join(sorted(_SINGLE)) + "]")
 
@@ -122,7 +126,15 @@ def _without(text: str) -> str | tuple[int, int] | None:
     parts.append(text[last:])
     outside = " . ".join(parts)
     # One quotation that is the whole message is how some people write their
-    # own words; several quoted phrases side by side are examples being shown.
+    # own words; several quoted phrases side by side are examples being shown,
+    # and so is a quoted passage of several sentences (a sample message read
+    # out in a lesson): nobody wraps their own three sentences in quotes.
     if len(regions) > 1 or any(ch.isalnum() for ch in outside):
+        return outside
+    a, b = regions[0]
+    if (
+        len(_SENTENCE_END.findall(text, a, b)) + 1 >= MIN_SENTENCES
+        and len(text[a:b].split()) >= MIN_PASSAGE_WORDS
+    ):
         return outside
     return regions[0]
