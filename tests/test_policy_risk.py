@@ -223,10 +223,26 @@ def test_a_declaration_for_both_declares_the_one_recipient_too() -> None:
     state = observe(EMPTY, obs, DEFAULT_SETTINGS, 0.0)
     assert state.bands("amara") == (Band.UNKNOWN, Band.LIKELY_MINOR)
     assert state.bands("joel") == (Band.UNKNOWN, Band.LIKELY_MINOR)
-    # In a room it speaks for nobody in particular: only the sender is declared.
+    # In a room that no one has spoken in yet it speaks for nobody in
+    # particular: only the sender is declared.
     room = Observation("amara", ("joel", "kit"), (both,), for_recipient=(both,))
     state = observe(EMPTY, room, DEFAULT_SETTINGS, 0.0)
     assert state.bands("joel") == (Band.UNKNOWN, Band.UNKNOWN)
+    # Right after someone else spoke, it is a reply and speaks for them.
+    joel_spoke = observe(EMPTY, Observation("joel", ("amara", "kit"), ()), DEFAULT_SETTINGS, 0.0)
+    state = observe(joel_spoke, room, DEFAULT_SETTINGS, 1.0)
+    assert state.bands("joel") == (Band.UNKNOWN, Band.LIKELY_MINOR)
+    assert state.bands("kit") == (Band.UNKNOWN, Band.UNKNOWN)
+    # Not when the one who spoke last is the sender, or someone the message
+    # is not for.
+    own = observe(EMPTY, Observation("amara", ("joel", "kit"), ()), DEFAULT_SETTINGS, 0.0)
+    assert observe(own, room, DEFAULT_SETTINGS, 1.0).bands("joel") == (Band.UNKNOWN, Band.UNKNOWN)
+    aside = observe(EMPTY, Observation("joel", ("kit",), ()), DEFAULT_SETTINGS, 0.0)
+    to_kit = Observation("amara", ("kit", "lou"), (both,), for_recipient=(both,))
+    assert observe(aside, to_kit, DEFAULT_SETTINGS, 1.0).bands("joel") == (
+        Band.UNKNOWN,
+        Band.UNKNOWN,
+    )
     # A shadow declaration declares them in the shadow view only.
     shadow = match(S.MINOR_SELF, shadow=True)
     obs = Observation("amara", ("joel",), (shadow,), for_recipient=(shadow,))

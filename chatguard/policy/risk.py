@@ -55,7 +55,7 @@ self-declared age override an attested one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from chatguard.policy.frozen import record_repr
@@ -305,9 +305,10 @@ def observe(
     for user, key in targets:
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
-    if obs.for_recipient and len(targets) == 1 and targets[0][1] != ROOM_AUDIENCE:
-        key = targets[0][1]
-        participants[key] = _declaring(participants[key], obs.for_recipient)
+    if obs.for_recipient:
+        key = _reader(targets, state.pairs, index, sender)
+        if key is not None:
+            participants[key] = _declaring(participants[key], obs.for_recipient)
     pairs = dict(state.pairs)
     if settling:
         _decay_pairs(pairs, k, state.scores, scores_in)
@@ -404,6 +405,26 @@ def _seen(p: Participant | None, attested: str | None, index: int) -> Participan
     if band is p.attested and p.last_seen == index:
         return p
     return Participant(band, p.declared, p.shadow_declared, index, p.years)
+
+
+def _reader(
+    targets: Sequence[tuple[str, str]],
+    pairs: Mapping[tuple[str, str], PairState],
+    index: int,
+    sender: str,
+) -> str | None:
+    """Whom a declaration about "you" ("ur only 13", "u look older than 13")
+    declares: the one target of a direct or named message; in a room message
+    that names no one, the person who sent the message before, when they are
+    among its targets: such a message is most often a reply ("first cosplay at
+    13 lol" / "u look way older than 13 in it"). Otherwise no one."""
+    if len(targets) == 1:
+        key = targets[0][1]
+        return None if key == ROOM_AUDIENCE else key
+    last = next((who for (who, _), pair in pairs.items() if pair.last == index - 1), None)
+    if last is None or last == sender or last == ROOM_AUDIENCE:
+        return None
+    return last if any(key == last for _, key in targets) else None
 
 
 def _targets(
