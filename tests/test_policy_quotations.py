@@ -117,9 +117,9 @@ def test_a_quoted_passage_of_several_sentences_is_quoting_even_alone() -> None:
     still the sender's own words (a poem line, a lyric)."""
     sample = (
         "\"You're so mature for your age. Don't tell your parents about me, "
-        'they won\'t understand. Can you send me a pic? It\'ll be our secret."'
+        "they won't understand. Can you send me a pic? It'll be our secret.\""
     )
     assert without_quotations(sample) == " . "
     assert without_quotations('"you left me on read. the typing bubble haunts me"') is None
-    assert without_quotations("'they ask why im always cold / i say the school is freezing'") is None
+    assert without_quotations("'they ask why im always cold / the school is freezing'") is None
     assert without_quotations('"Really? Yes. Fine"') is None  # a word a sentence: emphasis

@@ -306,9 +306,9 @@ def observe(
         if key != ROOM_AUDIENCE:
             participants[key] = _seen(participants.get(key), obs.recipient_ages.get(user), index)
     if obs.for_recipient:
-        key = _reader(targets, state.pairs, index, sender)
-        if key is not None:
-            participants[key] = _declaring(participants[key], obs.for_recipient)
+        reader = _reader(targets, state.pairs, index, sender)
+        if reader is not None:
+            participants[reader] = _declaring(participants[reader], obs.for_recipient)
     pairs = dict(state.pairs)
     if settling:
         _decay_pairs(pairs, k, state.scores, scores_in)
@@ -422,7 +422,7 @@ def _reader(
         key = targets[0][1]
         return None if key == ROOM_AUDIENCE else key
     last = next((who for (who, _), pair in pairs.items() if pair.last == index - 1), None)
-    if last is None or last == sender or last == ROOM_AUDIENCE:
+    if last is None or last in (sender, ROOM_AUDIENCE):
         return None
     return last if any(key == last for _, key in targets) else None
 
