@@ -223,7 +223,9 @@ def test_a_same_answers_only_a_message_to_one_person() -> None:
      ("8th lol", S.MINOR_SELF), ("7mo, y tú?", S.MINOR_SELF), ("9ª série", S.MINOR_SELF),
      ("oui, 15 depuis janvier", S.MINOR_SELF), ("yeah. 34", S.ADULT_SELF),
      ("year 8. why", S.MINOR_SELF), ("grade 7 lol", S.MINOR_SELF),
-     ("si 15, en 4o", S.MINOR_SELF), ("yeah 12", S.MINOR_SELF)],
+     ("si 15, en 4o", S.MINOR_SELF), ("yeah 12", S.MINOR_SELF),
+     ("13 lol dont tell anyone they'll kick me from ranked", S.MINOR_SELF),
+     ("12 jaja no le digas a nadie que me echan del server", S.MINOR_SELF)],
 )  # fmt: skip
 def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
     assert age_of(normalise(text).folded) is signal
@@ -235,7 +237,7 @@ def test_a_reply_that_starts_with_an_age(text: str, signal: Signal) -> None:
      "3", "idk like 13 or 14 people came to the party yesterday", "the 13th",
      "12 people came to the party last night but only 3 stayed", "5km", "10min lol", "3rd",
      "yes", "oui, on se voit à 15h", "yeah, 5 min", "year 2 of uni lol", "yes 5 min",
-     "lol yes 13"],
+     "lol yes 13", "13 people lol that was way too many for one car"],
 )  # fmt: skip
 def test_anything_else_gives_no_age(text: str) -> None:
     assert age_of(normalise(text).folded) is None

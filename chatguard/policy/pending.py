@@ -99,6 +99,25 @@ _FILLER: Final = frozenset(
         "jestem", "soy", "sou", "bin", "suis", "je", "yo", "eu", "ich", "k", "jaja", "mdr",
     }
 )  # fmt: skip
+# Laughs, squeezed: after an age, where the answer ends ("13 lol dont tell anyone").
+_LAUGH: Final = frozenset(
+    {
+        "lol",
+        "lmao",
+        "lmfao",
+        "haha",
+        "hahaha",
+        "hehe",
+        "xd",
+        "jaja",
+        "jajaja",
+        "jeje",
+        "mdr",
+        "ptdr",
+        "k",
+        "rs",
+    }
+)
 _WORD: Final = re.compile(r"[^\W_]+|👍")
 _REPEAT: Final = re.compile(r"(.)\1+")
 _CLAUSE: Final = re.compile(r"[^.!?,;:\n]+")  # a message's first clause
@@ -184,7 +203,8 @@ def answered_age(folded: str, *, years_only: bool = False) -> int | None:
     gives, or None: the clause has at most ``MAX_AGE_WORDS`` words and a number
     among its first three, after nothing but a yes and lead-ins ("13 a co", "10.", "si 15",
     "też 16. to może jutro...", "im 14 lol"), the clause ending early at a
-    "but" after the number ("10 but im really responsible"); a number
+    "but" after the number ("10 but im really responsible") or at a laugh
+    right after it ("13 lol dont tell anyone they'll kick me"); a number
     followed by a unit is a quantity ("5 min"). With ``years_only``, a school
     year ("year 8", "9te", "8th") is no answer: it is not an age in years."""
     # Squeezed as everywhere here, but not a number's digits ("11" stays 11).
@@ -198,7 +218,10 @@ def answered_age(folded: str, *, years_only: bool = False) -> int | None:
         w in _LEAD_IN or (j == 0 and w in _YES) for j, w in enumerate(words[:at])
     ):
         return None
-    # "10 but im really responsible": the answer ends where a "but" starts.
+    # "10 but im really responsible": the answer ends where a "but" starts;
+    # "13 lol dont tell anyone": a laugh right after the number ends it too.
+    if at + 1 < len(words) and words[at + 1] in _LAUGH:
+        words = words[: at + 2]
     words = words[: next((j for j in range(at + 1, len(words)) if words[j] in _BUT), None)]
     if len(words) > MAX_AGE_WORDS:
         return None
