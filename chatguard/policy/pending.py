@@ -101,23 +101,9 @@ _FILLER: Final = frozenset(
 )  # fmt: skip
 # Laughs, squeezed: after an age, where the answer ends ("13 lol dont tell anyone").
 _LAUGH: Final = frozenset(
-    {
-        "lol",
-        "lmao",
-        "lmfao",
-        "haha",
-        "hahaha",
-        "hehe",
-        "xd",
-        "jaja",
-        "jajaja",
-        "jeje",
-        "mdr",
-        "ptdr",
-        "k",
-        "rs",
-    }
-)
+    {"lol", "lmao", "lmfao", "haha", "hahaha", "hehe", "xd", "jaja", "jajaja", "jeje", "mdr",
+     "ptdr", "k", "rs"}
+)  # fmt: skip
 _WORD: Final = re.compile(r"[^\W_]+|👍")
 _REPEAT: Final = re.compile(r"(.)\1+")
 _CLAUSE: Final = re.compile(r"[^.!?,;:\n]+")  # a message's first clause

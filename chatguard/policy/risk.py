@@ -165,7 +165,8 @@ class Observation:
         )
         # Of ``matches``, the age declarations that speak for the recipient too
         # ("we're both 15"): they declare the one recipient of a message to one
-        # person as they declare the sender.
+        # person as they declare the sender, and in a room the person they
+        # answer (``_reader``).
         self.for_recipient: Final = for_recipient
         # Rule ids of the declarations in ``for_recipient`` that speak for the
         # recipient only ("ur only 13"): they declare nothing of the sender,
