@@ -353,8 +353,7 @@ class Engine:
         found = self._model.found(norm.folded)
         if not found:
             return []
-        ruled = {m.signal for m, _ in matched}
-        if not ruled.isdisjoint(_CONTEXT_SIGNALS):
+        if any(m.signal in _CONTEXT_SIGNALS for m, _ in matched):
             return []
         # A signal only ``trigger: false`` rules matched (a sign that counts
         # once and acts when said again) is still the model's to read: such a
